@@ -1,0 +1,103 @@
+//! The command line (DESIGN §6). Exit codes: 0 ok, 1 runtime error, 2 usage or config error.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hookgate",
+    version,
+    about = "A gateway that lets through only genuine webhooks"
+)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// `run` is the default command.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway (the default).
+    Run(RunArgs),
+    /// Validate a config file, print every problem, exit 2 if there is one.
+    Check(RunArgs),
+    /// Print the headers (and a curl command) of a correctly signed request.
+    Sign(SignArgs),
+    /// Sign a body and POST it to URL.
+    Send(SendArgs),
+    /// A small receiver that prints every request it gets and answers 200.
+    Echo(EchoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Config file.
+    #[arg(short, long, env = "HOOKGATE_CONFIG", default_value = "hookgate.yaml")]
+    pub config: PathBuf,
+}
+
+/// How to sign: the scheme and its secret, as a sender would.
+#[derive(Debug, Args)]
+pub struct SchemeArgs {
+    /// Signature scheme: mediaconvert, github or hmac.
+    #[arg(long)]
+    pub scheme: String,
+    /// The shared secret (prefer HOOKGATE_SECRET or --secret-file: argv is visible to other users).
+    #[arg(
+        long,
+        env = "HOOKGATE_SECRET",
+        hide_env_values = true,
+        required_unless_present = "secret_file"
+    )]
+    pub secret: Option<String>,
+    /// Read the secret from a file.
+    #[arg(long, conflicts_with = "secret")]
+    pub secret_file: Option<PathBuf>,
+    /// hmac: the signature header.
+    #[arg(long)]
+    pub header: Option<String>,
+    /// hmac: text before the encoded signature, e.g. "sha256=".
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// hmac: hex or base64.
+    #[arg(long)]
+    pub encoding: Option<String>,
+    /// hmac: sha256, sha512 or sha1.
+    #[arg(long)]
+    pub algorithm: Option<String>,
+    /// hmac: what is signed, e.g. "{header.X-Timestamp}.{body}".
+    #[arg(long)]
+    pub signed: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    #[command(flatten)]
+    pub scheme: SchemeArgs,
+    /// URL for the printed curl command.
+    #[arg(long, default_value = "http://127.0.0.1:8080/")]
+    pub url: String,
+    /// The body to sign.
+    pub body_file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    #[command(flatten)]
+    pub scheme: SchemeArgs,
+    /// Where to POST.
+    pub url: String,
+    /// The body to sign and send.
+    pub body_file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct EchoArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    pub listen: std::net::SocketAddr,
+}

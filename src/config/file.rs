@@ -1,0 +1,95 @@
+//! The YAML file as written by the operator: a loose serde mirror.
+//!
+//! Values that need interpretation (durations, sizes, URLs, CIDRs) stay strings here, so one
+//! pass in `validate.rs` can check them all and report every problem at once with its key path.
+//! Unknown keys are collected by `serde_ignored` in `mod.rs`, not refused by serde, for the same
+//! reason.
+
+use serde::Deserialize;
+
+/// A scalar the operator may write bare or quoted: `1048576`, `1MiB`, `9s`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Scalar {
+    Int(u64),
+    Str(String),
+}
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub server: ServerFile,
+    #[serde(default)]
+    pub admin: AdminFile,
+    #[serde(default)]
+    pub log: LogFile,
+    #[serde(default)]
+    pub forward: ForwardFile,
+    #[serde(default)]
+    pub routes: Vec<RouteFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ServerFile {
+    pub listen: Option<String>,
+    pub max_body_bytes: Option<Scalar>,
+    pub header_timeout: Option<String>,
+    pub body_timeout: Option<String>,
+    pub max_connections: Option<Scalar>,
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    pub shutdown_grace: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct AdminFile {
+    pub listen: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct LogFile {
+    pub format: Option<String>,
+    pub level: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ForwardFile {
+    pub header_prefix: Option<String>,
+    pub attestation_secret: Option<SecretFile>,
+}
+
+/// `{id, env: VAR}`, `{id, file: PATH}` or `{id, value: "..."}`.
+#[derive(Debug, Default, Deserialize)]
+pub struct SecretFile {
+    pub id: Option<String>,
+    pub env: Option<String>,
+    pub file: Option<String>,
+    pub value: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RouteFile {
+    pub name: Option<String>,
+    pub path: Option<String>,
+    pub host: Option<String>,
+    pub upstream: Option<String>,
+    pub timeout: Option<String>,
+    pub verify: Option<VerifyFile>,
+}
+
+/// One struct for every scheme: which keys a scheme accepts is checked in `validate.rs`, so a
+/// key given to the wrong scheme gets a message that says so.
+#[derive(Debug, Default, Deserialize)]
+pub struct VerifyFile {
+    pub scheme: Option<String>,
+    #[serde(default)]
+    pub secrets: Vec<SecretFile>,
+    pub tolerance: Option<String>,
+    /// Generic `hmac` scheme.
+    pub header: Option<String>,
+    pub prefix: Option<String>,
+    pub encoding: Option<String>,
+    pub algorithm: Option<String>,
+    pub signed: Option<String>,
+}

@@ -1,0 +1,110 @@
+//! Secrets: where they come from, and a type that cannot leak them by accident.
+
+use std::fmt;
+use std::sync::Arc;
+
+/// A loaded secret. `Debug` and `Display` never show the bytes, so a secret that ends up in a
+/// log line, an error or a panic message shows as `Secret(id, <redacted>)`.
+#[derive(Clone)]
+pub struct Secret {
+    id: Arc<str>,
+    bytes: Arc<[u8]>,
+}
+
+impl Secret {
+    pub fn new(id: impl Into<Arc<str>>, bytes: impl Into<Arc<[u8]>>) -> Self {
+        Self {
+            id: id.into(),
+            bytes: bytes.into(),
+        }
+    }
+
+    /// The operator's name for this secret (`current`, `previous`, ...): safe to log.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The secret material. Only verification and signing code should call this.
+    pub fn expose(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Secret({}, <redacted>)", self.id)
+    }
+}
+
+/// Where a secret is read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    Env(String),
+    File(String),
+    Value,
+}
+
+/// Reads a secret from its source. File contents lose one trailing newline (`echo` and
+/// Kubernetes Secret volumes both add one) and nothing else.
+pub fn load(source: &SecretSource, inline: Option<&str>) -> Result<Vec<u8>, String> {
+    match source {
+        SecretSource::Env(var) => match std::env::var_os(var) {
+            Some(v) if !v.is_empty() => Ok(v.into_encoded_bytes()),
+            Some(_) => Err(format!(
+                "environment variable {var} is empty; set it to the secret"
+            )),
+            None => Err(format!(
+                "environment variable {var} is not set; export it or use `file:`"
+            )),
+        },
+        SecretSource::File(path) => match std::fs::read(path) {
+            Ok(mut bytes) => {
+                if bytes.ends_with(b"\r\n") {
+                    bytes.truncate(bytes.len() - 2);
+                } else if bytes.ends_with(b"\n") {
+                    bytes.truncate(bytes.len() - 1);
+                }
+                if bytes.is_empty() {
+                    Err(format!("secret file {path} is empty"))
+                } else {
+                    Ok(bytes)
+                }
+            }
+            Err(e) => Err(format!(
+                "cannot read secret file {path}: {e}; check the path and its permissions"
+            )),
+        },
+        SecretSource::Value => match inline {
+            Some(v) if !v.is_empty() => Ok(v.as_bytes().to_vec()),
+            _ => Err("`value` is empty; give the secret".to_string()),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_is_redacted() {
+        let s = Secret::new("current", b"hunter2".to_vec());
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("hunter2"));
+        assert!(shown.contains("current"));
+    }
+
+    #[test]
+    fn file_loses_one_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s");
+        std::fs::write(&p, b"abc\n").unwrap();
+        let got = load(&SecretSource::File(p.display().to_string()), None).unwrap();
+        assert_eq!(got, b"abc");
+    }
+
+    #[test]
+    fn missing_env_names_the_variable() {
+        let e = load(&SecretSource::Env("HOOKGATE_TEST_UNSET_VAR".into()), None).unwrap_err();
+        assert!(e.contains("HOOKGATE_TEST_UNSET_VAR"));
+    }
+}

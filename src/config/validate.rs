@@ -1,0 +1,691 @@
+//! From the file's loose mirror to runtime types, collecting every problem on the way.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::file::{FileConfig, RouteFile, Scalar, SecretFile, VerifyFile};
+use super::secret::{self, SecretSource};
+use super::{Admin, Config, Forward, Log, LogFormat, Problem, Route, RoutePath, Secret, Server};
+use super::{LogFormat::Json, Upstream};
+use crate::verify::{Algorithm, Encoding, HmacSpec, Scheme, Template, Verifier, SCHEME_NAMES};
+
+/// Parses YAML text into a `Config`, or every problem found.
+pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
+    let mut value: Value = serde_saphyr::from_str(text)
+        .map_err(|e| vec![Problem::new("(file)", format!("not valid YAML: {e}"))])?;
+    if value.is_null() {
+        value = Value::Object(Default::default());
+    }
+    let mut problems = Vec::new();
+    expand_env(&mut value, &mut String::new(), &mut problems);
+
+    let mut unknown = Vec::new();
+    let mut on_unknown = |path: serde_ignored::Path<'_>| unknown.push(ignored_path(&path));
+    let de = serde_ignored::Deserializer::new(value, &mut on_unknown);
+    let file: Result<FileConfig, _> = serde_path_to_error::deserialize(de);
+    for key in unknown {
+        problems.push(Problem::new(
+            key,
+            "unknown key; check its spelling against config.example.yaml",
+        ));
+    }
+    let file = match file {
+        Ok(f) => f,
+        Err(e) => {
+            let key = e.path().to_string();
+            problems.push(Problem::new(key, e.into_inner().to_string()));
+            return Err(problems);
+        }
+    };
+    let mut v = Validator { problems };
+    let config = v.config(file);
+    if v.problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(v.problems)
+    }
+}
+
+/// `routes[0].verify.foo` from serde_ignored's path.
+fn ignored_path(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path as P;
+    match path {
+        P::Root => String::new(),
+        P::Seq { parent, index } => format!("{}[{index}]", ignored_path(parent)),
+        P::Map { parent, key } => {
+            let p = ignored_path(parent);
+            if p.is_empty() {
+                key.clone()
+            } else {
+                format!("{p}.{key}")
+            }
+        }
+        P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => {
+            ignored_path(parent)
+        }
+    }
+}
+
+/// Replaces `${VAR}` in every string with the variable's value.
+fn expand_env(value: &mut Value, path: &mut String, problems: &mut Vec<Problem>) {
+    match value {
+        Value::String(s) if s.contains("${") => {
+            let mut out = String::with_capacity(s.len());
+            let mut rest = s.as_str();
+            while let Some(start) = rest.find("${") {
+                out.push_str(&rest[..start]);
+                let Some(len) = rest[start..].find('}') else {
+                    problems.push(Problem::new(path.clone(), "unclosed `${` in value"));
+                    return;
+                };
+                let var = &rest[start + 2..start + len];
+                match std::env::var(var) {
+                    Ok(v) => out.push_str(&v),
+                    Err(_) => problems.push(Problem::new(
+                        path.clone(),
+                        format!(
+                            "environment variable {var} is not set (used as ${{{var}}}); export it"
+                        ),
+                    )),
+                }
+                rest = &rest[start + len + 1..];
+            }
+            out.push_str(rest);
+            *s = out;
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                expand_env(item, path, problems);
+                path.truncate(len);
+            }
+        }
+        Value::Object(map) => {
+            for (k, item) in map.iter_mut() {
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(k);
+                expand_env(item, path, problems);
+                path.truncate(len);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `512KiB`, `1MiB`, `2MB`, `100` (bytes).
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let mult: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "KB" | "kB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+struct Validator {
+    problems: Vec<Problem>,
+}
+
+impl Validator {
+    fn problem(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(Problem::new(key, message));
+    }
+
+    fn config(&mut self, f: FileConfig) -> Config {
+        let server = Server {
+            listen: self.addr("server.listen", f.server.listen.as_deref(), "0.0.0.0:8080"),
+            max_body_bytes: self.size("server.max_body_bytes", f.server.max_body_bytes, 1 << 20),
+            header_timeout: self.duration("server.header_timeout", f.server.header_timeout, 5),
+            body_timeout: self.duration("server.body_timeout", f.server.body_timeout, 10),
+            max_connections: self.count("server.max_connections", f.server.max_connections, 10_000),
+            trusted_proxies: f
+                .server
+                .trusted_proxies
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| self.cidr(&format!("server.trusted_proxies[{i}]"), s))
+                .collect(),
+            shutdown_grace: self.duration("server.shutdown_grace", f.server.shutdown_grace, 20),
+        };
+        let admin = Admin {
+            listen: self.addr("admin.listen", f.admin.listen.as_deref(), "127.0.0.1:9090"),
+        };
+        let log = Log {
+            format: match f.log.format.as_deref() {
+                None | Some("json") => Json,
+                Some("pretty") => LogFormat::Pretty,
+                Some(other) => {
+                    self.problem(
+                        "log.format",
+                        format!("`{other}` is not a format; use json or pretty"),
+                    );
+                    Json
+                }
+            },
+            level: match f.log.level.as_deref() {
+                None => "info".to_string(),
+                Some(l @ ("trace" | "debug" | "info" | "warn" | "error")) => l.to_string(),
+                Some(other) => {
+                    self.problem(
+                        "log.level",
+                        format!("`{other}` is not a level; use trace, debug, info, warn or error"),
+                    );
+                    "info".to_string()
+                }
+            },
+        };
+        let header_prefix = f
+            .forward
+            .header_prefix
+            .unwrap_or_else(|| "X-Webhook-".into());
+        if header_prefix.len() < 3
+            || http::HeaderName::from_bytes(header_prefix.as_bytes()).is_err()
+        {
+            self.problem(
+                "forward.header_prefix",
+                format!("`{header_prefix}` is not a usable header name prefix; use something like X-Webhook-"),
+            );
+        }
+        let attestation = f
+            .forward
+            .attestation_secret
+            .as_ref()
+            .and_then(|s| self.secret("forward.attestation_secret", s));
+        let forward = Forward {
+            header_prefix,
+            attestation,
+        };
+
+        if f.routes.is_empty() {
+            self.problem(
+                "routes",
+                "no routes; add at least one (see config.example.yaml)",
+            );
+        }
+        let mut names = HashSet::new();
+        let mut paths = HashSet::new();
+        let mut routes = Vec::new();
+        for (i, r) in f.routes.into_iter().enumerate() {
+            let key = format!("routes[{i}]");
+            if let Some(route) = self.route(&key, r) {
+                if !names.insert(route.name.clone()) {
+                    self.problem(
+                        format!("{key}.name"),
+                        format!(
+                            "duplicate route name `{}`; names must be unique",
+                            route.name
+                        ),
+                    );
+                }
+                if !paths.insert((route.host.clone(), route.path.clone())) {
+                    self.problem(
+                        format!("{key}.path"),
+                        "duplicate path: another route already answers it; change path or host",
+                    );
+                }
+                routes.push(Arc::new(route));
+            }
+        }
+        Config {
+            server,
+            admin,
+            log,
+            forward,
+            routes,
+        }
+    }
+
+    fn route(&mut self, key: &str, r: RouteFile) -> Option<Route> {
+        let name = match r.name {
+            Some(n)
+                if !n.is_empty()
+                    && n.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) =>
+            {
+                Some(Arc::<str>::from(n))
+            }
+            Some(n) => {
+                self.problem(
+                    format!("{key}.name"),
+                    format!("`{n}` is not a usable name; use letters, digits, `-`, `_` or `.`"),
+                );
+                None
+            }
+            None => {
+                self.problem(format!("{key}.name"), "missing; give the route a name");
+                None
+            }
+        };
+        let path = match r.path {
+            Some(p) if p.starts_with('/') => match p.strip_suffix('*') {
+                Some(prefix) if prefix.ends_with('/') && !prefix.contains('*') => {
+                    Some(RoutePath::Prefix(prefix.to_string()))
+                }
+                None if !p.contains('*') => Some(RoutePath::Exact(p)),
+                _ => {
+                    self.problem(
+                        format!("{key}.path"),
+                        format!("`{p}`: `*` is only allowed as a final `/*`"),
+                    );
+                    None
+                }
+            },
+            Some(p) => {
+                self.problem(format!("{key}.path"), format!("`{p}` must start with `/`"));
+                None
+            }
+            None => {
+                self.problem(
+                    format!("{key}.path"),
+                    "missing; e.g. /webhooks/mediaconvert",
+                );
+                None
+            }
+        };
+        let host = r.host.map(|h| h.to_ascii_lowercase());
+        let upstream = self.upstream(&format!("{key}.upstream"), r.upstream.as_deref());
+        let timeout = self.duration(&format!("{key}.timeout"), r.timeout, 9);
+        let verifier = match r.verify {
+            Some(v) => self.verifier(&format!("{key}.verify"), v),
+            None => {
+                self.problem(
+                    format!("{key}.verify"),
+                    "missing; every route verifies signatures (e.g. {scheme: mediaconvert, secrets: [...]})",
+                );
+                None
+            }
+        };
+        Some(Route {
+            name: name?,
+            path: path?,
+            host,
+            upstream: upstream?,
+            timeout,
+            verifier: verifier?,
+        })
+    }
+
+    fn upstream(&mut self, key: &str, s: Option<&str>) -> Option<Upstream> {
+        let Some(s) = s else {
+            self.problem(key, "missing; e.g. http://127.0.0.1:3000/webhooks");
+            return None;
+        };
+        let uri: http::Uri = match s.parse() {
+            Ok(u) => u,
+            Err(e) => {
+                self.problem(
+                    key,
+                    format!("`{s}` is not a URL ({e}); e.g. http://127.0.0.1:3000/webhooks"),
+                );
+                return None;
+            }
+        };
+        let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
+            self.problem(
+                key,
+                format!("`{s}` needs a scheme and host, e.g. http://127.0.0.1:3000/path"),
+            );
+            return None;
+        };
+        if scheme != &http::uri::Scheme::HTTP {
+            self.problem(
+                key,
+                format!("`{s}`: only http:// upstreams are supported; hookgate sits next to the backend"),
+            );
+            return None;
+        }
+        if uri.query().is_some() {
+            self.problem(
+                key,
+                format!(
+                    "`{s}`: the upstream URL cannot carry a query; the sender's query is forwarded"
+                ),
+            );
+            return None;
+        }
+        Some(Upstream {
+            scheme: scheme.clone(),
+            authority: authority.clone(),
+            path: if uri.path().is_empty() {
+                "/".into()
+            } else {
+                uri.path().into()
+            },
+        })
+    }
+
+    fn verifier(&mut self, key: &str, v: VerifyFile) -> Option<Verifier> {
+        let mut secrets = Vec::new();
+        let mut ids = HashSet::new();
+        if v.secrets.is_empty() {
+            self.problem(
+                format!("{key}.secrets"),
+                "no secrets; add at least one {id, env: VAR} (or file: / value:)",
+            );
+        }
+        for (i, s) in v.secrets.iter().enumerate() {
+            let skey = format!("{key}.secrets[{i}]");
+            if let Some(secret) = self.secret(&skey, s) {
+                if !ids.insert(secret.id().to_string()) {
+                    self.problem(
+                        format!("{skey}.id"),
+                        format!("duplicate secret id `{}`", secret.id()),
+                    );
+                }
+                secrets.push(secret);
+            }
+        }
+        if let Some(t) = &v.tolerance {
+            self.duration(&format!("{key}.tolerance"), Some(t.clone()), 300);
+        }
+        let generic = [
+            ("header", v.header.is_some()),
+            ("prefix", v.prefix.is_some()),
+            ("encoding", v.encoding.is_some()),
+            ("algorithm", v.algorithm.is_some()),
+            ("signed", v.signed.is_some()),
+        ];
+        let scheme = match v.scheme.as_deref() {
+            Some("hmac") => self.hmac_spec(key, &v).map(Scheme::Hmac),
+            Some(name @ ("mediaconvert" | "github")) => {
+                for (k, given) in generic {
+                    if given {
+                        self.problem(
+                            format!("{key}.{k}"),
+                            format!("only for scheme hmac; scheme {name} fixes it, remove the key"),
+                        );
+                    }
+                }
+                Some(if name == "github" {
+                    Scheme::GitHub
+                } else {
+                    Scheme::MediaConvert
+                })
+            }
+            Some(other) => {
+                self.problem(
+                    format!("{key}.scheme"),
+                    format!(
+                        "unknown scheme `{other}`; use one of: {}",
+                        SCHEME_NAMES.join(", ")
+                    ),
+                );
+                None
+            }
+            None => {
+                self.problem(
+                    format!("{key}.scheme"),
+                    format!("missing; use one of: {}", SCHEME_NAMES.join(", ")),
+                );
+                None
+            }
+        };
+        Some(Verifier::new(scheme?, secrets))
+    }
+
+    fn hmac_spec(&mut self, key: &str, v: &VerifyFile) -> Option<HmacSpec> {
+        let header = match v.header.as_deref() {
+            Some(h) if http::HeaderName::from_bytes(h.as_bytes()).is_ok() => {
+                Some(h.to_ascii_lowercase())
+            }
+            Some(h) => {
+                self.problem(
+                    format!("{key}.header"),
+                    format!("`{h}` is not a valid header name"),
+                );
+                None
+            }
+            None => {
+                self.problem(
+                    format!("{key}.header"),
+                    "missing; scheme hmac needs the signature header, e.g. X-Signature",
+                );
+                None
+            }
+        };
+        let encoding = match v.encoding.as_deref() {
+            None => Some(Encoding::Hex),
+            Some(e) => Encoding::parse(e).or_else(|| {
+                self.problem(
+                    format!("{key}.encoding"),
+                    format!("`{e}`: use hex or base64"),
+                );
+                None
+            }),
+        };
+        let algorithm = match v.algorithm.as_deref() {
+            None => Some(Algorithm::Sha256),
+            Some(a) => Algorithm::parse(a).or_else(|| {
+                self.problem(
+                    format!("{key}.algorithm"),
+                    format!("`{a}`: use sha256, sha512 or sha1"),
+                );
+                None
+            }),
+        };
+        let signed = match v.signed.as_deref() {
+            None => Some(Template::body()),
+            Some(t) => Template::parse(t)
+                .map_err(|e| self.problem(format!("{key}.signed"), e))
+                .ok(),
+        };
+        Some(HmacSpec {
+            header: header?,
+            prefix: v.prefix.clone().unwrap_or_default(),
+            encoding: encoding?,
+            algorithm: algorithm?,
+            signed: signed?,
+        })
+    }
+
+    fn secret(&mut self, key: &str, s: &SecretFile) -> Option<Secret> {
+        let id = match s.id.as_deref() {
+            Some(id) if !id.is_empty() => Some(id),
+            _ => {
+                self.problem(
+                    format!("{key}.id"),
+                    "missing; name the secret, e.g. current",
+                );
+                None
+            }
+        };
+        let sources: Vec<SecretSource> = [
+            s.env.clone().map(SecretSource::Env),
+            s.file.clone().map(SecretSource::File),
+            s.value.as_ref().map(|_| SecretSource::Value),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let source = match sources.as_slice() {
+            [one] => one,
+            [] => {
+                self.problem(key, "no source; give exactly one of env, file or value");
+                return None;
+            }
+            _ => {
+                self.problem(
+                    key,
+                    "several sources; give exactly one of env, file or value",
+                );
+                return None;
+            }
+        };
+        match secret::load(source, s.value.as_deref()) {
+            Ok(bytes) => Some(Secret::new(id?, bytes)),
+            Err(message) => {
+                self.problem(key, message);
+                None
+            }
+        }
+    }
+
+    fn addr(&mut self, key: &str, s: Option<&str>, default: &str) -> SocketAddr {
+        let s = s.unwrap_or(default);
+        s.parse().unwrap_or_else(|_| {
+            self.problem(
+                key,
+                format!("`{s}` is not an address; use IP:PORT, e.g. {default}"),
+            );
+            SocketAddr::from(([127, 0, 0, 1], 0))
+        })
+    }
+
+    fn duration(&mut self, key: &str, s: Option<String>, default_secs: u64) -> Duration {
+        let Some(s) = s else {
+            return Duration::from_secs(default_secs);
+        };
+        match humantime::parse_duration(&s) {
+            Ok(d) if !d.is_zero() => d,
+            _ => {
+                self.problem(
+                    key,
+                    format!("`{s}` is not a duration; write e.g. 500ms, 9s, 5m or 24h"),
+                );
+                Duration::from_secs(default_secs)
+            }
+        }
+    }
+
+    fn size(&mut self, key: &str, s: Option<Scalar>, default: u64) -> u64 {
+        match s {
+            None => default,
+            Some(Scalar::Int(n)) if n > 0 => n,
+            Some(Scalar::Str(ref t)) if parse_size(t).is_some_and(|n| n > 0) => {
+                parse_size(t).unwrap_or(default)
+            }
+            Some(other) => {
+                let shown = match other {
+                    Scalar::Int(n) => n.to_string(),
+                    Scalar::Str(t) => t,
+                };
+                self.problem(
+                    key,
+                    format!(
+                        "`{shown}` is not a size; write e.g. 512KiB, 1MiB or a number of bytes"
+                    ),
+                );
+                default
+            }
+        }
+    }
+
+    fn count(&mut self, key: &str, s: Option<Scalar>, default: usize) -> usize {
+        match s {
+            None => default,
+            Some(Scalar::Int(n)) if n > 0 => usize::try_from(n).unwrap_or(usize::MAX),
+            Some(other) => {
+                self.problem(key, format!("`{other:?}` must be a whole number above 0"));
+                default
+            }
+        }
+    }
+
+    fn cidr(&mut self, key: &str, s: &str) -> Option<ipnet::IpNet> {
+        s.parse::<ipnet::IpNet>()
+            .ok()
+            .or_else(|| s.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
+            .or_else(|| {
+                self.problem(key, format!("`{s}` is not a CIDR; write e.g. 10.0.0.0/8"));
+                None
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(yaml: &str) -> Vec<String> {
+        match parse(yaml) {
+            Ok(_) => vec![],
+            Err(p) => p.into_iter().map(|p| p.to_string()).collect(),
+        }
+    }
+
+    const ROUTE: &str = "routes:\n  - name: a\n    path: /a\n    upstream: http://127.0.0.1:1/x\n    verify: {scheme: mediaconvert, secrets: [{id: k, value: s}]}\n";
+
+    #[test]
+    fn minimal_config_loads_with_defaults() {
+        let c = parse(ROUTE).unwrap();
+        assert_eq!(c.server.max_body_bytes, 1 << 20);
+        assert_eq!(c.routes[0].timeout, Duration::from_secs(9));
+        assert_eq!(c.forward.header_prefix, "X-Webhook-");
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("512KiB"), Some(512 * 1024));
+        assert_eq!(parse_size("1MiB"), Some(1 << 20));
+        assert_eq!(parse_size("100"), Some(100));
+        assert_eq!(parse_size("1 MiB"), Some(1 << 20));
+        assert_eq!(parse_size("MiB"), None);
+        assert_eq!(parse_size("1XB"), None);
+    }
+
+    #[test]
+    fn unknown_keys_are_all_reported() {
+        let p = problems(&format!("{ROUTE}servr: {{}}\nadmin: {{lsten: x}}\n"));
+        assert!(
+            p.iter().any(|p| p.starts_with("servr: unknown key")),
+            "{p:?}"
+        );
+        assert!(
+            p.iter().any(|p| p.starts_with("admin.lsten: unknown key")),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn every_problem_at_once() {
+        let p = problems(
+            "server: {max_body_bytes: lots, header_timeout: soon}\nroutes:\n  - name: a\n    path: nope\n    upstream: ftp://x\n    verify: {scheme: rot13, secrets: [{id: k, env: HOOKGATE_SURELY_UNSET}]}\n",
+        );
+        for key in [
+            "server.max_body_bytes:",
+            "server.header_timeout:",
+            "routes[0].path:",
+            "routes[0].upstream:",
+            "routes[0].verify.scheme:",
+            "routes[0].verify.secrets[0]:",
+        ] {
+            assert!(p.iter().any(|p| p.starts_with(key)), "{key} not in {p:?}");
+        }
+    }
+
+    #[test]
+    fn env_expansion() {
+        std::env::set_var("HOOKGATE_TEST_UPSTREAM_PORT", "4567");
+        let c = parse(&ROUTE.replace("1/x", "${HOOKGATE_TEST_UPSTREAM_PORT}/x")).unwrap();
+        assert_eq!(c.routes[0].upstream.authority.port_u16(), Some(4567));
+        let p = problems(&ROUTE.replace("1/x", "${HOOKGATE_SURELY_UNSET_2}/x"));
+        assert!(
+            p[0].starts_with("routes[0].upstream: environment variable HOOKGATE_SURELY_UNSET_2"),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn secrets_never_in_problems() {
+        let p = problems("routes:\n  - name: a\n    path: /a\n    upstream: http://127.0.0.1:1/x\n    verify: {scheme: nope, secrets: [{id: k, value: topsecretvalue}]}\n");
+        assert!(!p.is_empty());
+        assert!(p.iter().all(|p| !p.contains("topsecretvalue")));
+    }
+}

@@ -1,0 +1,107 @@
+//! Stage 8 (sync delivery): send the verified request to the backend and hand back its answer.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::request::Parts;
+use http::{HeaderValue, Request, Response, Uri};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use sha2::{Digest, Sha256};
+
+use super::headers::{strip_hop_by_hop, Trusted};
+use super::{route, Rejection};
+use crate::config::{Route, Secret};
+use crate::verify::{Algorithm, Verified};
+
+/// The pooled HTTP client to every backend.
+pub type UpstreamClient = Client<HttpConnector, Full<Bytes>>;
+
+/// Idle upstream connections are dropped before common backends' keep-alive timeouts (Node's
+/// is 5 s), so a request is rarely written to a connection the backend is closing.
+const POOL_IDLE: Duration = Duration::from_secs(4);
+
+pub fn client() -> UpstreamClient {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_keepalive(Some(Duration::from_secs(30)));
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(POOL_IDLE)
+        .pool_timer(hyper_util::rt::TokioTimer::new())
+        .build(connector)
+}
+
+/// Builds the upstream request from the sender's, whose headers were already cleaned and given
+/// the trusted headers. The body is the exact bytes that were verified.
+pub fn upstream_request(
+    route: &Route,
+    mut parts: Parts,
+    body: Bytes,
+) -> Result<Request<Full<Bytes>>, Rejection> {
+    let path = route::upstream_path(route, parts.uri.path());
+    let mut pq = path;
+    if let Some(q) = parts.uri.query() {
+        pq.push('?');
+        pq.push_str(q);
+    }
+    let uri = Uri::builder()
+        .scheme(route.upstream.scheme.clone())
+        .authority(route.upstream.authority.clone())
+        .path_and_query(pq)
+        .build()
+        .map_err(|_| Rejection::BadBody)?;
+    strip_hop_by_hop(&mut parts.headers);
+    // The client sets Host from the upstream URI; the original is in X-Forwarded-Host.
+    parts.headers.remove(http::header::HOST);
+    let mut req = Request::new(Full::new(body));
+    *req.method_mut() = parts.method;
+    *req.uri_mut() = uri;
+    *req.headers_mut() = parts.headers;
+    Ok(req)
+}
+
+/// `X-Webhook-Attestation: t=<unix>,v1=<hex HMAC-SHA256(secret, t.method.path.sha256(body).provider.key_id)>`.
+pub fn attest(
+    req: &mut Request<Full<Bytes>>,
+    trusted: &Trusted,
+    secret: &Secret,
+    body: &[u8],
+    provider: &str,
+    verified: &Verified,
+    now: u64,
+) {
+    let msg = format!(
+        "{now}.{}.{}.{}.{provider}.{}",
+        req.method(),
+        req.uri().path(),
+        hex::encode(Sha256::digest(body)),
+        verified.key_id
+    );
+    let mac = Algorithm::Sha256.sign(secret.expose(), &[msg.as_bytes()]);
+    if let Ok(v) = HeaderValue::from_str(&format!("t={now},v1={}", hex::encode(mac))) {
+        req.headers_mut().insert(trusted.attestation.clone(), v);
+    }
+}
+
+/// Sends the request within the route's timeout: 502 when the backend cannot be reached, 504
+/// when it does not answer in time. The response body streams back to the sender.
+pub async fn send(
+    client: &UpstreamClient,
+    req: Request<Full<Bytes>>,
+    timeout: Duration,
+) -> Result<(Response<Incoming>, Duration), Rejection> {
+    let started = Instant::now();
+    match tokio::time::timeout(timeout, client.request(req)).await {
+        Err(_) => Err(Rejection::UpstreamTimeout),
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "upstream request failed");
+            Err(Rejection::UpstreamUnreachable)
+        }
+        Ok(Ok(mut res)) => {
+            strip_hop_by_hop(res.headers_mut());
+            Ok((res, started.elapsed()))
+        }
+    }
+}

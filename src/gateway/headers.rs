@@ -1,0 +1,168 @@
+//! Header hygiene: what may cross hookgate, and the trusted headers only hookgate sets.
+
+use http::header::{self, HeaderName};
+use http::{HeaderMap, HeaderValue};
+
+/// Headers that describe one hop, never the message (RFC 9110 §7.6.1), plus the framing headers
+/// hookgate recomputes from the body it verified.
+const HOP_BY_HOP: &[HeaderName] = &[
+    header::CONNECTION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::CONTENT_LENGTH,
+];
+
+/// Removes hop-by-hop headers, including every header the `Connection` header names.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for name in named.iter().chain(HOP_BY_HOP) {
+        headers.remove(name);
+    }
+    headers.remove("keep-alive");
+    headers.remove("proxy-connection");
+}
+
+/// The trusted header names for one prefix, built once per config.
+#[derive(Debug, Clone)]
+pub struct Trusted {
+    /// Lowercase, `_` read as `-`: what inbound names are compared against.
+    normalized_prefix: String,
+    pub verified: HeaderName,
+    pub provider: HeaderName,
+    pub route: HeaderName,
+    pub key_id: HeaderName,
+    pub attestation: HeaderName,
+}
+
+impl Trusted {
+    /// `prefix` was checked by config validation to form valid header names.
+    pub fn new(prefix: &str) -> Self {
+        let name = |suffix: &str| {
+            HeaderName::from_bytes(format!("{prefix}{suffix}").to_ascii_lowercase().as_bytes())
+                .unwrap_or_else(|_| HeaderName::from_static("x-webhook-invalid"))
+        };
+        Self {
+            normalized_prefix: normalize(prefix),
+            verified: name("Verified"),
+            provider: name("Provider"),
+            route: name("Route"),
+            key_id: name("Key-Id"),
+            attestation: name("Attestation"),
+        }
+    }
+
+    /// Removes every inbound header that could pass for one of ours, whatever its case or
+    /// `_`/`-` spelling, and returns how many there were.
+    pub fn strip_spoofed(&self, headers: &mut HeaderMap) -> usize {
+        let spoofed: Vec<HeaderName> = headers
+            .keys()
+            .filter(|k| self.imitates(k.as_str()))
+            .cloned()
+            .collect();
+        let mut count = 0;
+        for name in spoofed {
+            if let header::Entry::Occupied(e) = headers.entry(name) {
+                count += e.remove_entry_mult().1.count();
+            }
+        }
+        count
+    }
+
+    fn imitates(&self, name: &str) -> bool {
+        // Header names from hyper are already lowercase; compare with `_` read as `-`.
+        let p = self.normalized_prefix.as_bytes();
+        name.len() >= p.len()
+            && name
+                .bytes()
+                .zip(p)
+                .all(|(a, &b)| a.to_ascii_lowercase() == b || (a == b'_' && b == b'-'))
+    }
+}
+
+fn normalize(s: &str) -> String {
+    s.to_ascii_lowercase().replace('_', "-")
+}
+
+/// Appends the client to `X-Forwarded-For` and sets `X-Forwarded-Proto` / `-Host`, replacing
+/// whatever the sender put there.
+pub fn set_forwarded(
+    headers: &mut HeaderMap,
+    client: std::net::IpAddr,
+    proto: &'static str,
+    host: Option<HeaderValue>,
+) {
+    const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
+    const XFP: HeaderName = HeaderName::from_static("x-forwarded-proto");
+    const XFH: HeaderName = HeaderName::from_static("x-forwarded-host");
+    let prior: Vec<&str> = headers
+        .get_all(&XFF)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let xff = if prior.is_empty() {
+        client.to_string()
+    } else {
+        format!("{}, {client}", prior.join(", "))
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        headers.insert(XFF, v);
+    }
+    headers.insert(XFP, HeaderValue::from_static(proto));
+    headers.remove(&XFH);
+    if let Some(h) = host {
+        headers.insert(XFH, h);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spoofed_spellings_are_stripped() {
+        let t = Trusted::new("X-Webhook-");
+        let mut h = HeaderMap::new();
+        h.insert("x-webhook-verified", "true".parse().unwrap());
+        h.append("x-webhook-verified", "true".parse().unwrap());
+        h.insert("x_webhook_verified", "true".parse().unwrap());
+        h.insert("x-webhook_provider", "evil".parse().unwrap());
+        h.insert("x-webhook-anything", "1".parse().unwrap());
+        h.insert("x-webhooks", "1".parse().unwrap());
+        h.insert("x-mediaconvert-signature", "sha256=00".parse().unwrap());
+        assert_eq!(t.strip_spoofed(&mut h), 5);
+        assert_eq!(h.len(), 2);
+        assert!(h.contains_key("x-webhooks"));
+    }
+
+    #[test]
+    fn hop_by_hop_and_connection_named() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", "close, x-secret-hop".parse().unwrap());
+        h.insert("x-secret-hop", "1".parse().unwrap());
+        h.insert("keep-alive", "timeout=5".parse().unwrap());
+        h.insert("te", "trailers".parse().unwrap());
+        h.insert("content-type", "application/json".parse().unwrap());
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+    }
+
+    #[test]
+    fn forwarded_for_is_appended() {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", "1.2.3.4".parse().unwrap());
+        h.insert("x-forwarded-proto", "gopher".parse().unwrap());
+        set_forwarded(&mut h, "10.0.0.1".parse().unwrap(), "http", None);
+        assert_eq!(h["x-forwarded-for"], "1.2.3.4, 10.0.0.1");
+        assert_eq!(h["x-forwarded-proto"], "http");
+    }
+}

@@ -1,0 +1,293 @@
+//! The request path: one plain async function per stage, run in order; the first stage that
+//! refuses answers, and nothing after it runs (DESIGN §1).
+//!
+//! route -> per-IP limit -> body -> verify -> route limit -> validate -> dedup -> deliver
+
+mod body;
+mod client_ip;
+mod forward;
+mod headers;
+mod reject;
+mod route;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+
+pub use self::client_ip::resolve as client_ip;
+pub use self::headers::Trusted;
+pub use self::reject::Rejection;
+use crate::config::{Config, Route};
+use crate::metrics::Metrics;
+use crate::verify::{Input, Verified};
+
+/// What hookgate answers with: its own small bodies, or the backend's streamed through.
+pub type Body = Either<Full<Bytes>, Incoming>;
+
+/// The connection a request came in on.
+#[derive(Debug, Clone, Copy)]
+pub struct Conn {
+    pub peer: SocketAddr,
+    pub tls: bool,
+}
+
+/// One config and what is derived from it; swapped whole on reload, so a request runs start to
+/// end on the config it began with.
+pub struct State {
+    pub config: Config,
+    pub trusted: Trusted,
+}
+
+impl State {
+    pub fn new(config: Config) -> Self {
+        let trusted = Trusted::new(&config.forward.header_prefix);
+        Self { config, trusted }
+    }
+}
+
+/// The gateway shared by every connection.
+pub struct Gateway {
+    state: ArcSwap<State>,
+    metrics: Metrics,
+    client: forward::UpstreamClient,
+}
+
+/// What one request came to, for its log line and metrics.
+#[derive(Default)]
+struct Record {
+    route: Option<Arc<str>>,
+    verified: Option<Verified>,
+    spoofed: usize,
+}
+
+impl Gateway {
+    pub fn new(config: Config, metrics: Metrics) -> Self {
+        Self {
+            state: ArcSwap::from_pointee(State::new(config)),
+            metrics,
+            client: forward::client(),
+        }
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The config requests start with from now on.
+    pub fn state(&self) -> Arc<State> {
+        self.state.load_full()
+    }
+
+    /// Installs a new config; requests under way finish on the one they started with.
+    pub fn replace(&self, config: Config) {
+        self.state.store(Arc::new(State::new(config)));
+    }
+
+    /// Runs one request through every stage and accounts for it: one log line, its metrics.
+    pub async fn handle(&self, req: Request<Incoming>, conn: Conn) -> Response<Body> {
+        let started = Instant::now();
+        let state = self.state.load_full();
+        let client = client_ip(
+            conn.peer.ip(),
+            req.headers(),
+            &state.config.server.trusted_proxies,
+        );
+        let mut rec = Record::default();
+        let result = self.pipeline(&state, req, conn, client, &mut rec).await;
+        let route = rec.route.as_deref().unwrap_or("none");
+        let (response, outcome, reason) = match result {
+            Ok(res) => (res.map(Either::Right), "forwarded", ""),
+            Err(r) => {
+                if let Rejection::Unverified(e) = r {
+                    self.metrics
+                        .verify_failures
+                        .with_label_values(&[route, e.reason()])
+                        .inc();
+                }
+                (r.response().map(Either::Left), r.outcome(), r.reason())
+            }
+        };
+        if rec.spoofed > 0 {
+            self.metrics
+                .spoofed_headers
+                .with_label_values(&[route])
+                .inc_by(rec.spoofed as u64);
+        }
+        let elapsed = started.elapsed();
+        self.metrics
+            .requests
+            .with_label_values(&[route, outcome, reason])
+            .inc();
+        self.metrics
+            .request_duration
+            .with_label_values(&[route, outcome])
+            .observe(elapsed.as_secs_f64());
+        let verified = rec.verified.as_ref();
+        tracing::info!(
+            target: "hookgate::request",
+            route,
+            outcome,
+            reason,
+            status = response.status().as_u16(),
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            client_ip = %client,
+            key_id = verified.map(|v| &*v.key_id),
+            delivery_id = verified.and_then(|v| v.delivery_id.as_deref()),
+            spoofed_headers = rec.spoofed,
+            "request"
+        );
+        response
+    }
+
+    async fn pipeline(
+        &self,
+        state: &State,
+        req: Request<Incoming>,
+        conn: Conn,
+        client: std::net::IpAddr,
+        rec: &mut Record,
+    ) -> Result<Response<Incoming>, Rejection> {
+        let config = &state.config;
+        let host = req
+            .uri()
+            .authority()
+            .map(|a| a.as_str().to_owned())
+            .or_else(|| {
+                req.headers()
+                    .get(http::header::HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .map(str::to_owned)
+            });
+
+        // 1. route
+        let route = route::find(
+            &config.routes,
+            req.method(),
+            req.uri().path(),
+            host.as_deref(),
+        )?;
+        rec.route = Some(route.name.clone());
+
+        // 3. body
+        let (mut parts, incoming) = req.into_parts();
+        let server = &config.server;
+        let body = body::read(
+            incoming,
+            &parts.headers,
+            server.max_body_bytes,
+            server.body_timeout,
+        )
+        .await?;
+
+        // 4. verify: on the headers as received, before anything is stripped.
+        let now = unix_now();
+        let verified = self.verify(&route, &parts.headers, &body, now)?;
+        rec.verified = Some(verified.clone());
+
+        // Header hygiene, then the trusted headers.
+        rec.spoofed = state.trusted.strip_spoofed(&mut parts.headers);
+        let original_host = parts
+            .headers
+            .get(http::header::HOST)
+            .cloned()
+            .or_else(|| host.and_then(|h| h.parse().ok()));
+        let proto = if conn.tls { "https" } else { "http" };
+        headers::set_forwarded(&mut parts.headers, client, proto, original_host);
+        let provider = route.verifier.scheme().name();
+        set_trusted(
+            &mut parts.headers,
+            &state.trusted,
+            &route,
+            provider,
+            &verified,
+        );
+
+        // 8. deliver
+        let mut upstream = forward::upstream_request(&route, parts, body.clone())?;
+        if let Some(secret) = &config.forward.attestation {
+            forward::attest(
+                &mut upstream,
+                &state.trusted,
+                secret,
+                &body,
+                provider,
+                &verified,
+                now,
+            );
+        }
+        let result = forward::send(&self.client, upstream, route.timeout).await;
+        let class = match &result {
+            Ok((res, _)) => status_class(res.status()),
+            Err(Rejection::UpstreamTimeout) => "timeout",
+            Err(_) => "error",
+        };
+        let elapsed = match &result {
+            Ok((_, d)) => d.as_secs_f64(),
+            Err(_) => route.timeout.as_secs_f64(),
+        };
+        self.metrics
+            .upstream_duration
+            .with_label_values(&[&route.name, class])
+            .observe(elapsed);
+        result.map(|(res, _)| res)
+    }
+
+    fn verify(
+        &self,
+        route: &Route,
+        headers: &http::HeaderMap,
+        body: &[u8],
+        now: u64,
+    ) -> Result<Verified, Rejection> {
+        let verified = route
+            .verifier
+            .verify(&Input { headers, body, now })
+            .map_err(Rejection::Unverified)?;
+        self.metrics
+            .key_matches
+            .with_label_values(&[&route.name, &verified.key_id])
+            .inc();
+        Ok(verified)
+    }
+}
+
+fn set_trusted(
+    headers: &mut http::HeaderMap,
+    trusted: &Trusted,
+    route: &Route,
+    provider: &'static str,
+    verified: &Verified,
+) {
+    use http::HeaderValue;
+    headers.insert(trusted.verified.clone(), HeaderValue::from_static("true"));
+    headers.insert(trusted.provider.clone(), HeaderValue::from_static(provider));
+    if let Ok(v) = HeaderValue::from_str(&route.name) {
+        headers.insert(trusted.route.clone(), v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&verified.key_id) {
+        headers.insert(trusted.key_id.clone(), v);
+    }
+}
+
+fn status_class(s: http::StatusCode) -> &'static str {
+    match s.as_u16() {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
+/// Wall-clock unix seconds; a clock before 1970 reads as 0 and fails timestamp checks.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

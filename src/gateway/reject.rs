@@ -1,0 +1,124 @@
+//! Every way a request can be refused, mapped in one place to its status, its metric/log reason
+//! and what the sender sees. Bodies say what happened, never why a signature failed.
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+use http_body_util::Full;
+
+use crate::verify::VerifyError;
+
+/// A refusal or failure that ends a request before (or instead of) the backend's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    #[error("no route for this path")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("body larger than max_body_bytes")]
+    TooLarge,
+    #[error("body not received within body_timeout")]
+    BodyTimeout,
+    #[error("body could not be read")]
+    BadBody,
+    #[error("signature verification failed: {0}")]
+    Unverified(VerifyError),
+    #[error("backend unreachable")]
+    UpstreamUnreachable,
+    #[error("backend did not answer within the route's timeout")]
+    UpstreamTimeout,
+}
+
+impl Rejection {
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::BadBody => StatusCode::BAD_REQUEST,
+            Self::Unverified(_) => StatusCode::UNAUTHORIZED,
+            Self::UpstreamUnreachable => StatusCode::BAD_GATEWAY,
+            Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    /// The `reason` label of metrics and logs.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::NotFound => "no_route",
+            Self::MethodNotAllowed => "method",
+            Self::TooLarge => "too_large",
+            Self::BodyTimeout => "body_timeout",
+            Self::BadBody => "bad_body",
+            Self::Unverified(e) => e.reason(),
+            Self::UpstreamUnreachable => "upstream_unreachable",
+            Self::UpstreamTimeout => "upstream_timeout",
+        }
+    }
+
+    /// `rejected` when the sender is at fault, `failed` when hookgate or the backend is.
+    pub fn outcome(self) -> &'static str {
+        match self {
+            Self::UpstreamUnreachable | Self::UpstreamTimeout => "failed",
+            _ => "rejected",
+        }
+    }
+
+    fn body(self) -> &'static str {
+        match self {
+            Self::NotFound => r#"{"error":"not found"}"#,
+            Self::MethodNotAllowed => r#"{"error":"method not allowed"}"#,
+            Self::TooLarge => r#"{"error":"payload too large"}"#,
+            Self::BodyTimeout => r#"{"error":"request timeout"}"#,
+            Self::BadBody => r#"{"error":"bad request"}"#,
+            Self::Unverified(_) => r#"{"error":"invalid signature"}"#,
+            Self::UpstreamUnreachable => r#"{"error":"bad gateway"}"#,
+            Self::UpstreamTimeout => r#"{"error":"gateway timeout"}"#,
+        }
+    }
+
+    /// Whether the connection must not be reused: the request body may be partly unread.
+    fn closes(self) -> bool {
+        matches!(self, Self::TooLarge | Self::BodyTimeout | Self::BadBody)
+    }
+
+    pub fn response(self) -> Response<Full<Bytes>> {
+        let mut res = Response::new(Full::new(Bytes::from_static(self.body().as_bytes())));
+        *res.status_mut() = self.status();
+        let h = res.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if self == Self::MethodNotAllowed {
+            h.insert(header::ALLOW, HeaderValue::from_static("POST"));
+        }
+        if self.closes() {
+            h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        res
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_verify_failure_looks_the_same_to_the_sender() {
+        let all = [
+            VerifyError::MissingHeader,
+            VerifyError::MalformedHeader,
+            VerifyError::Mismatch,
+            VerifyError::TimestampExpired,
+            VerifyError::TimestampFuture,
+            VerifyError::NoSecret,
+        ];
+        for e in all {
+            let r = Rejection::Unverified(e);
+            assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+            assert_eq!(r.body(), r#"{"error":"invalid signature"}"#);
+            assert_eq!(r.response().headers().len(), 1);
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! hookgate: a reverse proxy that lets through only genuine webhooks.
+//!
+//! It stands in front of any web backend, verifies each webhook's signature over the raw body,
+//! refuses what fails, and forwards the rest byte-for-byte with headers the backend can trust.
+//!
+//! # Layout
+//! - [`config`]: the YAML file, its validation into runtime types, secrets.
+//! - [`server`]: listeners, connection limits, graceful shutdown, the admin endpoints.
+//! - [`gateway`]: the request path, one function per stage.
+//! - [`verify`]: signature schemes; pure functions with an injectable clock.
+//! - [`metrics`], [`telemetry`]: Prometheus metrics and JSON logs.
+//! - [`cli`], [`sign`], [`echo`]: the command line and its helper tools.
+//!
+//! # Request lifecycle
+//! 1. **route**: path (exact or `/*` prefix) and optional host; 404 / 405.
+//! 2. **body**: read within `max_body_bytes` (413) and `body_timeout` (408), raw bytes kept.
+//! 3. **verify**: the route's scheme against every secret, constant-time; 401 says nothing more.
+//! 4. **deliver**: inbound copies of trusted headers stripped, hop-by-hop headers removed,
+//!    `X-Forwarded-*` and the trusted headers set, the exact body sent to the upstream; its
+//!    answer streams back (502 unreachable, 504 too slow).
+//!
+//! Every request is counted, timed and logged once.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod config;
+pub mod echo;
+pub mod gateway;
+pub mod metrics;
+pub mod server;
+pub mod sign;
+pub mod telemetry;
+pub mod verify;

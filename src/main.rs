@@ -1,0 +1,91 @@
+//! The `hookgate` binary: parse the command line, set up logging, hand over to the library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use hookgate::cli::{Cli, Command, RunArgs};
+use hookgate::config::Config;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        None => run(&cli.run),
+        Some(Command::Run(args)) => run(&args),
+        Some(Command::Check(args)) => check(&args),
+        Some(Command::Sign(args)) => match hookgate::sign::sign(&args) {
+            Ok(out) => {
+                print!("{out}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e.to_string(), e.exit_code()),
+        },
+        Some(Command::Send(args)) => {
+            match runtime().and_then(|rt| Ok(rt.block_on(hookgate::sign::send(&args)))) {
+                Ok(Ok((status, body))) => {
+                    println!("{status}\n{body}");
+                    if (200..300).contains(&status) {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(1)
+                    }
+                }
+                Ok(Err(e)) => fail(&e.to_string(), e.exit_code()),
+                Err(e) => fail(&e.to_string(), 1),
+            }
+        }
+        Some(Command::Echo(args)) => match runtime().and_then(|rt| {
+            rt.block_on(hookgate::echo::run(args.listen))
+                .map_err(Into::into)
+        }) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&format!("echo: {e}"), 1),
+        },
+    }
+}
+
+fn fail(msg: &str, code: u8) -> ExitCode {
+    eprintln!("hookgate: {msg}");
+    ExitCode::from(code)
+}
+
+fn load(args: &RunArgs) -> Result<Config, ExitCode> {
+    Config::load(&args.config).map_err(|e| {
+        eprintln!("hookgate: {}: {e}", args.config.display());
+        ExitCode::from(2)
+    })
+}
+
+fn check(args: &RunArgs) -> ExitCode {
+    match load(args) {
+        Ok(c) => {
+            println!("{}: ok ({} routes)", args.config.display(), c.routes.len());
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn run(args: &RunArgs) -> ExitCode {
+    let config = match load(args) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    hookgate::telemetry::init(config.log.format, &config.log.level);
+    let result = runtime().and_then(|rt| {
+        rt.block_on(hookgate::server::run(
+            config,
+            hookgate::server::shutdown_signal(),
+        ))
+        .map_err(anyhow::Error::from)
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&format!("{e:#}"), 1),
+    }
+}

@@ -1,0 +1,100 @@
+//! Prometheus metrics (DESIGN §5). Labels are route names, scheme reasons, secret ids and status
+//! classes: small, operator-chosen sets. Never a raw path, an address or a payload value.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+};
+
+/// Every metric hookgate exports, registered in its own registry.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    pub requests: IntCounterVec,
+    pub verify_failures: IntCounterVec,
+    pub key_matches: IntCounterVec,
+    pub spoofed_headers: IntCounterVec,
+    pub request_duration: HistogramVec,
+    pub upstream_duration: HistogramVec,
+    pub config_reloads: IntCounterVec,
+}
+
+const BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels)
+                .unwrap_or_else(|e| unreachable!("static metric {name}: {e}"));
+            registry
+                .register(Box::new(c.clone()))
+                .unwrap_or_else(|e| unreachable!("register {name}: {e}"));
+            c
+        };
+        let histogram = |name: &str, help: &str, labels: &[&str]| {
+            let h = HistogramVec::new(
+                HistogramOpts::new(name, help).buckets(BUCKETS.to_vec()),
+                labels,
+            )
+            .unwrap_or_else(|e| unreachable!("static metric {name}: {e}"));
+            registry
+                .register(Box::new(h.clone()))
+                .unwrap_or_else(|e| unreachable!("register {name}: {e}"));
+            h
+        };
+        Self {
+            requests: counter(
+                "hookgate_requests_total",
+                "Requests by route and outcome.",
+                &["route", "outcome", "reason"],
+            ),
+            verify_failures: counter(
+                "hookgate_verify_failures_total",
+                "Signature verification failures by reason.",
+                &["route", "reason"],
+            ),
+            key_matches: counter(
+                "hookgate_key_matches_total",
+                "Which secret verified each request (rotation telemetry).",
+                &["route", "key_id"],
+            ),
+            spoofed_headers: counter(
+                "hookgate_spoofed_headers_total",
+                "Inbound headers that imitated hookgate's trusted headers and were removed.",
+                &["route"],
+            ),
+            request_duration: histogram(
+                "hookgate_request_duration_seconds",
+                "Whole-request duration.",
+                &["route", "outcome"],
+            ),
+            upstream_duration: histogram(
+                "hookgate_upstream_duration_seconds",
+                "Time to the backend's response headers.",
+                &["route", "status_class"],
+            ),
+            config_reloads: counter(
+                "hookgate_config_reloads_total",
+                "Config reloads by result.",
+                &["result"],
+            ),
+            registry,
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        // Encoding into a Vec cannot fail for well-formed metrics.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,155 @@
+//! Listeners, connection limits and graceful shutdown.
+//!
+//! One port speaks HTTP/1.1 and HTTP/2 (prior knowledge, and by ALPN under TLS). Slow clients are
+//! bounded by `header_timeout` (request head) and `body_timeout` (in the gateway); the number of
+//! open connections by `max_connections`, beyond which new ones wait in the kernel's backlog.
+
+mod admin;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::config::Config;
+use crate::gateway::{Conn, Gateway};
+use crate::metrics::Metrics;
+
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Largest request head accepted (HTTP/1 buffer, HTTP/2 header list).
+const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// Runs the gateway until `shutdown` resolves, then drains in-flight requests for at most
+/// `server.shutdown_grace`.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+    let bind = |what, addr| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServerError::Bind { what, addr, source })
+    };
+    let listener = bind("server.listen", config.server.listen).await?;
+    let admin_listener = bind("admin.listen", config.admin.listen).await?;
+    let local = listener.local_addr().map_err(|source| ServerError::Bind {
+        what: "server.listen",
+        addr: config.server.listen,
+        source,
+    })?;
+    let admin_local = admin_listener
+        .local_addr()
+        .map_err(|source| ServerError::Bind {
+            what: "admin.listen",
+            addr: config.admin.listen,
+            source,
+        })?;
+
+    let metrics = Metrics::new();
+    let server_cfg = config.server.clone();
+    let gateway = Arc::new(Gateway::new(config, metrics));
+    let admin_task = tokio::spawn(admin::serve(admin_listener, gateway.clone()));
+    tracing::info!(listen = %local, admin = %admin_local, "listening");
+
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(server_cfg.header_timeout)
+        .max_buf_size(MAX_HEADER_BYTES);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(MAX_HEADER_BYTES as u32)
+        .max_concurrent_streams(256)
+        .keep_alive_interval(Some(Duration::from_secs(30)));
+    let builder = Arc::new(builder);
+    let graceful = GracefulShutdown::new();
+    let permits = Arc::new(Semaphore::new(server_cfg.max_connections));
+
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            _ = &mut shutdown => break,
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let gw = gateway.clone();
+        let conn_info = Conn { peer, tls: false };
+        let service = service_fn(move |req| {
+            let gw = gw.clone();
+            async move { Ok::<_, std::convert::Infallible>(gw.handle(req, conn_info).await) }
+        });
+        let conn = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, %peer, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+
+    drop(listener);
+    tracing::info!(grace = ?server_cfg.shutdown_grace, "shutting down: draining in-flight requests");
+    match tokio::time::timeout(server_cfg.shutdown_grace, graceful.shutdown()).await {
+        Ok(()) => tracing::info!("all connections closed"),
+        Err(_) => tracing::warn!("shutdown grace elapsed; closing remaining connections"),
+    }
+    admin_task.abort();
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {},
+                    _ = tokio::signal::ctrl_c() => {},
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
