@@ -8,26 +8,36 @@
 //! - [`server`]: listeners, connection limits, graceful shutdown, the admin endpoints.
 //! - [`gateway`]: the request path, one function per stage.
 //! - [`verify`]: signature schemes; pure functions with an injectable clock.
+//! - [`dedup`]: dedup key templates.
+//! - [`store`]: dedup marks and the spool (`memory`, `redb`).
+//! - [`delivery`]: background delivery for queue and hybrid routes: retries, dead letters.
 //! - [`metrics`], [`telemetry`]: Prometheus metrics and JSON logs.
-//! - [`cli`], [`sign`], [`echo`]: the command line and its helper tools.
+//! - [`cli`], [`sign`], [`echo`], [`dlq`]: the command line and its helper tools.
 //!
 //! # Request lifecycle
 //! 1. **route**: path (exact or `/*` prefix) and optional host; 404 / 405.
 //! 2. **body**: read within `max_body_bytes` (413) and `body_timeout` (408), raw bytes kept.
 //! 3. **verify**: the route's scheme against every secret, constant-time; 401 says nothing more.
-//! 4. **deliver**: inbound copies of trusted headers stripped, hop-by-hop headers removed,
+//! 4. **dedup** (routes with `dedup:`): a key seen and delivered within its TTL gets 200
+//!    `{"status":"duplicate"}`; one whose first copy is still in flight gets 409.
+//! 5. **deliver**: inbound copies of trusted headers stripped, hop-by-hop headers removed,
 //!    `X-Forwarded-*` and the trusted headers set, the exact body sent to the upstream; its
-//!    answer streams back (502 unreachable, 504 too slow).
+//!    answer streams back (502 unreachable, 504 too slow). `queue` routes store the event
+//!    durably and answer 202; `hybrid` routes answer 202 when the backend misses the deadline.
 //!
 //! Every request is counted, timed and logged once.
 #![forbid(unsafe_code)]
 
 pub mod cli;
 pub mod config;
+pub mod dedup;
+pub mod delivery;
+pub mod dlq;
 pub mod echo;
 pub mod gateway;
 pub mod metrics;
 pub mod server;
 pub mod sign;
+pub mod store;
 pub mod telemetry;
 pub mod verify;

@@ -20,7 +20,7 @@ fn main() -> ExitCode {
             Err(e) => fail(&e.to_string(), e.exit_code()),
         },
         Some(Command::Send(args)) => {
-            match runtime().and_then(|rt| Ok(rt.block_on(hookgate::sign::send(&args)))) {
+            match runtime().map(|rt| rt.block_on(hookgate::sign::send(&args))) {
                 Ok(Ok((status, body))) => {
                     println!("{status}\n{body}");
                     if (200..300).contains(&status) {
@@ -33,6 +33,16 @@ fn main() -> ExitCode {
                 Err(e) => fail(&e.to_string(), 1),
             }
         }
+        Some(Command::Dlq(cmd)) => match runtime() {
+            Ok(rt) => match rt.block_on(hookgate::dlq::run(&cmd)) {
+                Ok(out) => {
+                    print!("{out}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e.to_string(), e.exit_code()),
+            },
+            Err(e) => fail(&e.to_string(), 1),
+        },
         Some(Command::Echo(args)) => match runtime().and_then(|rt| {
             rt.block_on(hookgate::echo::run(args.listen))
                 .map_err(Into::into)

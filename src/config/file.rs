@@ -25,9 +25,18 @@ pub struct FileConfig {
     #[serde(default)]
     pub log: LogFile,
     #[serde(default)]
+    pub store: StoreFile,
+    #[serde(default)]
     pub forward: ForwardFile,
     #[serde(default)]
     pub routes: Vec<RouteFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct StoreFile {
+    pub kind: Option<String>,
+    pub path: Option<String>,
+    pub url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -76,6 +85,31 @@ pub struct RouteFile {
     pub upstream: Option<String>,
     pub timeout: Option<String>,
     pub verify: Option<VerifyFile>,
+    pub dedup: Option<DedupFile>,
+    pub delivery: Option<DeliveryFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct DedupFile {
+    pub key: Option<String>,
+    pub ttl: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct DeliveryFile {
+    pub mode: Option<String>,
+    pub deadline: Option<String>,
+    pub concurrency: Option<Scalar>,
+    pub max_attempts: Option<Scalar>,
+    pub max_age: Option<String>,
+    pub retry_on: Option<Vec<Scalar>>,
+    pub backoff: Option<BackoffFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct BackoffFile {
+    pub base: Option<String>,
+    pub max: Option<String>,
 }
 
 /// One struct for every scheme: which keys a scheme accepts is checked in `validate.rs`, so a

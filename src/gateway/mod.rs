@@ -5,30 +5,40 @@
 
 mod body;
 mod client_ip;
-mod forward;
+mod dedup;
+pub(crate) mod forward;
 mod headers;
 mod reject;
 mod route;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use http::{Request, Response};
+use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
+use tokio::sync::oneshot;
 
 pub use self::client_ip::resolve as client_ip;
+use self::dedup::Hold;
 pub use self::headers::Trusted;
 pub use self::reject::Rejection;
-use crate::config::{Config, Route};
+use crate::config::{Config, DeliveryMode, Route};
+use crate::delivery::schedule::millis;
+use crate::delivery::{attempt_of, Clock, Engine, SystemClock};
 use crate::metrics::Metrics;
+use crate::store::{AnyStore, Event, MemoryStore, Meta, StoreError};
 use crate::verify::{Input, Verified};
 
 /// What hookgate answers with: its own small bodies, or the backend's streamed through.
 pub type Body = Either<Full<Bytes>, Incoming>;
+
+/// How long past its holder's own deadline an unreleased dedup claim lasts: a safety net for
+/// a store shared by several processes, where a crashed holder never releases.
+const CLAIM_MARGIN: Duration = Duration::from_secs(30);
 
 /// The connection a request came in on.
 #[derive(Debug, Clone, Copy)]
@@ -53,9 +63,12 @@ impl State {
 
 /// The gateway shared by every connection.
 pub struct Gateway {
-    state: ArcSwap<State>,
+    state: Arc<ArcSwap<State>>,
     metrics: Metrics,
     client: forward::UpstreamClient,
+    store: AnyStore,
+    engine: Arc<Engine>,
+    clock: Arc<dyn Clock>,
 }
 
 /// What one request came to, for its log line and metrics.
@@ -64,19 +77,62 @@ struct Record {
     route: Option<Arc<str>>,
     verified: Option<Verified>,
     spoofed: usize,
+    dedup_key: Option<String>,
+    queue_id: Option<u64>,
+}
+
+/// A request that got past every stage.
+enum Answer {
+    /// The backend's own answer.
+    Forwarded(Response<Incoming>),
+    /// Stored for background delivery: 202. `deferred`: hybrid, after the deadline.
+    Spooled { deferred: bool },
 }
 
 impl Gateway {
+    /// A gateway with the in-memory store and the wall clock.
     pub fn new(config: Config, metrics: Metrics) -> Self {
+        let store = AnyStore::Memory(Arc::new(MemoryStore::new()));
+        Self::with_store(config, metrics, store, Arc::new(SystemClock))
+    }
+
+    /// A gateway on an opened store; call [`Gateway::resume`] before serving.
+    pub fn with_store(
+        config: Config,
+        metrics: Metrics,
+        store: AnyStore,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let state = Arc::new(ArcSwap::from_pointee(State::new(config)));
+        let client = forward::client();
+        let engine = Engine::new(
+            store.clone(),
+            clock.clone(),
+            client.clone(),
+            metrics.clone(),
+            state.clone(),
+        );
         Self {
-            state: ArcSwap::from_pointee(State::new(config)),
+            state,
             metrics,
-            client: forward::client(),
+            client,
+            store,
+            engine,
+            clock,
         }
+    }
+
+    /// Picks up every event the store still holds (after a restart or a crash).
+    pub async fn resume(&self) -> Result<usize, StoreError> {
+        self.engine.resume().await
     }
 
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
     }
 
     /// The config requests start with from now on.
@@ -102,7 +158,12 @@ impl Gateway {
         let result = self.pipeline(&state, req, conn, client, &mut rec).await;
         let route = rec.route.as_deref().unwrap_or("none");
         let (response, outcome, reason) = match result {
-            Ok(res) => (res.map(Either::Right), "forwarded", ""),
+            Ok(Answer::Forwarded(res)) => (res.map(Either::Right), "forwarded", ""),
+            Ok(Answer::Spooled { deferred }) => (
+                accepted().map(Either::Left),
+                "queued",
+                if deferred { "deferred" } else { "" },
+            ),
             Err(r) => {
                 if let Rejection::Unverified(e) = r {
                     self.metrics
@@ -139,6 +200,8 @@ impl Gateway {
             client_ip = %client,
             key_id = verified.map(|v| &*v.key_id),
             delivery_id = verified.and_then(|v| v.delivery_id.as_deref()),
+            dedup_key = rec.dedup_key.as_deref(),
+            queue_id = rec.queue_id,
             spoofed_headers = rec.spoofed,
             "request"
         );
@@ -152,7 +215,7 @@ impl Gateway {
         conn: Conn,
         client: std::net::IpAddr,
         rec: &mut Record,
-    ) -> Result<Response<Incoming>, Rejection> {
+    ) -> Result<Answer, Rejection> {
         let config = &state.config;
         let host = req
             .uri()
@@ -190,6 +253,33 @@ impl Gateway {
         let verified = self.verify(&route, &parts.headers, &body, now)?;
         rec.verified = Some(verified.clone());
 
+        // 7. dedup: the key from the headers as received; the claim is held until delivery.
+        let now_ms = self.clock.now_ms();
+        let mode = route.delivery.mode;
+        let mut hold = None;
+        if let Some(d) = &route.dedup {
+            let busy = match mode {
+                DeliveryMode::Sync => route.timeout,
+                DeliveryMode::Hybrid => route.delivery.deadline,
+                DeliveryMode::Queue => Duration::ZERO,
+            };
+            let lease = millis(busy + CLAIM_MARGIN);
+            let checked = dedup::check(
+                &self.store,
+                &self.metrics,
+                &route,
+                d,
+                &verified,
+                &parts.headers,
+                &body,
+                now_ms,
+                lease,
+            )
+            .await?;
+            rec.dedup_key = Some(checked.key.clone());
+            hold = checked.hold;
+        }
+
         // Header hygiene, then the trusted headers.
         rec.spoofed = state.trusted.strip_spoofed(&mut parts.headers);
         let original_host = parts
@@ -207,9 +297,70 @@ impl Gateway {
             provider,
             &verified,
         );
+        if let Some(key) = &rec.dedup_key {
+            if let Ok(v) = HeaderValue::from_str(key) {
+                parts.headers.insert(state.trusted.id.clone(), v);
+            }
+        }
 
         // 8. deliver
         let mut upstream = forward::upstream_request(&route, parts, body.clone())?;
+        let ttl = route.dedup.as_ref().map_or(Duration::ZERO, |d| d.ttl);
+        let spool = |upstream: &Request<Full<Bytes>>, attempts: u32, next_ms: u64, deferred| {
+            let event = Event {
+                path_and_query: upstream
+                    .uri()
+                    .path_and_query()
+                    .map_or_else(|| "/".to_string(), |p| p.as_str().to_string()),
+                headers: upstream
+                    .headers()
+                    .iter()
+                    .map(|(k, v)| (k.as_str().to_string(), v.as_bytes().to_vec()))
+                    .collect(),
+                body: body.clone(),
+                provider: provider.to_string(),
+                key_id: verified.key_id.to_string(),
+            };
+            let meta = Meta {
+                id: 0,
+                route: route.name.to_string(),
+                key: rec.dedup_key.clone(),
+                received_ms: now_ms,
+                attempts,
+                next_ms,
+                deferred,
+                last_error: String::new(),
+            };
+            (event, meta)
+        };
+        if mode == DeliveryMode::Queue {
+            let (event, meta) = spool(&upstream, 0, now_ms, false);
+            let expires = hold.as_ref().map(|_| now_ms.saturating_add(millis(ttl)));
+            return match self.engine.accept(&event, meta, expires).await {
+                Ok(meta) => {
+                    rec.queue_id = Some(meta.id);
+                    if let Some(h) = hold {
+                        h.handed_over();
+                    }
+                    Ok(Answer::Spooled { deferred: false })
+                }
+                Err(e) => {
+                    self.metrics
+                        .store_errors
+                        .with_label_values(&["enqueue"])
+                        .inc();
+                    tracing::error!(route = %route.name, error = %e, "cannot store an event; refusing it so the sender retries");
+                    Err(Rejection::StoreFailed)
+                }
+            };
+        }
+        // Hybrid stores the request without this attempt's headers; a retry sets its own.
+        let deferred = (mode == DeliveryMode::Hybrid).then(|| {
+            // If the process dies during the first attempt, a restart retries once that
+            // attempt would have timed out.
+            let lease = now_ms.saturating_add(millis(route.timeout + Duration::from_secs(1)));
+            spool(&upstream, 1, lease, true)
+        });
         if let Some(secret) = &config.forward.attestation {
             forward::attest(
                 &mut upstream,
@@ -217,25 +368,123 @@ impl Gateway {
                 secret,
                 &body,
                 provider,
-                &verified,
+                &verified.key_id,
                 now,
             );
         }
-        let result = forward::send(&self.client, upstream, route.timeout).await;
-        let class = match &result {
-            Ok((res, _)) => status_class(res.status()),
-            Err(Rejection::UpstreamTimeout) => "timeout",
-            Err(_) => "error",
-        };
-        let elapsed = match &result {
-            Ok((_, d)) => d.as_secs_f64(),
-            Err(_) => route.timeout.as_secs_f64(),
-        };
-        self.metrics
-            .upstream_duration
-            .with_label_values(&[&route.name, class])
-            .observe(elapsed);
-        result.map(|(res, _)| res)
+        match deferred {
+            None => {
+                let result =
+                    forward::send_observed(&self.client, &self.metrics, &route, upstream).await;
+                self.finish(result, hold, ttl).await
+            }
+            Some((event, meta)) => {
+                let h = upstream.headers_mut();
+                h.insert(
+                    state.trusted.delivery.clone(),
+                    HeaderValue::from_static("sync"),
+                );
+                h.insert(state.trusted.attempt.clone(), HeaderValue::from_static("1"));
+                self.hybrid(route, upstream, event, meta, hold, ttl, rec)
+                    .await
+            }
+        }
+    }
+
+    /// A synchronous attempt's answer goes back to the sender; 2xx marks the key delivered.
+    async fn finish(
+        &self,
+        result: Result<(Response<Incoming>, Duration), Rejection>,
+        hold: Option<Hold>,
+        ttl: Duration,
+    ) -> Result<Answer, Rejection> {
+        let (res, _) = result?;
+        if res.status().is_success() {
+            if let Some(h) = hold {
+                let expires = self.clock.now_ms().saturating_add(millis(ttl));
+                if let Err(e) = h.delivered(expires).await {
+                    self.metrics.store_errors.with_label_values(&["mark"]).inc();
+                    tracing::error!(error = %e, "cannot mark a dedup key delivered");
+                }
+            }
+        }
+        Ok(Answer::Forwarded(res))
+    }
+
+    /// Hybrid: forward, but answer 202 if the backend has not answered by the deadline. The
+    /// first attempt is not abandoned then: it runs on, and its result decides (2xx: done;
+    /// anything else: the retry schedule), so the backend never gets a second copy while the
+    /// first may still succeed.
+    #[allow(clippy::too_many_arguments)]
+    async fn hybrid(
+        &self,
+        route: Arc<Route>,
+        upstream: Request<Full<Bytes>>,
+        event: Event,
+        meta: Meta,
+        hold: Option<Hold>,
+        ttl: Duration,
+        rec: &mut Record,
+    ) -> Result<Answer, Rejection> {
+        let (result_tx, mut result_rx) = oneshot::channel();
+        let (meta_tx, meta_rx) = oneshot::channel::<Meta>();
+        let (client, metrics, engine) = (
+            self.client.clone(),
+            self.metrics.clone(),
+            self.engine.clone(),
+        );
+        let attempt_route = route.clone();
+        tokio::spawn(async move {
+            let result = forward::send_observed(&client, &metrics, &attempt_route, upstream).await;
+            // Either the sender is still waiting and takes the result, or it got 202 and the
+            // spooled event's state is in `meta_rx`.
+            if let Err(result) = result_tx.send(result) {
+                let outcome = attempt_of(result);
+                if let Ok(meta) = meta_rx.await {
+                    engine.settle(meta, outcome).await;
+                }
+            }
+        });
+        tokio::select! {
+            r = &mut result_rx => {
+                let result = r.unwrap_or(Err(Rejection::UpstreamUnreachable));
+                return self.finish(result, hold, ttl).await;
+            }
+            _ = tokio::time::sleep(route.delivery.deadline) => {}
+        }
+        let expires = hold
+            .as_ref()
+            .map(|_| self.clock.now_ms().saturating_add(millis(ttl)));
+        match self.engine.defer(&event, meta, expires).await {
+            Ok(meta) => {
+                rec.queue_id = Some(meta.id);
+                if let Some(h) = hold {
+                    h.handed_over();
+                }
+                let _ = meta_tx.send(meta.clone());
+                result_rx.close();
+                // The attempt ended while the event was being stored: its result is ours.
+                if let Ok(result) = result_rx.try_recv() {
+                    let outcome = attempt_of(result);
+                    let engine = self.engine.clone();
+                    tokio::spawn(async move { engine.settle(meta, outcome).await });
+                }
+                Ok(Answer::Spooled { deferred: true })
+            }
+            Err(e) => {
+                // Not stored: stay synchronous rather than answer 202 for an event that
+                // could be lost.
+                self.metrics
+                    .store_errors
+                    .with_label_values(&["enqueue"])
+                    .inc();
+                tracing::error!(route = %route.name, error = %e, "cannot store a deferred event; waiting for the backend");
+                let result = result_rx
+                    .await
+                    .unwrap_or(Err(Rejection::UpstreamUnreachable));
+                self.finish(result, hold, ttl).await
+            }
+        }
     }
 
     fn verify(
@@ -273,6 +522,17 @@ fn set_trusted(
     if let Ok(v) = HeaderValue::from_str(&verified.key_id) {
         headers.insert(trusted.key_id.clone(), v);
     }
+}
+
+/// 202 for an event stored for background delivery.
+fn accepted() -> Response<Full<Bytes>> {
+    let mut res = Response::new(Full::new(Bytes::from_static(br#"{"status":"queued"}"#)));
+    *res.status_mut() = StatusCode::ACCEPTED;
+    res.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    res
 }
 
 fn status_class(s: http::StatusCode) -> &'static str {

@@ -26,6 +26,12 @@ pub enum Rejection {
     UpstreamUnreachable,
     #[error("backend did not answer within the route's timeout")]
     UpstreamTimeout,
+    #[error("duplicate of a delivered event")]
+    Duplicate,
+    #[error("duplicate of an event still being delivered")]
+    InFlight,
+    #[error("the event could not be stored")]
+    StoreFailed,
 }
 
 impl Rejection {
@@ -39,6 +45,9 @@ impl Rejection {
             Self::Unverified(_) => StatusCode::UNAUTHORIZED,
             Self::UpstreamUnreachable => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::Duplicate => StatusCode::OK,
+            Self::InFlight => StatusCode::CONFLICT,
+            Self::StoreFailed => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -53,13 +62,18 @@ impl Rejection {
             Self::Unverified(e) => e.reason(),
             Self::UpstreamUnreachable => "upstream_unreachable",
             Self::UpstreamTimeout => "upstream_timeout",
+            Self::Duplicate => "delivered",
+            Self::InFlight => "in_flight",
+            Self::StoreFailed => "store",
         }
     }
 
-    /// `rejected` when the sender is at fault, `failed` when hookgate or the backend is.
+    /// `rejected` when the sender is at fault, `failed` when hookgate or the backend is,
+    /// `duplicate` when the event was seen before.
     pub fn outcome(self) -> &'static str {
         match self {
-            Self::UpstreamUnreachable | Self::UpstreamTimeout => "failed",
+            Self::UpstreamUnreachable | Self::UpstreamTimeout | Self::StoreFailed => "failed",
+            Self::Duplicate | Self::InFlight => "duplicate",
             _ => "rejected",
         }
     }
@@ -74,6 +88,9 @@ impl Rejection {
             Self::Unverified(_) => r#"{"error":"invalid signature"}"#,
             Self::UpstreamUnreachable => r#"{"error":"bad gateway"}"#,
             Self::UpstreamTimeout => r#"{"error":"gateway timeout"}"#,
+            Self::Duplicate => r#"{"status":"duplicate"}"#,
+            Self::InFlight => r#"{"error":"duplicate in flight"}"#,
+            Self::StoreFailed => r#"{"error":"internal error"}"#,
         }
     }
 

@@ -19,8 +19,10 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::config::Config;
+use crate::delivery::SystemClock;
 use crate::gateway::{Conn, Gateway};
 use crate::metrics::Metrics;
+use crate::store::AnyStore;
 
 /// Why the server could not run.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +33,8 @@ pub enum ServerError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 /// Largest request head accepted (HTTP/1 buffer, HTTP/2 header list).
@@ -59,9 +63,22 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             source,
         })?;
 
+    let store = AnyStore::open(&config.store)?;
     let metrics = Metrics::new();
     let server_cfg = config.server.clone();
-    let gateway = Arc::new(Gateway::new(config, metrics));
+    let gateway = Arc::new(Gateway::with_store(
+        config,
+        metrics,
+        store.clone(),
+        Arc::new(SystemClock),
+    ));
+    let resumed = gateway.resume().await?;
+    tracing::info!(
+        kind = store.kind(),
+        path = store.path().map(|p| p.display().to_string()),
+        resumed,
+        "store open"
+    );
     let admin_task = tokio::spawn(admin::serve(admin_listener, gateway.clone()));
     tracing::info!(listen = %local, admin = %admin_local, "listening");
 
