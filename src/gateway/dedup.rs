@@ -47,39 +47,37 @@ impl Drop for Hold {
     }
 }
 
-/// The request's key and, unless the store failed, the claim on it.
-pub struct Checked {
-    pub key: String,
-    pub hold: Option<Hold>,
-}
-
-/// Computes the key and claims it; refuses duplicates.
-#[allow(clippy::too_many_arguments)]
-pub async fn check(
-    store: &AnyStore,
-    metrics: &Metrics,
+/// The request's dedup key (logged even when the request is then refused).
+pub fn key(
     route: &Route,
     config: &Dedup,
     verified: &Verified,
     headers: &HeaderMap,
     body: &[u8],
-    now_ms: u64,
-    lease_ms: u64,
-) -> Result<Checked, Rejection> {
+) -> String {
     let (key, fallback) = dedup::key(config.key.as_ref(), verified, headers, body);
     if fallback {
         tracing::debug!(route = %route.name, "dedup key template incomplete; using the body hash");
     }
-    match store.claim(&route.name, &key, now_ms, lease_ms).await {
-        Ok(Claim::New) => Ok(Checked {
-            hold: Some(Hold {
-                store: store.clone(),
-                route: route.name.clone(),
-                key: key.clone(),
-                armed: true,
-            }),
-            key,
-        }),
+    key
+}
+
+/// Claims the key; refuses duplicates. `None` when the store failed: dedup fails open.
+pub async fn claim(
+    store: &AnyStore,
+    metrics: &Metrics,
+    route: &Route,
+    key: &str,
+    now_ms: u64,
+    lease_ms: u64,
+) -> Result<Option<Hold>, Rejection> {
+    match store.claim(&route.name, key, now_ms, lease_ms).await {
+        Ok(Claim::New) => Ok(Some(Hold {
+            store: store.clone(),
+            route: route.name.clone(),
+            key: key.to_string(),
+            armed: true,
+        })),
         Ok(dup @ (Claim::Duplicate | Claim::InFlight)) => {
             metrics.duplicates.with_label_values(&[&route.name]).inc();
             Err(if dup == Claim::Duplicate {
@@ -91,7 +89,7 @@ pub async fn check(
         Err(e) => {
             metrics.store_errors.with_label_values(&["claim"]).inc();
             tracing::error!(route = %route.name, error = %e, "dedup store failed; forwarding without dedup");
-            Ok(Checked { key, hold: None })
+            Ok(None)
         }
     }
 }

@@ -264,20 +264,9 @@ impl Gateway {
                 DeliveryMode::Queue => Duration::ZERO,
             };
             let lease = millis(busy + CLAIM_MARGIN);
-            let checked = dedup::check(
-                &self.store,
-                &self.metrics,
-                &route,
-                d,
-                &verified,
-                &parts.headers,
-                &body,
-                now_ms,
-                lease,
-            )
-            .await?;
-            rec.dedup_key = Some(checked.key.clone());
-            hold = checked.hold;
+            let key = dedup::key(&route, d, &verified, &parts.headers, &body);
+            rec.dedup_key = Some(key.clone());
+            hold = dedup::claim(&self.store, &self.metrics, &route, &key, now_ms, lease).await?;
         }
 
         // Header hygiene, then the trusted headers.

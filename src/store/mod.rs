@@ -303,22 +303,46 @@ mod tests {
         for s in stores {
             let kind = s.kind();
             let t = 1_000_000;
-            assert_eq!(s.claim("r", "k", t, 5_000).await.unwrap(), Claim::New, "{kind}");
-            assert_eq!(s.claim("r", "k", t, 5_000).await.unwrap(), Claim::InFlight, "{kind}");
+            assert_eq!(
+                s.claim("r", "k", t, 5_000).await.unwrap(),
+                Claim::New,
+                "{kind}"
+            );
+            assert_eq!(
+                s.claim("r", "k", t, 5_000).await.unwrap(),
+                Claim::InFlight,
+                "{kind}"
+            );
             // Keys are per route.
-            assert_eq!(s.claim("r2", "k", t, 5_000).await.unwrap(), Claim::New, "{kind}");
+            assert_eq!(
+                s.claim("r2", "k", t, 5_000).await.unwrap(),
+                Claim::New,
+                "{kind}"
+            );
             s.mark_delivered("r", "k", t + 60_000).await.unwrap();
-            assert_eq!(s.claim("r", "k", t + 1, 5_000).await.unwrap(), Claim::Duplicate, "{kind}");
+            assert_eq!(
+                s.claim("r", "k", t + 1, 5_000).await.unwrap(),
+                Claim::Duplicate,
+                "{kind}"
+            );
             // The TTL runs out on the injected clock.
             assert_eq!(
                 s.claim("r", "k", t + 59_999, 5_000).await.unwrap(),
                 Claim::Duplicate,
                 "{kind}"
             );
-            assert_eq!(s.claim("r", "k", t + 60_000, 5_000).await.unwrap(), Claim::New, "{kind}");
+            assert_eq!(
+                s.claim("r", "k", t + 60_000, 5_000).await.unwrap(),
+                Claim::New,
+                "{kind}"
+            );
             // A released claim is free again: a failed attempt does not poison the key.
             s.release("r", "k");
-            assert_eq!(s.claim("r", "k", t + 60_001, 5_000).await.unwrap(), Claim::New, "{kind}");
+            assert_eq!(
+                s.claim("r", "k", t + 60_001, 5_000).await.unwrap(),
+                Claim::New,
+                "{kind}"
+            );
             // An unreleased claim lapses after its lease.
             assert_eq!(
                 s.claim("r", "k", t + 60_001 + 5_000, 5_000).await.unwrap(),
@@ -340,7 +364,10 @@ mod tests {
             assert_eq!(s.purge_expired(5_000).await.unwrap(), 1, "{}", s.kind());
             assert_eq!(s.claim("r", "old", 50, 1).await.unwrap(), Claim::New);
             assert_eq!(s.claim("r", "new", 50, 1).await.unwrap(), Claim::Duplicate);
-            assert_eq!(s.claim("r", "moved", 50, 1).await.unwrap(), Claim::Duplicate);
+            assert_eq!(
+                s.claim("r", "moved", 50, 1).await.unwrap(),
+                Claim::Duplicate
+            );
         }
     }
 
@@ -349,12 +376,22 @@ mod tests {
         let (stores, _dir) = stores();
         for s in stores {
             let kind = s.kind();
-            let a = s.enqueue(&event(1), meta("r", Some("ka")), Some(99_000)).await.unwrap();
+            let a = s
+                .enqueue(&event(1), meta("r", Some("ka")), Some(99_000))
+                .await
+                .unwrap();
             let b = s.enqueue(&event(2), meta("r", None), None).await.unwrap();
-            let c = s.enqueue(&event(3), meta("other", None), None).await.unwrap();
+            let c = s
+                .enqueue(&event(3), meta("other", None), None)
+                .await
+                .unwrap();
             assert!(a.id < b.id && b.id < c.id, "{kind}");
             // Enqueue with a dedup expiry marks the key delivered.
-            assert_eq!(s.claim("r", "ka", 2_000, 1).await.unwrap(), Claim::Duplicate, "{kind}");
+            assert_eq!(
+                s.claim("r", "ka", 2_000, 1).await.unwrap(),
+                Claim::Duplicate,
+                "{kind}"
+            );
             assert_eq!(s.event(b.id).await.unwrap(), Some(event(2)), "{kind}");
             assert_eq!(s.pending().await.unwrap().len(), 3, "{kind}");
 
@@ -376,14 +413,20 @@ mod tests {
             // Dead letters keep their event for replay.
             assert_eq!(s.event(a.id).await.unwrap(), Some(event(1)), "{kind}");
 
-            let replayed = s.replay(&Selection::Route("r".into()), 7_000).await.unwrap();
+            let replayed = s
+                .replay(&Selection::Route("r".into()), 7_000)
+                .await
+                .unwrap();
             assert_eq!(replayed.len(), 1, "{kind}");
             assert_eq!(replayed[0].attempts, 0);
             assert_eq!(replayed[0].next_ms, 7_000);
             assert_eq!(replayed[0].key.as_deref(), Some("ka"));
             assert_eq!(s.pending().await.unwrap(), replayed, "{kind}");
 
-            let dropped = s.drop_dead(&Selection::Ids(vec![c.id, 12345])).await.unwrap();
+            let dropped = s
+                .drop_dead(&Selection::Ids(vec![c.id, 12345]))
+                .await
+                .unwrap();
             assert_eq!(dropped.len(), 1, "{kind}");
             assert!(s.dead_letters().await.unwrap().is_empty(), "{kind}");
             assert_eq!(s.event(c.id).await.unwrap(), None, "{kind}");
@@ -396,7 +439,10 @@ mod tests {
         let path = dir.path().join("nested/dir/s.redb");
         let (a, dead) = {
             let s = RedbStore::open(&path).unwrap();
-            let a = s.enqueue(&event(1), meta("r", Some("k1")), Some(u64::MAX)).await.unwrap();
+            let a = s
+                .enqueue(&event(1), meta("r", Some("k1")), Some(u64::MAX))
+                .await
+                .unwrap();
             let d = s.enqueue(&event(2), meta("r", None), None).await.unwrap();
             s.dead_letter(&d).await.unwrap();
             (a, d)
@@ -430,7 +476,10 @@ mod tests {
         let file = dir.path().join("plain");
         std::fs::write(&file, b"x").unwrap();
         for path in [corrupt, dir_as_file, file.join("under-a-file.redb")] {
-            let err = RedbStore::open(&path).err().expect("open must fail").to_string();
+            let err = RedbStore::open(&path)
+                .err()
+                .expect("open must fail")
+                .to_string();
             assert!(
                 err.starts_with(&format!("store.path {}: cannot open", path.display())),
                 "{err}"
@@ -440,7 +489,9 @@ mod tests {
 
     #[test]
     fn memory_marks_are_bounded() {
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         let s = MemoryStore::with_capacity(3);
         rt.block_on(async {
             for (i, k) in ["a", "b", "c", "d"].iter().enumerate() {
