@@ -32,6 +32,7 @@ fn body(i: usize) -> Vec<u8> {
     .into_bytes()
 }
 
+type Answers = Arc<Mutex<Vec<Option<(u16, String)>>>>;
 type Http = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
 
 /// POSTs one signed event; `None` when no answer came (connection refused or cut).
@@ -70,7 +71,7 @@ async fn kill_9_during_intake_loses_no_accepted_event() {
     let url = gw.url("/hooks/q");
 
     // Intake: SENDERS concurrent keep-alive senders; the gateway dies half-way.
-    let answers: Arc<Mutex<Vec<Option<(u16, String)>>>> = Arc::new(Mutex::new(vec![None; EVENTS]));
+    let answers: Answers = Arc::new(Mutex::new(vec![None; EVENTS]));
     let accepted = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for t in 0..SENDERS {

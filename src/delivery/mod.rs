@@ -78,8 +78,10 @@ impl RouteQueue {
 
     fn forget(&self, id: u64) {
         let mut idx = self.index();
-        idx.items.remove(&id);
-        idx.due.retain(|(_, i)| *i != id);
+        if let Some(m) = idx.items.remove(&id) {
+            // Usually already taken off `due` by the dispatcher; this covers the rest.
+            idx.due.remove(&(m.next_ms, id));
+        }
     }
 }
 
@@ -364,10 +366,6 @@ impl Engine {
             Decision::Retry { .. } => "retry",
             Decision::Dead { .. } => "dead_letter",
         };
-        self.metrics
-            .delivery_attempts
-            .with_label_values(&[&route.name, label])
-            .inc();
         match decision {
             Decision::Done => {
                 if let Err(e) = self.store.ack(meta.id).await {
@@ -408,6 +406,11 @@ impl Engine {
                 self.bury(q, meta).await;
             }
         }
+        // Counted once the store and the index reflect it.
+        self.metrics
+            .delivery_attempts
+            .with_label_values(&[&route.name, label])
+            .inc();
     }
 
     /// Moves an event to the dead letters.

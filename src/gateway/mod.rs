@@ -540,3 +540,149 @@ pub fn unix_now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use http_body_util::BodyExt;
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+
+    use super::*;
+    use crate::store::faulty::FaultyStore;
+    use crate::verify::Algorithm;
+
+    type Client = hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        Full<Bytes>,
+    >;
+
+    /// A backend that counts requests and answers 200.
+    async fn backend() -> (SocketAddr, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let h = hits.clone();
+        tokio::spawn(async move {
+            while let Ok((s, _)) = listener.accept().await {
+                let h = h.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req: Request<Incoming>| {
+                        h.fetch_add(1, Ordering::SeqCst);
+                        let slow = req.uri().path() == "/slow";
+                        async move {
+                            if slow {
+                                tokio::time::sleep(Duration::from_millis(300)).await;
+                            }
+                            Ok::<_, std::convert::Infallible>(Response::new(Full::new(
+                                Bytes::from_static(b"ok"),
+                            )))
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(s), svc)
+                        .await;
+                });
+            }
+        });
+        (addr, hits)
+    }
+
+    /// Serves `gw` on 127.0.0.1.
+    async fn serve(gw: Gateway) -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let gw = Arc::new(gw);
+        tokio::spawn(async move {
+            while let Ok((s, peer)) = listener.accept().await {
+                let gw = gw.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req| {
+                        let gw = gw.clone();
+                        async move {
+                            Ok::<_, std::convert::Infallible>(
+                                gw.handle(req, Conn { peer, tls: false }).await,
+                            )
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(s), svc)
+                        .await;
+                });
+            }
+        });
+        addr
+    }
+
+    async fn post(client: &Client, url: String, body: &'static [u8]) -> (u16, String) {
+        let sig = hex::encode(Algorithm::Sha256.sign(b"s", &[body]));
+        let req = Request::post(url)
+            .header("x-mediaconvert-signature", format!("sha256={sig}"))
+            .body(Full::new(Bytes::from_static(body)))
+            .unwrap();
+        let res = client.request(req).await.unwrap();
+        let status = res.status().as_u16();
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// When the store fails, dedup fails open (forwarded, counted) and queue mode refuses with
+    /// 500 so the sender retries; nothing is answered 202 that was not stored.
+    #[tokio::test]
+    async fn store_failures_fail_open_for_dedup_and_closed_for_the_queue() {
+        let (up, hits) = backend().await;
+        let yaml = format!(
+            "store: {{kind: redb, path: unused.redb}}\nroutes:\n  - {{name: s, path: /s, upstream: \"http://{up}/\", verify: {{scheme: mediaconvert, secrets: [{{id: k, value: s}}]}}, dedup: {{}}}}\n  - {{name: q, path: /q, upstream: \"http://{up}/\", verify: {{scheme: mediaconvert, secrets: [{{id: k, value: s}}]}}, dedup: {{}}, delivery: {{mode: queue}}}}\n  - {{name: h, path: /h, upstream: \"http://{up}/slow\", verify: {{scheme: mediaconvert, secrets: [{{id: k, value: s}}]}}, delivery: {{mode: hybrid, deadline: 50ms}}}}\n"
+        );
+        let config = Config::parse(&yaml).unwrap();
+        let metrics = Metrics::new();
+        let store = AnyStore::Faulty(Arc::new(FaultyStore));
+        let gw = Gateway::with_store(config, metrics.clone(), store, Arc::new(SystemClock));
+        assert!(
+            gw.resume().await.is_err(),
+            "a store that cannot list its queue"
+        );
+        let addr = serve(gw).await;
+        let client: Client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http();
+
+        for _ in 0..2 {
+            let r = post(&client, format!("http://{addr}/s"), b"{\"a\":1}").await;
+            assert_eq!(r, (200, "ok".to_string()), "forwarded without dedup");
+        }
+        assert_eq!(hits.load(Ordering::SeqCst), 2);
+        assert_eq!(metrics.store_errors.with_label_values(&["claim"]).get(), 2);
+
+        let r = post(&client, format!("http://{addr}/q"), b"{\"a\":2}").await;
+        assert_eq!(r, (500, r#"{"error":"internal error"}"#.to_string()));
+        assert_eq!(
+            metrics.store_errors.with_label_values(&["enqueue"]).get(),
+            1
+        );
+        assert_eq!(
+            metrics
+                .requests
+                .with_label_values(&["q", "failed", "store"])
+                .get(),
+            1
+        );
+        assert_eq!(hits.load(Ordering::SeqCst), 2, "not forwarded");
+
+        // Hybrid past the deadline with no store to spool to: stays synchronous rather than
+        // answering 202 for an event that could be lost.
+        let started = Instant::now();
+        let r = post(&client, format!("http://{addr}/h"), b"{\"a\":3}").await;
+        assert_eq!(r, (200, "ok".to_string()));
+        assert!(
+            started.elapsed() >= Duration::from_millis(300),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(
+            metrics.store_errors.with_label_values(&["enqueue"]).get(),
+            2
+        );
+    }
+}

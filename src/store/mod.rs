@@ -9,6 +9,8 @@
 //! in-flight claims live in this process ([`InFlight`]) because a crash ends every request
 //! with it, while delivered marks go to the store and outlive restarts.
 
+#[cfg(test)]
+pub(crate) mod faulty;
 mod memory;
 mod record;
 mod redb;
@@ -137,6 +139,9 @@ pub trait Store: Send + Sync {
 pub enum AnyStore {
     Memory(std::sync::Arc<MemoryStore>),
     Redb(std::sync::Arc<RedbStore>),
+    /// Fails every operation: drives the error paths in tests.
+    #[cfg(test)]
+    Faulty(std::sync::Arc<faulty::FaultyStore>),
 }
 
 impl AnyStore {
@@ -152,13 +157,15 @@ impl AnyStore {
         match self {
             Self::Memory(_) => "memory",
             Self::Redb(_) => "redb",
+            #[cfg(test)]
+            Self::Faulty(_) => "faulty",
         }
     }
 
     pub fn path(&self) -> Option<&Path> {
         match self {
-            Self::Memory(_) => None,
             Self::Redb(s) => Some(s.path()),
+            _ => None,
         }
     }
 }
@@ -168,6 +175,8 @@ macro_rules! dispatch {
         match $self {
             AnyStore::Memory($s) => $call,
             AnyStore::Redb($s) => $call,
+            #[cfg(test)]
+            AnyStore::Faulty($s) => $call,
         }
     };
 }
