@@ -10,6 +10,7 @@ pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -136,15 +137,18 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             gateway: gateway.clone(),
         };
         let acceptor = acceptor.clone();
-        let handshake_timeout = server_cfg.header_timeout;
+        // From accept to the first request (TLS handshake included) within `header_timeout`:
+        // a client that never finishes a handshake or a request head cannot hold a slot.
+        let deadline = tokio::time::Instant::now() + server_cfg.header_timeout;
         tokio::spawn(async move {
             match acceptor {
-                None => ctx.serve(stream, Conn { peer, tls: false }).await,
-                // The handshake holds a connection slot, so it gets the same bound as the
-                // request head: a client that never finishes one is cut off.
+                None => ctx.serve(stream, Conn { peer, tls: false }, deadline).await,
                 Some(acceptor) => {
-                    match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
-                        Ok(Ok(tls_stream)) => ctx.serve(tls_stream, Conn { peer, tls: true }).await,
+                    match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
+                        Ok(Ok(tls_stream)) => {
+                            ctx.serve(tls_stream, Conn { peer, tls: true }, deadline)
+                                .await
+                        }
                         Ok(Err(e)) => tracing::debug!(error = %e, %peer, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
@@ -175,12 +179,17 @@ struct Serve {
 }
 
 impl Serve {
-    async fn serve<I>(self, io: I, conn_info: Conn)
+    /// Serves `io` until it closes; closes it at `first_request_deadline` if no request has
+    /// started by then (hyper's own header timeout only starts once HTTP/1 is detected).
+    async fn serve<I>(self, io: I, conn_info: Conn, first_request_deadline: tokio::time::Instant)
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let gw = self.gateway;
+        let started = Arc::new(AtomicBool::new(false));
+        let seen = started.clone();
         let service = service_fn(move |req| {
+            seen.store(true, Ordering::Relaxed);
             let gw = gw.clone();
             async move { Ok::<_, std::convert::Infallible>(gw.handle(req, conn_info).await) }
         });
@@ -188,8 +197,22 @@ impl Serve {
             .builder
             .serve_connection(TokioIo::new(io), service)
             .into_owned();
-        if let Err(e) = self.watcher.watch(conn).await {
-            tracing::debug!(error = %e, peer = %conn_info.peer, "connection ended with an error");
+        let conn = self.watcher.watch(conn);
+        tokio::pin!(conn);
+        let peer = conn_info.peer;
+        let result = tokio::select! {
+            r = &mut conn => r,
+            _ = tokio::time::sleep_until(first_request_deadline) => {
+                if started.load(Ordering::Relaxed) {
+                    conn.await
+                } else {
+                    tracing::debug!(%peer, "no request within header_timeout; closing");
+                    Ok(())
+                }
+            }
+        };
+        if let Err(e) = result {
+            tracing::debug!(error = %e, %peer, "connection ended with an error");
         }
     }
 }
