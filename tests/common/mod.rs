@@ -258,7 +258,7 @@ impl Gateway {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookgate"));
         cmd.arg("run")
             .arg("-c")
-            .arg(&path)
+            .arg(path)
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
