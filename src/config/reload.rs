@@ -21,10 +21,20 @@ use crate::metrics::Metrics;
 
 /// A file a config was built from, and a digest of the bytes read (`None`: it could not be
 /// read).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Fingerprint {
     pub path: PathBuf,
     pub digest: Option<[u8; 32]>,
+}
+
+/// Without the digest: a hash of a secret file is still something to brute-force offline.
+impl std::fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fingerprint")
+            .field("path", &self.path)
+            .field("readable", &self.digest.is_some())
+            .finish()
+    }
 }
 
 impl Fingerprint {
@@ -218,6 +228,13 @@ mod tests {
         let gone = Fingerprint::read(&p);
         assert_eq!(gone.digest, None);
         assert!(!gone.is_stale());
+    }
+
+    #[test]
+    fn debug_shows_no_digest() {
+        let f = Fingerprint::of(Path::new("/s"), Some(&b"hunter2".to_vec()));
+        let hex = hex::encode(f.digest.unwrap());
+        assert!(!format!("{f:?}").contains(&hex[..8]));
     }
 
     #[test]
