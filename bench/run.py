@@ -176,6 +176,26 @@ def steal():
     return int(parts[8]) if len(parts) > 8 else 0
 
 
+def cpu_seconds(pid):
+    """User + system CPU of a process and its children processes (nginx workers)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pids = [pid]
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            pids += [int(x) for x in f.read().split()]
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+        except OSError:
+            pass
+    return total
+
+
 def rss_kib(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -311,6 +331,8 @@ def main():
         header, value = sign(body_file)
         cfg = hookgate_config(work, hg, hg_admin, backend)
         procs.append(start_hookgate(cfg))
+        # CPU time per request of the proxy under test: the steadiest figure on a shared machine.
+        pids = {"nginx": procs[1].pid, "hookgate": procs[2].pid}
         for p in (backend, proxy, hg):
             wait_port(p)
         env = {"BODY_FILE": str(body_file), "SIG_HEADER": header, "SIG_VALUE": value}
@@ -333,24 +355,30 @@ def main():
                 order = list(urls) if rnd % 2 == 0 else list(reversed(urls))
                 for name in order:
                     s0, t0 = steal(), time.monotonic()
+                    c0 = cpu_seconds(pids[name]) if name in pids else None
                     r = wrk(urls[name], c, args.duration, env)
+                    if c0 is not None:
+                        r["cpu_us"] = (cpu_seconds(pids[name]) - c0) / max(1, r["requests"]) * 1e6
                     st = (steal() - s0) / max(0.01, time.monotonic() - t0) / os.sysconf("SC_CLK_TCK") / 2
                     r["steal"] = st
                     noisy += st > 0.05
                     runs[c][name].append(r)
+                    cpu = f"  cpu/req {r['cpu_us']:.1f} us" if "cpu_us" in r else ""
                     log(f"round {rnd + 1} c={c} {name:8s} {r['rps']:9.0f} req/s  p99 {r['p99']:.2f} ms"
-                        f"  errors {r['errors']}  steal {st:.0%}")
+                        f"  errors {r['errors']}  steal {st:.0%}{cpu}")
 
-        med = {c: {k: {m: statistics.median(x[m] for x in v) for m in ("rps", "p50", "p99", "p999")}
+        med = {c: {k: {m: statistics.median(x.get(m, 0) for x in v)
+                       for m in ("rps", "p50", "p99", "p999", "cpu_us")}
                    | {"errors": sum(x["errors"] for x in v)}
                    for k, v in runs[c].items()} for c in conns_list}
-        lines = ["| conns | contestant | req/s | p50 ms | p99 ms | p99.9 ms | errors |",
-                 "|---|---|---|---|---|---|---|"]
+        lines = ["| conns | contestant | req/s | p50 ms | p99 ms | p99.9 ms | errors | proxy CPU/req us |",
+                 "|---|---|---|---|---|---|---|---|"]
         for c in conns_list:
             for k in urls:
                 m = med[c][k]
+                cpu = f"{m['cpu_us']:.1f}" if m["cpu_us"] else "-"
                 lines.append(f"| {c} | {k} | {m['rps']:.0f} | {m['p50']:.2f} | {m['p99']:.2f} | "
-                             f"{m['p999']:.2f} | {m['errors']} |")
+                             f"{m['p999']:.2f} | {m['errors']} | {cpu} |")
         lines += ["", "| conns | hookgate/nginx req/s | hookgate/nginx p99 | rounds |", "|---|---|---|---|"]
         for c in conns_list:
             ratios = [h["rps"] / n["rps"] for h, n in zip(runs[c]["hookgate"], runs[c]["nginx"])]
