@@ -10,12 +10,14 @@ mod validate;
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use self::secret::Secret;
 pub use self::validate::parse_size;
+use crate::limit::RateLimit;
+use crate::schema::Schema;
 use crate::verify::Verifier;
 
 /// One thing wrong with a config, named by its key path.
@@ -131,20 +133,34 @@ pub struct Route {
     pub upstream: Upstream,
     pub timeout: Duration,
     pub verifier: Verifier,
+    /// Stages 2 and 5; empty when the route has no `rate_limit`.
+    pub rate_limit: RateLimit,
+    /// Stage 6; compiled when the config loads.
+    pub schema: Option<Schema>,
 }
 
 impl Config {
-    /// Reads and validates the file at `path`.
+    /// Reads and validates the file at `path`. Files it names (schemas) are read relative to
+    /// the directory of `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.display().to_string(),
             source,
         })?;
-        Self::parse(&text)
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        Self::parse_in(&text, &dir)
     }
 
-    /// Validates config text.
+    /// Validates config text; relative file names are read from the current directory.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        validate::parse(text).map_err(ConfigError::Invalid)
+        Self::parse_in(text, Path::new("."))
+    }
+
+    /// Validates config text; relative file names are read from `dir`.
+    pub fn parse_in(text: &str, dir: &Path) -> Result<Self, ConfigError> {
+        validate::parse(text, dir).map_err(ConfigError::Invalid)
     }
 }

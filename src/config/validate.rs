@@ -1,20 +1,28 @@
 //! From the file's loose mirror to runtime types, collecting every problem on the way.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
 
-use super::file::{FileConfig, RouteFile, Scalar, SecretFile, VerifyFile};
+use super::file::{
+    ByFieldFile, FileConfig, LimitFile, PerIpFile, RateLimitFile, RouteFile, Scalar, SchemaFile,
+    SecretFile, VerifyFile,
+};
 use super::secret::{self, SecretSource};
 use super::{Admin, Config, Forward, Log, LogFormat, Problem, Route, RoutePath, Secret, Server};
 use super::{LogFormat::Json, Upstream};
+use crate::limit::{Limit, PerIp, Rate, RateLimit};
+use crate::schema::{self, Mode, Schema, Select, BUILTIN_NAMES};
 use crate::verify::{Algorithm, Encoding, HmacSpec, Scheme, Template, Verifier, SCHEME_NAMES};
 
-/// Parses YAML text into a `Config`, or every problem found.
-pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
+/// Parses YAML text into a `Config`, or every problem found. Relative file names in it are
+/// read from `dir`.
+pub fn parse(text: &str, dir: &Path) -> Result<Config, Vec<Problem>> {
     let mut value: Value = serde_saphyr::from_str(text)
         .map_err(|e| vec![Problem::new("(file)", format!("not valid YAML: {e}"))])?;
     if value.is_null() {
@@ -41,7 +49,10 @@ pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
             return Err(problems);
         }
     };
-    let mut v = Validator { problems };
+    let mut v = Validator {
+        problems,
+        dir: dir.to_path_buf(),
+    };
     let config = v.config(file);
     if v.problems.is_empty() {
         Ok(config)
@@ -141,6 +152,8 @@ pub fn parse_size(s: &str) -> Option<u64> {
 
 struct Validator {
     problems: Vec<Problem>,
+    /// Where relative file names (schemas) are read from: the config file's directory.
+    dir: PathBuf,
 }
 
 impl Validator {
@@ -312,6 +325,13 @@ impl Validator {
                 None
             }
         };
+        let rate_limit = match r.rate_limit {
+            Some(rl) => self.rate_limit(&format!("{key}.rate_limit"), rl),
+            None => RateLimit::default(),
+        };
+        let schema = r
+            .schema
+            .and_then(|s| self.schema(&format!("{key}.schema"), s));
         Some(Route {
             name: name?,
             path: path?,
@@ -319,6 +339,247 @@ impl Validator {
             upstream: upstream?,
             timeout,
             verifier: verifier?,
+            rate_limit,
+            schema,
+        })
+    }
+
+    fn rate_limit(&mut self, key: &str, f: RateLimitFile) -> RateLimit {
+        if f.per_ip.is_none() && f.route.is_none() {
+            self.problem(
+                key,
+                "empty; give per_ip and/or route, e.g. {per_ip: {rate: 20/s, burst: 40}}",
+            );
+        }
+        let per_ip = f
+            .per_ip
+            .and_then(|p| self.per_ip(&format!("{key}.per_ip"), p));
+        let route = f.route.and_then(|l| {
+            let LimitFile { rate, burst } = l;
+            self.limit(&format!("{key}.route"), rate, burst)
+        });
+        RateLimit { per_ip, route }
+    }
+
+    fn per_ip(&mut self, key: &str, p: PerIpFile) -> Option<PerIp> {
+        let max_keys = self.count(&format!("{key}.max_keys"), p.max_keys, 100_000);
+        let ipv6_prefix = match p.ipv6_prefix {
+            None => 64,
+            Some(Scalar::Int(n @ 1..=128)) => n as u8,
+            Some(other) => {
+                self.problem(
+                    format!("{key}.ipv6_prefix"),
+                    format!(
+                        "`{}` is not a prefix length; use 1 to 128 (default 64)",
+                        shown(&other)
+                    ),
+                );
+                64
+            }
+        };
+        let limit = self.limit(key, p.rate, p.burst)?;
+        Some(PerIp {
+            limit,
+            max_keys,
+            ipv6_prefix,
+        })
+    }
+
+    fn limit(&mut self, key: &str, rate: Option<String>, burst: Option<Scalar>) -> Option<Limit> {
+        let rate = match rate {
+            None => {
+                self.problem(format!("{key}.rate"), "missing; write e.g. 20/s, 600/m or 1000/h");
+                None
+            }
+            Some(r) => Rate::parse(&r).or_else(|| {
+                self.problem(
+                    format!("{key}.rate"),
+                    format!("`{r}` is not a rate; write a whole number of requests per s, m, h or a duration, e.g. 20/s, 600/m, 5/10s"),
+                );
+                None
+            }),
+        };
+        let burst = match burst {
+            None => rate.map(|r| r.count),
+            Some(Scalar::Int(n)) if n > 0 => Some(
+                NonZeroU32::new(u32::try_from(n).unwrap_or(u32::MAX)).unwrap_or(NonZeroU32::MIN),
+            ),
+            Some(other) => {
+                self.problem(
+                    format!("{key}.burst"),
+                    format!(
+                        "`{}` must be a whole number above 0 (default: the rate's number)",
+                        shown(&other)
+                    ),
+                );
+                None
+            }
+        };
+        let limit = Limit {
+            rate: rate?,
+            burst: burst?,
+        };
+        if limit.quota().is_none() {
+            self.problem(
+                format!("{key}.rate"),
+                "too fast to measure (more than one request a nanosecond); lower it",
+            );
+            return None;
+        }
+        Some(limit)
+    }
+
+    fn schema(&mut self, key: &str, f: SchemaFile) -> Option<Schema> {
+        let mode = match f.mode.as_deref() {
+            None | Some("enforce") => Mode::Enforce,
+            Some("shadow") => Mode::Shadow,
+            Some(other) => {
+                self.problem(
+                    format!("{key}.mode"),
+                    format!("`{other}` is not a mode; use enforce or shadow"),
+                );
+                Mode::Enforce
+            }
+        };
+        let given = [f.file.is_some(), f.builtin.is_some(), f.by_field.is_some()];
+        let select = match given.iter().filter(|g| **g).count() {
+            0 => {
+                self.problem(key, "no schema; give one of file, builtin or by_field");
+                None
+            }
+            1 => {
+                if let Some(file) = &f.file {
+                    self.schema_file(&format!("{key}.file"), file)
+                        .map(Select::One)
+                } else if let Some(name) = &f.builtin {
+                    self.builtin(&format!("{key}.builtin"), name)
+                        .map(Select::One)
+                } else {
+                    f.by_field
+                        .and_then(|b| self.by_field(&format!("{key}.by_field"), b))
+                }
+            }
+            _ => {
+                self.problem(
+                    key,
+                    "several schemas; give exactly one of file, builtin or by_field",
+                );
+                None
+            }
+        };
+        Some(Schema {
+            mode,
+            select: select?,
+        })
+    }
+
+    fn builtin(&mut self, key: &str, name: &str) -> Option<jsonschema::Validator> {
+        let Some(text) = schema::builtin(name) else {
+            self.problem(
+                key,
+                format!(
+                    "unknown builtin schema `{name}`; use one of: {}",
+                    BUILTIN_NAMES.join(", ")
+                ),
+            );
+            return None;
+        };
+        let doc: Value = serde_json::from_str(text)
+            .map_err(|e| self.problem(key, format!("builtin schema `{name}` is broken: {e}")))
+            .ok()?;
+        schema::compile(&doc)
+            .map_err(|e| self.problem(key, format!("builtin schema `{name}` is broken: {e}")))
+            .ok()
+    }
+
+    /// Reads and compiles a schema file, relative to the config file's directory.
+    fn schema_file(&mut self, key: &str, file: &str) -> Option<jsonschema::Validator> {
+        let path = self.dir.join(file);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) => {
+                self.problem(
+                    key,
+                    format!(
+                        "cannot read schema file {} ({e}); paths are relative to the config file's directory",
+                        path.display()
+                    ),
+                );
+                return None;
+            }
+        };
+        let doc: Value = match serde_json::from_str(&text) {
+            Ok(d) => d,
+            Err(e) => {
+                self.problem(
+                    key,
+                    format!("schema file {} is not JSON: {e}", path.display()),
+                );
+                return None;
+            }
+        };
+        match schema::compile(&doc) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.problem(
+                    key,
+                    format!(
+                        "schema file {} is not a usable JSON Schema: {e} ($ref may only point inside the file)",
+                        path.display()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn by_field(&mut self, key: &str, b: ByFieldFile) -> Option<Select> {
+        let pointer = match b.pointer {
+            Some(p) if p.starts_with('/') => Some(p),
+            Some(p) => {
+                self.problem(
+                    format!("{key}.pointer"),
+                    format!("`{p}` is not a JSON pointer; write e.g. /type"),
+                );
+                None
+            }
+            None => {
+                self.problem(
+                    format!("{key}.pointer"),
+                    "missing; the JSON pointer of the field that names the event, e.g. /type",
+                );
+                None
+            }
+        };
+        if b.schemas.is_empty() {
+            self.problem(
+                format!("{key}.schemas"),
+                "no schemas; map values of the field to schema files, e.g. {order.created: schemas/created.json}",
+            );
+        }
+        let mut schemas = HashMap::new();
+        let mut ok = true;
+        for (value, file) in &b.schemas {
+            match self.schema_file(&format!("{key}.schemas[\"{value}\"]"), file) {
+                Some(v) => {
+                    schemas.insert(value.clone(), v);
+                }
+                None => ok = false,
+            }
+        }
+        let default = match &b.default {
+            Some(file) => {
+                let v = self.schema_file(&format!("{key}.default"), file);
+                ok &= v.is_some();
+                v
+            }
+            None => None,
+        };
+        (ok && !schemas.is_empty()).then_some(())?;
+        Some(Select::ByField {
+            pointer: pointer?,
+            schemas,
+            default,
         })
     }
 
@@ -609,9 +870,21 @@ impl Validator {
     }
 }
 
+/// A scalar as the operator wrote it, for messages.
+fn shown(s: &Scalar) -> String {
+    match s {
+        Scalar::Int(n) => n.to_string(),
+        Scalar::Str(t) => t.clone(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse(text: &str) -> Result<Config, Vec<Problem>> {
+        super::parse(text, Path::new("."))
+    }
 
     fn problems(yaml: &str) -> Vec<String> {
         match parse(yaml) {

@@ -63,6 +63,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let server_cfg = config.server.clone();
     let gateway = Arc::new(Gateway::new(config, metrics));
     let admin_task = tokio::spawn(admin::serve(admin_listener, gateway.clone()));
+    let sweeper = tokio::spawn(sweep_limits(gateway.clone(), crate::limit::SWEEP_INTERVAL));
     tracing::info!(listen = %local, admin = %admin_local, "listening");
 
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -128,7 +129,18 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         Err(_) => tracing::warn!("shutdown grace elapsed; closing remaining connections"),
     }
     admin_task.abort();
+    sweeper.abort();
     Ok(())
+}
+
+/// Keeps the per-IP limits' memory to the addresses seen recently.
+async fn sweep_limits(gateway: Arc<Gateway>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        gateway.sweep_limits();
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT.
