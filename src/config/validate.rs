@@ -853,7 +853,10 @@ impl Validator {
             None => default,
             Some(Scalar::Int(n)) if n > 0 => usize::try_from(n).unwrap_or(usize::MAX),
             Some(other) => {
-                self.problem(key, format!("`{other:?}` must be a whole number above 0"));
+                self.problem(
+                    key,
+                    format!("`{}` must be a whole number above 0", shown(&other)),
+                );
                 default
             }
         }
@@ -960,5 +963,75 @@ mod tests {
         let p = problems("routes:\n  - name: a\n    path: /a\n    upstream: http://127.0.0.1:1/x\n    verify: {scheme: nope, secrets: [{id: k, value: topsecretvalue}]}\n");
         assert!(!p.is_empty());
         assert!(p.iter().all(|p| !p.contains("topsecretvalue")));
+    }
+
+    #[test]
+    fn rate_limit_defaults() {
+        let c = parse(&format!(
+            "{ROUTE}    rate_limit: {{per_ip: {{rate: 600/m}}, route: {{rate: 20/s, burst: 40}}}}\n"
+        ))
+        .unwrap();
+        let rl = c.routes[0].rate_limit;
+        let p = rl.per_ip.unwrap();
+        assert_eq!(p.limit.rate.count.get(), 600);
+        assert_eq!(p.limit.rate.per, Duration::from_secs(60));
+        assert_eq!(
+            p.limit.burst.get(),
+            600,
+            "burst defaults to the rate's number"
+        );
+        assert_eq!(p.max_keys, 100_000);
+        assert_eq!(p.ipv6_prefix, 64);
+        let r = rl.route.unwrap();
+        assert_eq!((r.rate.count.get(), r.burst.get()), (20, 40));
+        assert!(parse(ROUTE).unwrap().routes[0].rate_limit.is_empty());
+    }
+
+    #[test]
+    fn rate_limit_problems_all_at_once() {
+        let p = problems(&format!(
+            "{ROUTE}    rate_limit: {{per_ip: {{rate: 20/fortnight, burst: 0, max_keys: 0, ipv6_prefix: 129}}, route: {{burst: 3, max_keys: 3}}}}\n"
+        ));
+        for key in [
+            "routes[0].rate_limit.per_ip.rate:",
+            "routes[0].rate_limit.per_ip.burst:",
+            "routes[0].rate_limit.per_ip.max_keys:",
+            "routes[0].rate_limit.per_ip.ipv6_prefix:",
+            "routes[0].rate_limit.route.rate: missing",
+            "routes[0].rate_limit.route.max_keys: unknown key",
+        ] {
+            assert!(p.iter().any(|p| p.starts_with(key)), "{key} not in {p:?}");
+        }
+        let p = problems(&format!("{ROUTE}    rate_limit: {{}}\n"));
+        assert!(p[0].starts_with("routes[0].rate_limit: empty"), "{p:?}");
+        let p = problems(&format!(
+            "{ROUTE}    rate_limit: {{route: {{rate: 4000000000/s}}}}\n"
+        ));
+        assert!(
+            p[0].starts_with("routes[0].rate_limit.route.rate:"),
+            "{p:?}"
+        );
+        let p = problems(&format!(
+            "{ROUTE}    rate_limit: {{route: {{rate: 2000000000/s}}}}\n"
+        ));
+        assert!(p[0].contains("too fast"), "{p:?}");
+    }
+
+    #[test]
+    fn schema_files_are_read_from_the_config_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("schemas")).unwrap();
+        std::fs::write(dir.path().join("schemas/s.json"), r#"{"required": ["a"]}"#).unwrap();
+        let yaml = format!("{ROUTE}    schema: {{file: schemas/s.json, mode: shadow}}\n");
+        let c = super::parse(&yaml, dir.path()).unwrap();
+        let s = c.routes[0].schema.as_ref().unwrap();
+        assert_eq!(s.mode, Mode::Shadow);
+        assert!(s.check(Some(&serde_json::json!({"a": 1}))).is_ok());
+        assert!(s.check(Some(&serde_json::json!({}))).is_err());
+        let p = problems(&yaml);
+        assert!(
+            p[0].starts_with("routes[0].schema.file: cannot read"),
+            "{p:?}"
+        );
     }
 }

@@ -326,4 +326,36 @@ mod tests {
         assert_eq!(l.check_ip(ip("2001:db8:0:2::1")), Ok(()));
         assert_eq!(l.keys(), 2);
     }
+
+    fn routes(per_ip_rate: &str) -> Vec<Arc<Route>> {
+        let yaml = format!(
+            "routes:\n  - name: a\n    path: /a\n    upstream: http://127.0.0.1:9/x\n    verify: {{scheme: mediaconvert, secrets: [{{id: k, value: s}}]}}\n    rate_limit: {{per_ip: {{rate: {per_ip_rate}, burst: 1}}}}\n  - name: b\n    path: /b\n    upstream: http://127.0.0.1:9/x\n    verify: {{scheme: mediaconvert, secrets: [{{id: k, value: s}}]}}\n"
+        );
+        crate::config::Config::parse(&yaml).unwrap().routes
+    }
+
+    #[test]
+    fn limits_exist_only_for_routes_that_ask() {
+        let limits = Limits::new(&routes("1/h"), None);
+        assert!(limits.get("a").is_some());
+        assert!(limits.get("b").is_none());
+        assert_eq!(limits.check_ip("b", ip("192.0.2.1")), Ok(()));
+        assert_eq!(limits.check_route("b"), Ok(()));
+        assert_eq!(limits.check_route("unknown"), Ok(()));
+    }
+
+    #[test]
+    fn unchanged_limits_survive_a_reload_changed_ones_start_fresh() {
+        let a = ip("192.0.2.1");
+        let old = Limits::new(&routes("1/h"), None);
+        assert_eq!(old.check_ip("a", a), Ok(()));
+        assert!(old.check_ip("a", a).is_err());
+        let same = Limits::new(&routes("1/h"), Some(&old));
+        assert!(
+            same.check_ip("a", a).is_err(),
+            "a reload hands out no fresh burst"
+        );
+        let changed = Limits::new(&routes("2/h"), Some(&same));
+        assert_eq!(changed.check_ip("a", a), Ok(()));
+    }
 }

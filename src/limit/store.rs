@@ -44,7 +44,7 @@ impl KeyStore {
 
     /// The state's theoretical arrival time, read without changing it.
     fn arrival(state: &InMemoryState) -> Option<Nanos> {
-        match state.measure_and_replace(&NotKeyed::NonKey, |t| Err::<((), Nanos), _>(t)) {
+        match state.measure_and_replace(&NotKeyed::NonKey, Err::<((), Nanos), _>) {
             Ok(()) => None,
             Err(t) => t,
         }

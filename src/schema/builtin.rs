@@ -14,7 +14,7 @@ pub fn builtin(name: &str) -> Option<&'static str> {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::{json, Value};
+    use serde_json::Value;
 
     use super::*;
     use crate::schema::{compile, Failure, Mode, Schema, Select, Violation};

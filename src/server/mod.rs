@@ -184,3 +184,56 @@ pub async fn shutdown_signal() {
         let _ = tokio::signal::ctrl_c().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The sweeper runs on its timer: idle addresses go, busy ones stay, and the gauge says so.
+    #[tokio::test]
+    async fn sweeper_forgets_idle_addresses_and_publishes_the_count() {
+        let route = |name: &str, rate: &str| {
+            format!(
+                "  - name: {name}\n    path: /{name}\n    upstream: http://127.0.0.1:9/x\n    verify: {{scheme: mediaconvert, secrets: [{{id: k, value: s}}]}}\n    rate_limit: {{per_ip: {{rate: {rate}, burst: 1}}}}\n"
+            )
+        };
+        let yaml = format!(
+            "routes:\n{}{}",
+            route("slow", "1/h"),
+            route("fast", "1000/s")
+        );
+        let gateway = Arc::new(Gateway::new(Config::parse(&yaml).unwrap(), Metrics::new()));
+        let state = gateway.state();
+        for i in 1..=3 {
+            let ip = format!("192.0.2.{i}").parse().unwrap();
+            state.limits.check_ip("slow", ip).unwrap();
+            state.limits.check_ip("fast", ip).unwrap();
+        }
+        let sweeper = tokio::spawn(sweep_limits(gateway.clone(), Duration::from_millis(5)));
+        let gauge = |route: &str| {
+            gateway
+                .metrics()
+                .rate_limit_keys
+                .with_label_values(&[route])
+                .get()
+        };
+        let settled = tokio::time::timeout(Duration::from_secs(5), async {
+            // A 1000/s bucket is full again after 1ms; a 1/h one not for an hour.
+            while !(gauge("slow") == 3
+                && gauge("fast") == 0
+                && state.limits.get("fast").unwrap().keys() == 0)
+            {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+        sweeper.abort();
+        assert!(
+            settled.is_ok(),
+            "slow {} fast {}",
+            gauge("slow"),
+            gauge("fast")
+        );
+        assert_eq!(state.limits.get("slow").unwrap().keys(), 3);
+    }
+}
