@@ -301,3 +301,26 @@ async fn both_limits_on_one_route() {
     };
     assert_eq!((m("ip"), m("route")), (1.0, 1.0));
 }
+
+/// Over HTTP/2 (h2c) the same 429 and `Retry-After` arrive; the connection header of the
+/// HTTP/1 answer has no place there and must not break the response.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_ip_429_over_h2c() {
+    let backend = Backend::start();
+    let gw = gateway(
+        &Opts::default(),
+        &backend,
+        "{per_ip: {rate: 1/m, burst: 1}}",
+    );
+    let sig = sha256_header(SECRET, BODY);
+    let headers = [("x-mediaconvert-signature", sig.as_str())];
+    let first = send_h2(gw.addr(), "POST", PATH, &headers, BODY)
+        .await
+        .expect("h2c request");
+    assert_eq!(first.status, 200);
+    let second = send_h2(gw.addr(), "POST", PATH, &headers, BODY)
+        .await
+        .expect("h2c request");
+    assert_429(&second, "h2c");
+    assert_eq!(backend.requests().len(), 1);
+}
