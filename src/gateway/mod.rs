@@ -29,6 +29,7 @@ pub use self::reject::Rejection;
 use crate::config::{Config, Route};
 use crate::limit::Limits;
 use crate::metrics::Metrics;
+use crate::schema::Mode;
 use crate::verify::{Input, Verified};
 
 /// What hookgate answers with: its own small bodies, or the backend's streamed through.
@@ -153,7 +154,7 @@ impl Gateway {
                     Rejection::NotJson | Rejection::Schema(_) => {
                         self.metrics
                             .schema_failures
-                            .with_label_values(&[route, "enforce"])
+                            .with_label_values(&[route, Mode::Enforce.label()])
                             .inc();
                     }
                     _ => {}
@@ -164,7 +165,7 @@ impl Gateway {
         if rec.shadowed.is_some() {
             self.metrics
                 .schema_failures
-                .with_label_values(&[route, "shadow"])
+                .with_label_values(&[route, Mode::Shadow.label()])
                 .inc();
         }
         if rec.spoofed > 0 {

@@ -14,7 +14,7 @@ use std::time::Duration;
 use governor::Quota;
 
 pub use self::limiter::{Limits, RouteLimiter};
-pub use self::store::KeyStore;
+use self::store::KeyStore;
 
 /// How often idle addresses are forgotten.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
