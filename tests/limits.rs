@@ -324,3 +324,37 @@ async fn per_ip_429_over_h2c() {
     assert_429(&second, "h2c");
     assert_eq!(backend.requests().len(), 1);
 }
+
+/// A reload keeps the buckets of a route whose limits did not change (no fresh burst for
+/// anyone), and starts fresh ones when the limits change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buckets_survive_a_reload_unless_the_limits_change() {
+    let backend = Backend::start();
+    let mut routes = route(
+        "mc",
+        PATH,
+        &backend.url("/hooks/mc"),
+        &mc_verify(&[("current", SECRET)]),
+    );
+    routes.push_str("    rate_limit: {per_ip: {rate: 1/m, burst: 1}}\n");
+    let yaml = config(&Opts::default(), &routes) + "reload: {watch: false}\n";
+    let gw = Gateway::start(&yaml);
+    assert_eq!(post_signed(&gw, &[]).await.status, 200);
+    assert_429(&post_signed(&gw, &[]).await, "before the reload");
+
+    gw.sighup();
+    let reloads = |n: f64| {
+        gw.wait_metric("hookgate_config_reloads_total", &[("result", "ok")], |v| {
+            v >= n
+        })
+    };
+    assert_eq!(reloads(1.0), 1.0, "{}", gw.all_output());
+    assert_429(&post_signed(&gw, &[]).await, "same limits after a reload");
+
+    std::fs::write(gw.config_file(), yaml.replace("burst: 1", "burst: 2")).unwrap();
+    gw.sighup();
+    assert_eq!(reloads(2.0), 2.0, "{}", gw.all_output());
+    assert_eq!(post_signed(&gw, &[]).await.status, 200);
+    assert_eq!(post_signed(&gw, &[]).await.status, 200);
+    assert_429(&post_signed(&gw, &[]).await, "new limits, used up");
+}

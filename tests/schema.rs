@@ -315,6 +315,42 @@ async fn by_field_without_default_refuses_unknown_values() {
     assert_eq!(v[0].0, "/event/type");
 }
 
+/// A schema file is watched like the config: editing it reloads, and the new schema applies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn editing_a_schema_file_reloads_it() {
+    let backend = Backend::start();
+    let yaml = config(
+        &Opts::default(),
+        &routes(&backend, "{file: schemas/s.json}"),
+    ) + "reload: {interval: 100ms}\n";
+    let gw = Gateway::start_with_files(&yaml, &[("schemas/s.json", r#"{"required": ["a"]}"#)]);
+    assert_eq!(pointers(&send_body(&gw, "{}").await), [""]);
+
+    let file = gw.dir.path().join("schemas/s.json");
+    let tmp = file.with_extension("tmp");
+    std::fs::write(&tmp, r#"{"required": ["b"]}"#).unwrap();
+    std::fs::rename(&tmp, &file).unwrap();
+    let ok = gw.wait_metric("hookgate_config_reloads_total", &[("result", "ok")], |v| {
+        v >= 1.0
+    });
+    assert_eq!(ok, 1.0, "{}", gw.all_output());
+    assert_eq!(send_body(&gw, r#"{"b": 1}"#).await.status, 200);
+    let v = violations(&send_body(&gw, r#"{"a": 1}"#).await);
+    assert!(v[0].1.contains("\"b\""), "{v:?}");
+
+    // A broken edit is refused; the last good schema keeps applying.
+    std::fs::write(&tmp, "{ nope").unwrap();
+    std::fs::rename(&tmp, &file).unwrap();
+    let failed = gw.wait_metric(
+        "hookgate_config_reloads_total",
+        &[("result", "error")],
+        |v| v >= 1.0,
+    );
+    assert_eq!(failed, 1.0, "{}", gw.all_output());
+    assert_eq!(send_body(&gw, r#"{"b": 1}"#).await.status, 200);
+    assert_eq!(send_body(&gw, r#"{"a": 1}"#).await.status, 422);
+}
+
 // ---------------------------------------------------------------------------
 // Config errors
 // ---------------------------------------------------------------------------

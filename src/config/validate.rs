@@ -10,54 +10,72 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::file::{
-    ByFieldFile, FileConfig, LimitFile, PerIpFile, RateLimitFile, RouteFile, Scalar, SchemaFile,
-    SecretFile, VerifyFile,
+    ByFieldFile, FileConfig, LimitFile, PerIpFile, RateLimitFile, ReloadFile, RouteFile, Scalar,
+    SchemaFile, SecretFile, TlsFile, VerifyFile,
 };
+use super::reload::Fingerprint;
 use super::secret::{self, SecretSource};
-use super::{Admin, Config, Forward, Log, LogFormat, Problem, Route, RoutePath, Secret, Server};
+use super::{Admin, Config, Forward, Log, LogFormat, Problem, Reload, Route, RoutePath, Secret};
 use super::{LogFormat::Json, Upstream};
+use super::{Server, Tls};
 use crate::limit::{Limit, PerIp, Rate, RateLimit};
 use crate::schema::{self, Mode, Schema, Select, BUILTIN_NAMES};
 use crate::verify::{Algorithm, Encoding, HmacSpec, Scheme, Template, Verifier, SCHEME_NAMES};
 
-/// Parses YAML text into a `Config`, or every problem found. Relative file names in it are
+/// Parses YAML text into a `Config`, or every problem found. Relative schema paths in it are
 /// read from `dir`.
 pub fn parse(text: &str, dir: &Path) -> Result<Config, Vec<Problem>> {
-    let mut value: Value = serde_saphyr::from_str(text)
-        .map_err(|e| vec![Problem::new("(file)", format!("not valid YAML: {e}"))])?;
-    if value.is_null() {
-        value = Value::Object(Default::default());
-    }
-    let mut problems = Vec::new();
-    expand_env(&mut value, &mut String::new(), &mut problems);
+    parse_recording(text, dir).0
+}
 
-    let mut unknown = Vec::new();
-    let mut on_unknown = |path: serde_ignored::Path<'_>| unknown.push(ignored_path(&path));
-    let de = serde_ignored::Deserializer::new(value, &mut on_unknown);
-    let file: Result<FileConfig, _> = serde_path_to_error::deserialize(de);
-    for key in unknown {
-        problems.push(Problem::new(
-            key,
-            "unknown key; check its spelling against config.example.yaml",
-        ));
-    }
-    let file = match file {
-        Ok(f) => f,
-        Err(e) => {
-            let key = e.path().to_string();
-            problems.push(Problem::new(key, e.into_inner().to_string()));
-            return Err(problems);
-        }
-    };
+/// [`parse`], and every file that validation read (secrets, TLS, schemas), whatever the
+/// outcome.
+pub fn parse_recording(text: &str, dir: &Path) -> (Result<Config, Vec<Problem>>, Vec<Fingerprint>) {
     let mut v = Validator {
-        problems,
+        problems: Vec::new(),
+        files: Vec::new(),
         dir: dir.to_path_buf(),
     };
-    let config = v.config(file);
-    if v.problems.is_empty() {
-        Ok(config)
-    } else {
-        Err(v.problems)
+    let result = v.parse(text);
+    (result, v.files)
+}
+
+impl Validator {
+    fn parse(&mut self, text: &str) -> Result<Config, Vec<Problem>> {
+        let mut value: Value = serde_saphyr::from_str(text)
+            .map_err(|e| vec![Problem::new("(file)", format!("not valid YAML: {e}"))])?;
+        if value.is_null() {
+            value = Value::Object(Default::default());
+        }
+        let mut problems = Vec::new();
+        expand_env(&mut value, &mut String::new(), &mut problems);
+
+        let mut unknown = Vec::new();
+        let mut on_unknown = |path: serde_ignored::Path<'_>| unknown.push(ignored_path(&path));
+        let de = serde_ignored::Deserializer::new(value, &mut on_unknown);
+        let file: Result<FileConfig, _> = serde_path_to_error::deserialize(de);
+        for key in unknown {
+            problems.push(Problem::new(
+                key,
+                "unknown key; check its spelling against config.example.yaml",
+            ));
+        }
+        let file = match file {
+            Ok(f) => f,
+            Err(e) => {
+                let key = e.path().to_string();
+                problems.push(Problem::new(key, e.into_inner().to_string()));
+                return Err(problems);
+            }
+        };
+        self.problems = problems;
+        let mut config = self.config(file);
+        config.files = self.files.clone();
+        if self.problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(std::mem::take(&mut self.problems))
+        }
     }
 }
 
@@ -152,13 +170,23 @@ pub fn parse_size(s: &str) -> Option<u64> {
 
 struct Validator {
     problems: Vec<Problem>,
-    /// Where relative file names (schemas) are read from: the config file's directory.
+    /// Every file read on the way, for the reload watcher.
+    files: Vec<Fingerprint>,
+    /// Where relative schema paths are read from: the config file's directory.
     dir: PathBuf,
 }
 
 impl Validator {
     fn problem(&mut self, key: impl Into<String>, message: impl Into<String>) {
         self.problems.push(Problem::new(key, message));
+    }
+
+    /// Reads a file the config names and remembers what was read.
+    fn read(&mut self, path: impl AsRef<Path>) -> std::io::Result<Vec<u8>> {
+        let path = path.as_ref();
+        let read = std::fs::read(path);
+        self.files.push(Fingerprint::of(path, read.as_ref().ok()));
+        read
     }
 
     fn config(&mut self, f: FileConfig) -> Config {
@@ -176,6 +204,7 @@ impl Validator {
                 .filter_map(|(i, s)| self.cidr(&format!("server.trusted_proxies[{i}]"), s))
                 .collect(),
             shutdown_grace: self.duration("server.shutdown_grace", f.server.shutdown_grace, 20),
+            tls: f.server.tls.and_then(|t| self.tls(t)),
         };
         let admin = Admin {
             listen: self.addr("admin.listen", f.admin.listen.as_deref(), "127.0.0.1:9090"),
@@ -256,12 +285,69 @@ impl Validator {
                 routes.push(Arc::new(route));
             }
         }
+        let reload = self.reload(f.reload);
         Config {
             server,
             admin,
             log,
             forward,
+            reload,
             routes,
+            source: None,
+            files: Vec::new(),
+        }
+    }
+
+    fn reload(&mut self, r: ReloadFile) -> Reload {
+        Reload {
+            watch: r.watch.unwrap_or(true),
+            interval: self.duration("reload.interval", r.interval, 2),
+        }
+    }
+
+    /// Reads and checks the certificate and key now, so `check` and a reload refuse a broken
+    /// pair instead of the first handshake failing.
+    fn tls(&mut self, t: TlsFile) -> Option<Tls> {
+        let file = |v: &mut Self, key: &str, path: Option<String>, what: &str| match path {
+            Some(p) if !p.is_empty() => match v.read(&p) {
+                Ok(bytes) => Some((PathBuf::from(p), bytes)),
+                Err(e) => {
+                    v.problem(
+                        key,
+                        format!("cannot read {p}: {e}; check the path and its permissions"),
+                    );
+                    None
+                }
+            },
+            _ => {
+                v.problem(key, format!("missing; the path to the PEM {what}"));
+                None
+            }
+        };
+        let cert = file(
+            self,
+            "server.tls.cert_file",
+            t.cert_file,
+            "certificate chain (leaf first)",
+        );
+        let key = file(self, "server.tls.key_file", t.key_file, "private key");
+        let ((cert_file, cert_pem), (key_file, key_pem)) = (cert?, key?);
+        match crate::server::tls::certified_key(&cert_pem, &key_pem) {
+            Ok(certified) => Some(Tls {
+                cert_file,
+                key_file,
+                certified: Arc::new(certified),
+            }),
+            Err(e) => {
+                use crate::server::tls::TlsFileRole;
+                let (key, path) = match e.role() {
+                    TlsFileRole::Cert => ("server.tls.cert_file", &cert_file),
+                    TlsFileRole::Key => ("server.tls.key_file", &key_file),
+                    TlsFileRole::Pair => ("server.tls", &cert_file),
+                };
+                self.problem(key, format!("{}: {e}", path.display()));
+                None
+            }
         }
     }
 
@@ -495,7 +581,7 @@ impl Validator {
     /// Reads and compiles a schema file, relative to the config file's directory.
     fn schema_file(&mut self, key: &str, file: &str) -> Option<jsonschema::Validator> {
         let path = self.dir.join(file);
-        let text = match std::fs::read_to_string(&path) {
+        let text = match self.read(&path) {
             Ok(t) => t,
             Err(e) => {
                 self.problem(
@@ -508,7 +594,7 @@ impl Validator {
                 return None;
             }
         };
-        let doc: Value = match serde_json::from_str(&text) {
+        let doc: Value = match serde_json::from_slice(&text) {
             Ok(d) => d,
             Err(e) => {
                 self.problem(
@@ -789,7 +875,14 @@ impl Validator {
                 return None;
             }
         };
-        match secret::load(source, s.value.as_deref()) {
+        let loaded = match source {
+            SecretSource::File(path) => {
+                let read = self.read(path);
+                secret::file_contents(path, read)
+            }
+            other => secret::load(other, s.value.as_deref()),
+        };
+        match loaded {
             Ok(bytes) => Some(Secret::new(id?, bytes)),
             Err(message) => {
                 self.problem(key, message);
