@@ -8,14 +8,20 @@
 //! - [`server`]: listeners, TLS, connection limits, graceful shutdown, the admin endpoints.
 //! - [`gateway`]: the request path, one function per stage.
 //! - [`verify`]: signature schemes; pure functions with an injectable clock.
+//! - [`limit`]: per-IP and per-route rate limits, bounded in memory, generic over the clock.
+//! - [`schema`]: JSON Schema checks of payloads, compiled at load; the builtin schemas.
 //! - [`metrics`], [`telemetry`]: Prometheus metrics and JSON logs.
 //! - [`cli`], [`sign`], [`echo`]: the command line and its helper tools.
 //!
 //! # Request lifecycle
 //! 1. **route**: path (exact or `/*` prefix) and optional host; 404 / 405.
-//! 2. **body**: read within `max_body_bytes` (413) and `body_timeout` (408), raw bytes kept.
-//! 3. **verify**: the route's scheme against every secret, constant-time; 401 says nothing more.
-//! 4. **deliver**: inbound copies of trusted headers stripped, hop-by-hop headers removed,
+//! 2. **per-IP limit** ([`limit`]): the client's bucket, before the body is read; 429.
+//! 3. **body**: read within `max_body_bytes` (413) and `body_timeout` (408), raw bytes kept.
+//! 4. **verify**: the route's scheme against every secret, constant-time; 401 says nothing more.
+//! 5. **route limit** ([`limit`]): the route's bucket, counting verified requests only; 429.
+//! 6. **validate** ([`schema`]): the JSON payload against the route's schema; 400 / 422, or
+//!    counted and forwarded in shadow mode. The parsed payload is kept for later stages.
+//! 7. **deliver**: inbound copies of trusted headers stripped, hop-by-hop headers removed,
 //!    `X-Forwarded-*` and the trusted headers set, the exact body sent to the upstream; its
 //!    answer streams back (502 unreachable, 504 too slow).
 //!
@@ -26,7 +32,9 @@ pub mod cli;
 pub mod config;
 pub mod echo;
 pub mod gateway;
+pub mod limit;
 pub mod metrics;
+pub mod schema;
 pub mod server;
 pub mod sign;
 pub mod telemetry;

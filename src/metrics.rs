@@ -2,7 +2,8 @@
 //! classes: small, operator-chosen sets. Never a raw path, an address or a payload value.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 /// Every metric hookgate exports, registered in its own registry.
@@ -13,6 +14,9 @@ pub struct Metrics {
     pub verify_failures: IntCounterVec,
     pub key_matches: IntCounterVec,
     pub spoofed_headers: IntCounterVec,
+    pub rate_limited: IntCounterVec,
+    pub rate_limit_keys: IntGaugeVec,
+    pub schema_failures: IntCounterVec,
     pub request_duration: HistogramVec,
     pub upstream_duration: HistogramVec,
     pub config_reloads: IntCounterVec,
@@ -47,6 +51,14 @@ impl Metrics {
                 .unwrap_or_else(|e| unreachable!("register {name}: {e}"));
             h
         };
+        let gauge = |name: &str, help: &str, labels: &[&str]| {
+            let g = IntGaugeVec::new(Opts::new(name, help), labels)
+                .unwrap_or_else(|e| unreachable!("static metric {name}: {e}"));
+            registry
+                .register(Box::new(g.clone()))
+                .unwrap_or_else(|e| unreachable!("register {name}: {e}"));
+            g
+        };
         let m = Self {
             requests: counter(
                 "hookgate_requests_total",
@@ -67,6 +79,21 @@ impl Metrics {
                 "hookgate_spoofed_headers_total",
                 "Inbound headers that imitated hookgate's trusted headers and were removed.",
                 &["route"],
+            ),
+            rate_limited: counter(
+                "hookgate_rate_limited_total",
+                "Requests refused by a rate limit, by scope (ip: per address, route: verified traffic).",
+                &["route", "scope"],
+            ),
+            rate_limit_keys: gauge(
+                "hookgate_rate_limit_keys",
+                "Addresses the per-IP limit tracks, as of the last sweep (capped by max_keys).",
+                &["route"],
+            ),
+            schema_failures: counter(
+                "hookgate_schema_failures_total",
+                "Payloads that were not JSON or violated the route's schema, by mode.",
+                &["route", "mode"],
             ),
             request_duration: histogram(
                 "hookgate_request_duration_seconds",

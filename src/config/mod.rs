@@ -18,6 +18,8 @@ use std::time::Duration;
 pub use self::reload::Fingerprint;
 pub use self::secret::Secret;
 pub use self::validate::parse_size;
+use crate::limit::RateLimit;
+use crate::schema::Schema;
 use crate::verify::Verifier;
 
 /// One thing wrong with a config, named by its key path.
@@ -164,10 +166,15 @@ pub struct Route {
     pub upstream: Upstream,
     pub timeout: Duration,
     pub verifier: Verifier,
+    /// Stages 2 and 5; empty when the route has no `rate_limit`.
+    pub rate_limit: RateLimit,
+    /// Stage 6; compiled when the config loads.
+    pub schema: Option<Schema>,
 }
 
 impl Config {
-    /// Reads and validates the file at `path`.
+    /// Reads and validates the file at `path`. Files it names (schemas) are read relative to
+    /// the directory of `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         Self::load_recording(path).0
     }
@@ -187,7 +194,11 @@ impl Config {
                 return (Err(ConfigError::Read { path, source }), files);
             }
         };
-        let (result, read_files) = validate::parse_recording(&text);
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let (result, read_files) = validate::parse_recording(&text, &dir);
         files.extend(read_files);
         let result = result.map_err(ConfigError::Invalid).map(|mut c| {
             c.source = Some(path.to_path_buf());
@@ -197,13 +208,18 @@ impl Config {
         (result, files)
     }
 
-    /// Validates config text.
+    /// Validates config text; relative file names are read from the current directory.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        validate::parse(text).map_err(ConfigError::Invalid)
+        Self::parse_in(text, Path::new("."))
+    }
+
+    /// Validates config text; relative file names are read from `dir`.
+    pub fn parse_in(text: &str, dir: &Path) -> Result<Self, ConfigError> {
+        validate::parse(text, dir).map_err(ConfigError::Invalid)
     }
 
     /// The paths of every file this config was built from: the config file itself, secret
-    /// files and the TLS certificate and key.
+    /// files, the TLS certificate and key, and schema files.
     pub fn watched_files(&self) -> impl Iterator<Item = &Path> {
         self.files.iter().map(|f| f.path.as_path())
     }

@@ -7,8 +7,10 @@ mod body;
 mod client_ip;
 mod forward;
 mod headers;
+mod payload;
 mod reject;
 mod route;
+mod validate;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,9 +24,12 @@ use hyper::body::Incoming;
 
 pub use self::client_ip::resolve as client_ip;
 pub use self::headers::Trusted;
+use self::payload::Payload;
 pub use self::reject::Rejection;
 use crate::config::{Config, Route};
+use crate::limit::Limits;
 use crate::metrics::Metrics;
+use crate::schema::Mode;
 use crate::verify::{Input, Verified};
 
 /// What hookgate answers with: its own small bodies, or the backend's streamed through.
@@ -42,12 +47,19 @@ pub struct Conn {
 pub struct State {
     pub config: Config,
     pub trusted: Trusted,
+    pub limits: Limits,
 }
 
 impl State {
-    pub fn new(config: Config) -> Self {
+    /// The state for `config`; rate-limit buckets of routes unchanged since `previous` carry over.
+    pub fn new(config: Config, previous: Option<&State>) -> Self {
         let trusted = Trusted::new(&config.forward.header_prefix);
-        Self { config, trusted }
+        let limits = Limits::new(&config.routes, previous.map(|p| &p.limits));
+        Self {
+            config,
+            trusted,
+            limits,
+        }
     }
 }
 
@@ -64,12 +76,14 @@ struct Record {
     route: Option<Arc<str>>,
     verified: Option<Verified>,
     spoofed: usize,
+    /// A schema failure forwarded anyway (`mode: shadow`).
+    shadowed: Option<Rejection>,
 }
 
 impl Gateway {
     pub fn new(config: Config, metrics: Metrics) -> Self {
         Self {
-            state: ArcSwap::from_pointee(State::new(config)),
+            state: ArcSwap::from_pointee(State::new(config, None)),
             metrics,
             client: forward::client(),
         }
@@ -86,7 +100,27 @@ impl Gateway {
 
     /// Installs a new config; requests under way finish on the one they started with.
     pub fn replace(&self, config: Config) {
-        self.state.store(Arc::new(State::new(config)));
+        let previous = self.state.load_full();
+        self.state
+            .store(Arc::new(State::new(config, Some(&previous))));
+    }
+
+    /// Forgets idle addresses in the per-IP limits and publishes how many remain; run every
+    /// [`crate::limit::SWEEP_INTERVAL`].
+    pub fn sweep_limits(&self) {
+        for (route, keys, full) in self.state.load().limits.sweep() {
+            self.metrics
+                .rate_limit_keys
+                .with_label_values(&[&*route])
+                .set(i64::try_from(keys).unwrap_or(i64::MAX));
+            if full {
+                tracing::warn!(
+                    route = &*route,
+                    keys,
+                    "per-IP rate limit is tracking max_keys addresses; new addresses share one bucket"
+                );
+            }
+        }
     }
 
     /// Runs one request through every stage and accounts for it: one log line, its metrics.
@@ -104,15 +138,36 @@ impl Gateway {
         let (response, outcome, reason) = match result {
             Ok(res) => (res.map(Either::Right), "forwarded", ""),
             Err(r) => {
-                if let Rejection::Unverified(e) = r {
-                    self.metrics
-                        .verify_failures
-                        .with_label_values(&[route, e.reason()])
-                        .inc();
+                match &r {
+                    Rejection::Unverified(e) => {
+                        self.metrics
+                            .verify_failures
+                            .with_label_values(&[route, e.reason()])
+                            .inc();
+                    }
+                    Rejection::RateLimited(l) => {
+                        self.metrics
+                            .rate_limited
+                            .with_label_values(&[route, l.scope.label()])
+                            .inc();
+                    }
+                    Rejection::NotJson | Rejection::Schema(_) => {
+                        self.metrics
+                            .schema_failures
+                            .with_label_values(&[route, Mode::Enforce.label()])
+                            .inc();
+                    }
+                    _ => {}
                 }
                 (r.response().map(Either::Left), r.outcome(), r.reason())
             }
         };
+        if rec.shadowed.is_some() {
+            self.metrics
+                .schema_failures
+                .with_label_values(&[route, Mode::Shadow.label()])
+                .inc();
+        }
         if rec.spoofed > 0 {
             self.metrics
                 .spoofed_headers
@@ -140,6 +195,7 @@ impl Gateway {
             key_id = verified.map(|v| &*v.key_id),
             delivery_id = verified.and_then(|v| v.delivery_id.as_deref()),
             spoofed_headers = rec.spoofed,
+            schema_shadowed = rec.shadowed.as_ref().map(Rejection::reason),
             "request"
         );
         response
@@ -174,21 +230,33 @@ impl Gateway {
         )?;
         rec.route = Some(route.name.clone());
 
+        // 2. per-IP limit, before a byte of the body is read.
+        state.limits.check_ip(&route.name, client)?;
+
         // 3. body
         let (mut parts, incoming) = req.into_parts();
         let server = &config.server;
-        let body = body::read(
-            incoming,
-            &parts.headers,
-            server.max_body_bytes,
-            server.body_timeout,
-        )
-        .await?;
+        let payload = Payload::new(
+            body::read(
+                incoming,
+                &parts.headers,
+                server.max_body_bytes,
+                server.body_timeout,
+            )
+            .await?,
+        );
+        let body = payload.raw();
 
         // 4. verify: on the headers as received, before anything is stripped.
         let now = unix_now();
-        let verified = self.verify(&route, &parts.headers, &body, now)?;
+        let verified = self.verify(&route, &parts.headers, body, now)?;
         rec.verified = Some(verified.clone());
+
+        // 5. route limit: only verified traffic counts.
+        state.limits.check_route(&route.name)?;
+
+        // 6. validate: the JSON tree is built here, once, and kept in `payload`.
+        rec.shadowed = validate::validate(&route, &payload)?;
 
         // Header hygiene, then the trusted headers.
         rec.spoofed = state.trusted.strip_spoofed(&mut parts.headers);
@@ -215,7 +283,7 @@ impl Gateway {
                 &mut upstream,
                 &state.trusted,
                 secret,
-                &body,
+                body,
                 provider,
                 &verified,
                 now,

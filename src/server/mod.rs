@@ -77,6 +77,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let running = config.clone();
     let gateway = Arc::new(Gateway::new(config, metrics.clone()));
     let admin_task = tokio::spawn(admin::serve(admin_listener, gateway.clone()));
+    let sweeper = tokio::spawn(sweep_limits(gateway.clone(), crate::limit::SWEEP_INTERVAL));
     let reload_task = {
         let gateway = gateway.clone();
         tokio::spawn(reload::watch(
@@ -168,6 +169,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         Err(_) => tracing::warn!("shutdown grace elapsed; closing remaining connections"),
     }
     admin_task.abort();
+    sweeper.abort();
     Ok(())
 }
 
@@ -217,6 +219,16 @@ impl Serve {
     }
 }
 
+/// Keeps the per-IP limits' memory to the addresses seen recently.
+async fn sweep_limits(gateway: Arc<Gateway>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        gateway.sweep_limits();
+    }
+}
+
 /// Resolves on SIGTERM or SIGINT.
 pub async fn shutdown_signal() {
     #[cfg(unix)]
@@ -237,5 +249,58 @@ pub async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The sweeper runs on its timer: idle addresses go, busy ones stay, and the gauge says so.
+    #[tokio::test]
+    async fn sweeper_forgets_idle_addresses_and_publishes_the_count() {
+        let route = |name: &str, rate: &str| {
+            format!(
+                "  - name: {name}\n    path: /{name}\n    upstream: http://127.0.0.1:9/x\n    verify: {{scheme: mediaconvert, secrets: [{{id: k, value: s}}]}}\n    rate_limit: {{per_ip: {{rate: {rate}, burst: 1}}}}\n"
+            )
+        };
+        let yaml = format!(
+            "routes:\n{}{}",
+            route("slow", "1/h"),
+            route("fast", "1000/s")
+        );
+        let gateway = Arc::new(Gateway::new(Config::parse(&yaml).unwrap(), Metrics::new()));
+        let state = gateway.state();
+        for i in 1..=3 {
+            let ip = format!("192.0.2.{i}").parse().unwrap();
+            state.limits.check_ip("slow", ip).unwrap();
+            state.limits.check_ip("fast", ip).unwrap();
+        }
+        let sweeper = tokio::spawn(sweep_limits(gateway.clone(), Duration::from_millis(5)));
+        let gauge = |route: &str| {
+            gateway
+                .metrics()
+                .rate_limit_keys
+                .with_label_values(&[route])
+                .get()
+        };
+        let settled = tokio::time::timeout(Duration::from_secs(5), async {
+            // A 1000/s bucket is full again after 1ms; a 1/h one not for an hour.
+            while !(gauge("slow") == 3
+                && gauge("fast") == 0
+                && state.limits.get("fast").unwrap().keys() == 0)
+            {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+        sweeper.abort();
+        assert!(
+            settled.is_ok(),
+            "slow {} fast {}",
+            gauge("slow"),
+            gauge("fast")
+        );
+        assert_eq!(state.limits.get("slow").unwrap().keys(), 3);
     }
 }

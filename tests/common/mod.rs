@@ -48,6 +48,8 @@ pub struct Opts {
     pub header_prefix: String,
     /// Extra lines inside `forward:` (already indented by 2 spaces), e.g. attestation.
     pub forward_extra: String,
+    /// `server.trusted_proxies` CIDRs.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for Opts {
@@ -61,6 +63,7 @@ impl Default for Opts {
             log_level: "info".into(),
             header_prefix: "X-Webhook-".into(),
             forward_extra: String::new(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -68,12 +71,18 @@ impl Default for Opts {
 /// A whole config file: `routes` is the YAML of the route list items (see [`route`]).
 pub fn config(opts: &Opts, routes: &str) -> String {
     format!(
-        "server:\n  listen: 127.0.0.1:0\n  max_body_bytes: {}\n  header_timeout: {}\n  body_timeout: {}\n  max_connections: {}\n  shutdown_grace: {}\nadmin:\n  listen: 127.0.0.1:0\nlog: {{format: json, level: {}}}\nforward:\n  header_prefix: {}\n{}routes:\n{}",
+        "server:\n  listen: 127.0.0.1:0\n  max_body_bytes: {}\n  header_timeout: {}\n  body_timeout: {}\n  max_connections: {}\n  shutdown_grace: {}\n  trusted_proxies: [{}]\nadmin:\n  listen: 127.0.0.1:0\nlog: {{format: json, level: {}}}\nforward:\n  header_prefix: {}\n{}routes:\n{}",
         opts.max_body_bytes,
         opts.header_timeout,
         opts.body_timeout,
         opts.max_connections,
         opts.shutdown_grace,
+        opts
+            .trusted_proxies
+            .iter()
+            .map(|c| q(c))
+            .collect::<Vec<_>>()
+            .join(", "),
         opts.log_level,
         opts.header_prefix,
         opts.forward_extra,
@@ -240,9 +249,27 @@ impl Gateway {
         }
     }
 
+    /// Start with `files` (`(relative path, contents)`) written beside the config first.
+    pub fn start_with_files(yaml: &str, files: &[(&str, &str)]) -> Gateway {
+        match Self::try_start_with_files(yaml, &[], files) {
+            Ok(g) => g,
+            Err(e) => panic!("gateway did not start: {e}\n--- config ---\n{yaml}"),
+        }
+    }
+
     /// Start and wait for the `listening` line; the error carries everything the process printed.
     pub fn try_start(yaml: &str, env: &[(&str, &str)]) -> Result<Gateway, String> {
+        Self::try_start_with_files(yaml, env, &[])
+    }
+
+    /// [`Gateway::try_start`] with files written into the config's directory first.
+    pub fn try_start_with_files(
+        yaml: &str,
+        env: &[(&str, &str)],
+        files: &[(&str, &str)],
+    ) -> Result<Gateway, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        write_files(dir.path(), files);
         let path = dir.path().join("hookgate.yaml");
         std::fs::write(&path, yaml).map_err(|e| e.to_string())?;
         Self::try_start_at(dir, &path, env)
@@ -551,10 +578,32 @@ pub fn run_cli(args: &[&str], env: &[(&str, &str)], cwd: Option<&Path>) -> Outpu
 
 /// Write `yaml` to a temp file and run `hookgate <cmd> -c FILE`.
 pub fn run_with_config(cmd: &str, yaml: &str, env: &[(&str, &str)]) -> Output {
+    run_with_config_files(cmd, yaml, env, &[])
+}
+
+/// [`run_with_config`] with `files` (`(relative path, contents)`) written beside the config.
+pub fn run_with_config_files(
+    cmd: &str,
+    yaml: &str,
+    env: &[(&str, &str)],
+    files: &[(&str, &str)],
+) -> Output {
     let dir = tempfile::tempdir().expect("tempdir");
+    write_files(dir.path(), files);
     let path = dir.path().join("hookgate.yaml");
     std::fs::write(&path, yaml).expect("write config");
     run_cli(&[cmd, "-c", path.to_str().unwrap()], env, None)
+}
+
+/// Write `(relative path, contents)` pairs under `dir`, creating folders.
+pub fn write_files(dir: &Path, files: &[(&str, &str)]) {
+    for (rel, text) in files {
+        let path = dir.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("create dir");
+        }
+        std::fs::write(&path, text).expect("write file");
+    }
 }
 
 // ---------------------------------------------------------------------------
