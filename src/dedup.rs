@@ -6,6 +6,7 @@
 //! event that lacks a field onto one key would drop distinct events as duplicates.
 
 use http::{HeaderMap, HeaderName};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::verify::Verified;
@@ -70,14 +71,16 @@ impl KeyTemplate {
         Ok(Self(parts))
     }
 
-    /// The key for a request, or `None` when a part is missing from it.
-    fn render(&self, headers: &HeaderMap, body: &[u8]) -> Option<String> {
+    /// The key for a request, or `None` when a part is missing from it. `json` gives the body's
+    /// JSON tree (shared with the schema stage); it is asked for only by `{body./pointer}`.
+    fn render<'a>(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        json: impl FnOnce() -> Option<&'a Value>,
+    ) -> Option<String> {
         let needs_json = self.0.iter().any(|p| matches!(p, Part::Pointer(_)));
-        let json: Option<serde_json::Value> = if needs_json {
-            Some(serde_json::from_slice(body).ok()?)
-        } else {
-            None
-        };
+        let json = if needs_json { Some(json()?) } else { None };
         let mut out = String::new();
         for part in &self.0 {
             match part {
@@ -86,8 +89,8 @@ impl KeyTemplate {
                     let v = headers.get(name)?;
                     out.push_str(&String::from_utf8_lossy(v.as_bytes()));
                 }
-                Part::Pointer(p) => match json.as_ref()?.pointer(p)? {
-                    serde_json::Value::String(s) => out.push_str(s),
+                Part::Pointer(p) => match json?.pointer(p)? {
+                    Value::String(s) => out.push_str(s),
                     other => out.push_str(&other.to_string()),
                 },
                 Part::BodySha256 => out.push_str(&hex::encode(Sha256::digest(body))),
@@ -98,14 +101,15 @@ impl KeyTemplate {
 }
 
 /// A request's dedup key, and whether it had to fall back to the body's hash.
-pub fn key(
+pub fn key<'a>(
     template: Option<&KeyTemplate>,
     verified: &Verified,
     headers: &HeaderMap,
     body: &[u8],
+    json: impl FnOnce() -> Option<&'a Value>,
 ) -> (String, bool) {
     let (raw, fallback) = match template {
-        Some(t) => match t.render(headers, body) {
+        Some(t) => match t.render(headers, body, json) {
             Some(k) => (k, false),
             None => (hex::encode(Sha256::digest(body)), true),
         },
@@ -137,6 +141,12 @@ mod tests {
         }
     }
 
+    /// `key` with the JSON parsed from the body, as the gateway does.
+    fn k(t: Option<&KeyTemplate>, v: &Verified, h: &HeaderMap, body: &[u8]) -> (String, bool) {
+        let json: Option<Value> = serde_json::from_slice(body).ok();
+        key(t, v, h, body, || json.as_ref())
+    }
+
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
@@ -154,18 +164,18 @@ mod tests {
         let body = br#"{"job_id":"j-1","status":"COMPLETE","n":3}"#;
         let h = HeaderMap::new();
         assert_eq!(
-            key(Some(&t), &verified(None), &h, body),
+            k(Some(&t), &verified(None), &h, body),
             ("j-1:COMPLETE".into(), false)
         );
         let t = KeyTemplate::parse("evt-{header.X-Event-Id}-{body./n}").unwrap();
         let h = headers(&[("x-event-id", "abc")]);
         assert_eq!(
-            key(Some(&t), &verified(None), &h, body).0,
+            k(Some(&t), &verified(None), &h, body).0,
             "evt-abc-3".to_string()
         );
         let t = KeyTemplate::parse("{body_sha256}").unwrap();
         assert_eq!(
-            key(Some(&t), &verified(None), &h, b"x").0,
+            k(Some(&t), &verified(None), &h, b"x").0,
             hex::encode(Sha256::digest(b"x"))
         );
     }
@@ -173,20 +183,20 @@ mod tests {
     #[test]
     fn missing_parts_fall_back_to_the_body_hash() {
         let t = KeyTemplate::parse("{header.X-Event-Id}").unwrap();
-        let (k, fallback) = key(Some(&t), &verified(None), &HeaderMap::new(), b"{}");
+        let (got, fallback) = k(Some(&t), &verified(None), &HeaderMap::new(), b"{}");
         assert!(fallback);
-        assert_eq!(k, hex::encode(Sha256::digest(b"{}")));
+        assert_eq!(got, hex::encode(Sha256::digest(b"{}")));
         let t = KeyTemplate::parse("{body./id}").unwrap();
-        assert!(key(Some(&t), &verified(None), &HeaderMap::new(), b"not json").1);
-        assert!(key(Some(&t), &verified(None), &HeaderMap::new(), b"{\"x\":1}").1);
+        assert!(k(Some(&t), &verified(None), &HeaderMap::new(), b"not json").1);
+        assert!(k(Some(&t), &verified(None), &HeaderMap::new(), b"{\"x\":1}").1);
     }
 
     #[test]
     fn default_is_the_delivery_id_then_the_body_hash() {
         let h = HeaderMap::new();
-        assert_eq!(key(None, &verified(Some("d-1")), &h, b"x").0, "d-1");
+        assert_eq!(k(None, &verified(Some("d-1")), &h, b"x").0, "d-1");
         assert_eq!(
-            key(None, &verified(None), &h, b"x").0,
+            k(None, &verified(None), &h, b"x").0,
             hex::encode(Sha256::digest(b"x"))
         );
     }
@@ -195,10 +205,10 @@ mod tests {
     fn unsafe_or_long_keys_are_hashed() {
         let t = KeyTemplate::parse("{body./id}").unwrap();
         let h = HeaderMap::new();
-        let k = key(Some(&t), &verified(None), &h, br#"{"id":"a b\n"}"#).0;
-        assert!(k.starts_with("sha256:") && k.len() == 71, "{k}");
+        let got = k(Some(&t), &verified(None), &h, br#"{"id":"a b\n"}"#).0;
+        assert!(got.starts_with("sha256:") && got.len() == 71, "{got}");
         let long = format!(r#"{{"id":"{}"}}"#, "x".repeat(300));
-        assert!(key(Some(&t), &verified(None), &h, long.as_bytes())
+        assert!(k(Some(&t), &verified(None), &h, long.as_bytes())
             .0
             .starts_with("sha256:"));
     }

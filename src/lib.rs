@@ -4,10 +4,12 @@
 //! refuses what fails, and forwards the rest byte-for-byte with headers the backend can trust.
 //!
 //! # Layout
-//! - [`config`]: the YAML file, its validation into runtime types, secrets.
-//! - [`server`]: listeners, connection limits, graceful shutdown, the admin endpoints.
+//! - [`config`]: the YAML file, its validation into runtime types, secrets, reloading.
+//! - [`server`]: listeners, TLS, connection limits, graceful shutdown, the admin endpoints.
 //! - [`gateway`]: the request path, one function per stage.
 //! - [`verify`]: signature schemes; pure functions with an injectable clock.
+//! - [`limit`]: per-IP and per-route rate limits, bounded in memory, generic over the clock.
+//! - [`schema`]: JSON Schema checks of payloads, compiled at load; the builtin schemas.
 //! - [`dedup`]: dedup key templates.
 //! - [`store`]: dedup marks and the spool (`memory`, `redb`).
 //! - [`delivery`]: background delivery for queue and hybrid routes: retries, dead letters.
@@ -16,11 +18,15 @@
 //!
 //! # Request lifecycle
 //! 1. **route**: path (exact or `/*` prefix) and optional host; 404 / 405.
-//! 2. **body**: read within `max_body_bytes` (413) and `body_timeout` (408), raw bytes kept.
-//! 3. **verify**: the route's scheme against every secret, constant-time; 401 says nothing more.
-//! 4. **dedup** (routes with `dedup:`): a key seen and delivered within its TTL gets 200
+//! 2. **per-IP limit** ([`limit`]): the client's bucket, before the body is read; 429.
+//! 3. **body**: read within `max_body_bytes` (413) and `body_timeout` (408), raw bytes kept.
+//! 4. **verify**: the route's scheme against every secret, constant-time; 401 says nothing more.
+//! 5. **route limit** ([`limit`]): the route's bucket, counting verified requests only; 429.
+//! 6. **validate** ([`schema`]): the JSON payload against the route's schema; 400 / 422, or
+//!    counted and forwarded in shadow mode. The parsed payload is kept for later stages.
+//! 7. **dedup** (routes with `dedup:`): a key seen and delivered within its TTL gets 200
 //!    `{"status":"duplicate"}`; one whose first copy is still in flight gets 409.
-//! 5. **deliver**: inbound copies of trusted headers stripped, hop-by-hop headers removed,
+//! 8. **deliver**: inbound copies of trusted headers stripped, hop-by-hop headers removed,
 //!    `X-Forwarded-*` and the trusted headers set, the exact body sent to the upstream; its
 //!    answer streams back (502 unreachable, 504 too slow). `queue` routes store the event
 //!    durably and answer 202; `hybrid` routes answer 202 when the backend misses the deadline.
@@ -35,7 +41,9 @@ pub mod delivery;
 pub mod dlq;
 pub mod echo;
 pub mod gateway;
+pub mod limit;
 pub mod metrics;
+pub mod schema;
 pub mod server;
 pub mod sign;
 pub mod store;

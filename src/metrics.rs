@@ -2,8 +2,8 @@
 //! classes: small, operator-chosen sets. Never a raw path, an address or a payload value.
 
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// Every metric hookgate exports, registered in its own registry.
@@ -14,6 +14,9 @@ pub struct Metrics {
     pub verify_failures: IntCounterVec,
     pub key_matches: IntCounterVec,
     pub spoofed_headers: IntCounterVec,
+    pub rate_limited: IntCounterVec,
+    pub rate_limit_keys: IntGaugeVec,
+    pub schema_failures: IntCounterVec,
     pub request_duration: HistogramVec,
     pub upstream_duration: HistogramVec,
     pub config_reloads: IntCounterVec,
@@ -23,6 +26,9 @@ pub struct Metrics {
     pub queue_depth: IntGaugeVec,
     pub queue_oldest_age: GaugeVec,
     pub dead_letters: IntGaugeVec,
+    /// 1 when the last reload applied, 0 when it was refused: an alert can tell "the config on
+    /// disk is broken now" from "a reload failed once and was fixed since".
+    pub config_last_reload_successful: IntGauge,
 }
 
 const BUCKETS: &[f64] = &[
@@ -51,7 +57,7 @@ impl Metrics {
                 .unwrap_or_else(|e| unreachable!("register {name}: {e}"));
             h
         };
-        let int_gauge = |name: &str, help: &str, labels: &[&str]| {
+        let gauge = |name: &str, help: &str, labels: &[&str]| {
             let g = IntGaugeVec::new(Opts::new(name, help), labels)
                 .unwrap_or_else(|e| unreachable!("static metric {name}: {e}"));
             registry
@@ -70,7 +76,7 @@ impl Metrics {
         registry
             .register(Box::new(queue_oldest_age.clone()))
             .unwrap_or_else(|e| unreachable!("register: {e}"));
-        Self {
+        let m = Self {
             duplicates: counter(
                 "hookgate_duplicates_total",
                 "Requests answered as duplicates (200 delivered before, 409 in flight).",
@@ -86,13 +92,13 @@ impl Metrics {
                 "Store operations that failed (dedup fails open; spooling refuses with 500).",
                 &["operation"],
             ),
-            queue_depth: int_gauge(
+            queue_depth: gauge(
                 "hookgate_queue_depth",
                 "Events stored and not yet delivered (in flight included).",
                 &["route"],
             ),
             queue_oldest_age,
-            dead_letters: int_gauge(
+            dead_letters: gauge(
                 "hookgate_dead_letters",
                 "Events that exhausted their retries, kept for replay.",
                 &["route"],
@@ -117,6 +123,21 @@ impl Metrics {
                 "Inbound headers that imitated hookgate's trusted headers and were removed.",
                 &["route"],
             ),
+            rate_limited: counter(
+                "hookgate_rate_limited_total",
+                "Requests refused by a rate limit, by scope (ip: per address, route: verified traffic).",
+                &["route", "scope"],
+            ),
+            rate_limit_keys: gauge(
+                "hookgate_rate_limit_keys",
+                "Addresses the per-IP limit tracks, as of the last sweep (capped by max_keys).",
+                &["route"],
+            ),
+            schema_failures: counter(
+                "hookgate_schema_failures_total",
+                "Payloads that were not JSON or violated the route's schema, by mode.",
+                &["route", "mode"],
+            ),
             request_duration: histogram(
                 "hookgate_request_duration_seconds",
                 "Whole-request duration.",
@@ -132,8 +153,25 @@ impl Metrics {
                 "Config reloads by result.",
                 &["result"],
             ),
+            config_last_reload_successful: {
+                let g = IntGauge::new(
+                    "hookgate_config_last_reload_successful",
+                    "1 if the last config reload applied (or none was tried), 0 if it was refused.",
+                )
+                .unwrap_or_else(|e| unreachable!("static metric: {e}"));
+                registry
+                    .register(Box::new(g.clone()))
+                    .unwrap_or_else(|e| unreachable!("register: {e}"));
+                g.set(1);
+                g
+            },
             registry,
+        };
+        // Both results exported from the start, so `increase()` sees the first error.
+        for result in ["ok", "error"] {
+            m.config_reloads.with_label_values(&[result]);
         }
+        m
     }
 
     /// The Prometheus text exposition.

@@ -337,6 +337,48 @@ async fn dead_letters_listed_replayed_and_dropped_with_the_cli() {
     assert_eq!(usage.status.code(), Some(2), "a selection is required");
 }
 
+/// A queue route's rate limit spools instead of refusing (DESIGN stage 5): every event gets
+/// 202, and the backend receives them no faster than the route's rate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_limit_paces_queue_deliveries_instead_of_refusing() {
+    let backend = Backend::start();
+    let dir = tempfile::tempdir().unwrap();
+    let extra = "    rate_limit: {route: {rate: 1/s, burst: 1}}\n    delivery: {mode: queue}\n";
+    let gw = Gateway::start(&durable(
+        dir.path(),
+        &mc_route("q", &backend.url("/up"), "2s", extra),
+    ));
+    for i in 0..3 {
+        let r = post_mc(
+            gw.addr(),
+            "/hooks/q",
+            SECRET,
+            format!("{{\"i\":{i}}}").as_bytes(),
+        )
+        .await;
+        assert_eq!(r.status, 202, "event {i}: {}", r.text());
+    }
+    assert!(backend.wait_count(1).await);
+    let first = Instant::now();
+    assert!(backend.wait_count(3).await);
+    assert!(
+        first.elapsed() >= Duration::from_millis(1500),
+        "{:?}",
+        first.elapsed()
+    );
+    assert_eq!(gw.metric("hookgate_rate_limited_total", &[]), 0.0);
+    let attempts: Vec<String> = backend
+        .requests()
+        .iter()
+        .map(|r| r.header("x-webhook-attempt").unwrap())
+        .collect();
+    assert_eq!(
+        attempts,
+        ["1", "1", "1"],
+        "waiting for the bucket is not an attempt"
+    );
+}
+
 /// The admin API refuses malformed selections, and the CLI says when it cannot reach it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dlq_errors() {

@@ -29,6 +29,8 @@ pub struct FileConfig {
     #[serde(default)]
     pub forward: ForwardFile,
     #[serde(default)]
+    pub reload: ReloadFile,
+    #[serde(default)]
     pub routes: Vec<RouteFile>,
 }
 
@@ -49,6 +51,21 @@ pub struct ServerFile {
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
     pub shutdown_grace: Option<String>,
+    pub tls: Option<TlsFile>,
+}
+
+/// `server.tls`: PEM files, read at start-up and again on every reload.
+#[derive(Debug, Default, Deserialize)]
+pub struct TlsFile {
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
+}
+
+/// `reload`: how changes to the config and the files it reads are noticed.
+#[derive(Debug, Default, Deserialize)]
+pub struct ReloadFile {
+    pub watch: Option<bool>,
+    pub interval: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -85,6 +102,8 @@ pub struct RouteFile {
     pub upstream: Option<String>,
     pub timeout: Option<String>,
     pub verify: Option<VerifyFile>,
+    pub rate_limit: Option<RateLimitFile>,
+    pub schema: Option<SchemaFile>,
     pub dedup: Option<DedupFile>,
     pub delivery: Option<DeliveryFile>,
 }
@@ -110,6 +129,47 @@ pub struct DeliveryFile {
 pub struct BackoffFile {
     pub base: Option<String>,
     pub max: Option<String>,
+}
+
+/// `rate_limit: {per_ip: {...}, route: {...}}`.
+#[derive(Debug, Default, Deserialize)]
+pub struct RateLimitFile {
+    pub per_ip: Option<PerIpFile>,
+    pub route: Option<LimitFile>,
+}
+
+/// `{rate: 20/s, burst: 40}`.
+#[derive(Debug, Default, Deserialize)]
+pub struct LimitFile {
+    pub rate: Option<String>,
+    pub burst: Option<Scalar>,
+}
+
+/// The per-IP limit also bounds how many addresses it remembers.
+#[derive(Debug, Default, Deserialize)]
+pub struct PerIpFile {
+    pub rate: Option<String>,
+    pub burst: Option<Scalar>,
+    pub max_keys: Option<Scalar>,
+    pub ipv6_prefix: Option<Scalar>,
+}
+
+/// `schema: {file | builtin | by_field, mode}`.
+#[derive(Debug, Default, Deserialize)]
+pub struct SchemaFile {
+    pub file: Option<String>,
+    pub builtin: Option<String>,
+    pub by_field: Option<ByFieldFile>,
+    pub mode: Option<String>,
+}
+
+/// `{pointer: /type, schemas: {order.created: schemas/created.json}, default: schemas/any.json}`.
+#[derive(Debug, Default, Deserialize)]
+pub struct ByFieldFile {
+    pub pointer: Option<String>,
+    #[serde(default)]
+    pub schemas: std::collections::BTreeMap<String, String>,
+    pub default: Option<String>,
 }
 
 /// One struct for every scheme: which keys a scheme accepts is checked in `validate.rs`, so a

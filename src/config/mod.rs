@@ -1,10 +1,11 @@
-//! Configuration: the YAML file (`file.rs`), its checked runtime form (`validate.rs`), and
-//! secrets (`secret.rs`).
+//! Configuration: the YAML file (`file.rs`), its checked runtime form (`validate.rs`),
+//! secrets (`secret.rs`), and reloading while running (`reload.rs`).
 //!
 //! Loading never stops at the first problem: the operator gets every problem at once, each
 //! named by its key path (`routes[1].verify.secrets[0]`), with the fix.
 
 mod file;
+pub mod reload;
 mod secret;
 mod validate;
 
@@ -14,10 +15,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use self::reload::Fingerprint;
 pub use self::secret::Secret;
 pub use self::validate::parse_size;
 use crate::dedup::KeyTemplate;
 use crate::delivery::{Backoff, RetryOn};
+use crate::limit::RateLimit;
+use crate::schema::Schema;
 use crate::verify::Verifier;
 
 /// One thing wrong with a config, named by its key path.
@@ -70,7 +74,13 @@ pub struct Config {
     pub log: Log,
     pub store: StoreConfig,
     pub forward: Forward,
+    pub reload: Reload,
     pub routes: Vec<Arc<Route>>,
+    /// The file this config was read from (`None` when parsed from text).
+    pub source: Option<PathBuf>,
+    /// Every file this config was built from (itself, secret files, TLS files) with a digest of
+    /// the bytes that were read: what the reload watcher compares against.
+    pub files: Vec<Fingerprint>,
 }
 
 /// Where dedup keys and the spool live (`store:`).
@@ -157,6 +167,31 @@ pub struct Server {
     pub max_connections: usize,
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub shutdown_grace: Duration,
+    pub tls: Option<Tls>,
+}
+
+/// `server.tls`: the certificate and key as loaded, with the paths they came from.
+#[derive(Clone)]
+pub struct Tls {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    pub certified: Arc<rustls::sign::CertifiedKey>,
+}
+
+impl fmt::Debug for Tls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tls")
+            .field("cert_file", &self.cert_file)
+            .field("key_file", &self.key_file)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `reload`: whether and how often the files are polled for changes (SIGHUP always reloads).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reload {
+    pub watch: bool,
+    pub interval: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -209,23 +244,64 @@ pub struct Route {
     pub upstream: Upstream,
     pub timeout: Duration,
     pub verifier: Verifier,
+    /// Stages 2 and 5; empty when the route has no `rate_limit`.
+    pub rate_limit: RateLimit,
+    /// Stage 6; compiled when the config loads.
+    pub schema: Option<Schema>,
     /// `None`: dedup is off for this route.
     pub dedup: Option<Dedup>,
     pub delivery: Delivery,
 }
 
 impl Config {
-    /// Reads and validates the file at `path`.
+    /// Reads and validates the file at `path`. Files it names (schemas) are read relative to
+    /// the directory of `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Self::parse(&text)
+        Self::load_recording(path).0
     }
 
-    /// Validates config text.
+    /// Like [`Config::load`], and also returns every file that was read (or could not be), so
+    /// a reload watcher can notice when a file a refused config needs appears or is fixed.
+    pub fn load_recording(path: &Path) -> (Result<Self, ConfigError>, Vec<Fingerprint>) {
+        let read = std::fs::read(path);
+        let mut files = vec![Fingerprint::of(path, read.as_ref().ok())];
+        let text = match read.and_then(|b| {
+            String::from_utf8(b)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+        }) {
+            Ok(t) => t,
+            Err(source) => {
+                let path = path.display().to_string();
+                return (Err(ConfigError::Read { path, source }), files);
+            }
+        };
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let (result, read_files) = validate::parse_recording(&text, &dir);
+        files.extend(read_files);
+        let result = result.map_err(ConfigError::Invalid).map(|mut c| {
+            c.source = Some(path.to_path_buf());
+            c.files = files.clone();
+            c
+        });
+        (result, files)
+    }
+
+    /// Validates config text; relative file names are read from the current directory.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        validate::parse(text).map_err(ConfigError::Invalid)
+        Self::parse_in(text, Path::new("."))
+    }
+
+    /// Validates config text; relative file names are read from `dir`.
+    pub fn parse_in(text: &str, dir: &Path) -> Result<Self, ConfigError> {
+        validate::parse(text, dir).map_err(ConfigError::Invalid)
+    }
+
+    /// The paths of every file this config was built from: the config file itself, secret
+    /// files, the TLS certificate and key, and schema files.
+    pub fn watched_files(&self) -> impl Iterator<Item = &Path> {
+        self.files.iter().map(|f| f.path.as_path())
     }
 }

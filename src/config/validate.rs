@@ -1,56 +1,84 @@
 //! From the file's loose mirror to runtime types, collecting every problem on the way.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
 
 use super::file::{
-    DedupFile, DeliveryFile, FileConfig, RouteFile, Scalar, SecretFile, StoreFile, VerifyFile,
+    ByFieldFile, DedupFile, DeliveryFile, FileConfig, LimitFile, PerIpFile, RateLimitFile,
+    ReloadFile, RouteFile, Scalar, SchemaFile, SecretFile, StoreFile, TlsFile, VerifyFile,
 };
+use super::reload::Fingerprint;
 use super::secret::{self, SecretSource};
-use super::{Admin, Config, Forward, Log, LogFormat, Problem, Route, RoutePath, Secret, Server};
-use super::{Dedup, Delivery, DeliveryMode, LogFormat::Json, StoreConfig, Upstream};
+use super::{Admin, Config, Forward, Log, LogFormat, Problem, Reload, Route, RoutePath, Secret};
+use super::{Dedup, Delivery, DeliveryMode, StoreConfig};
+use super::{LogFormat::Json, Upstream};
+use super::{Server, Tls};
 use crate::dedup::KeyTemplate;
 use crate::delivery::{Backoff, RetryOn, StatusMatch};
+use crate::limit::{Limit, PerIp, Rate, RateLimit};
+use crate::schema::{self, Mode, Schema, Select, BUILTIN_NAMES};
 use crate::verify::{Algorithm, Encoding, HmacSpec, Scheme, Template, Verifier, SCHEME_NAMES};
 
-/// Parses YAML text into a `Config`, or every problem found.
-pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
-    let mut value: Value = serde_saphyr::from_str(text)
-        .map_err(|e| vec![Problem::new("(file)", format!("not valid YAML: {e}"))])?;
-    if value.is_null() {
-        value = Value::Object(Default::default());
-    }
-    let mut problems = Vec::new();
-    expand_env(&mut value, &mut String::new(), &mut problems);
+/// Parses YAML text into a `Config`, or every problem found. Relative schema paths in it are
+/// read from `dir`.
+pub fn parse(text: &str, dir: &Path) -> Result<Config, Vec<Problem>> {
+    parse_recording(text, dir).0
+}
 
-    let mut unknown = Vec::new();
-    let mut on_unknown = |path: serde_ignored::Path<'_>| unknown.push(ignored_path(&path));
-    let de = serde_ignored::Deserializer::new(value, &mut on_unknown);
-    let file: Result<FileConfig, _> = serde_path_to_error::deserialize(de);
-    for key in unknown {
-        problems.push(Problem::new(
-            key,
-            "unknown key; check its spelling against config.example.yaml",
-        ));
-    }
-    let file = match file {
-        Ok(f) => f,
-        Err(e) => {
-            let key = e.path().to_string();
-            problems.push(Problem::new(key, e.into_inner().to_string()));
-            return Err(problems);
-        }
+/// [`parse`], and every file that validation read (secrets, TLS, schemas), whatever the
+/// outcome.
+pub fn parse_recording(text: &str, dir: &Path) -> (Result<Config, Vec<Problem>>, Vec<Fingerprint>) {
+    let mut v = Validator {
+        problems: Vec::new(),
+        files: Vec::new(),
+        dir: dir.to_path_buf(),
     };
-    let mut v = Validator { problems };
-    let config = v.config(file);
-    if v.problems.is_empty() {
-        Ok(config)
-    } else {
-        Err(v.problems)
+    let result = v.parse(text);
+    (result, v.files)
+}
+
+impl Validator {
+    fn parse(&mut self, text: &str) -> Result<Config, Vec<Problem>> {
+        let mut value: Value = serde_saphyr::from_str(text)
+            .map_err(|e| vec![Problem::new("(file)", format!("not valid YAML: {e}"))])?;
+        if value.is_null() {
+            value = Value::Object(Default::default());
+        }
+        let mut problems = Vec::new();
+        expand_env(&mut value, &mut String::new(), &mut problems);
+
+        let mut unknown = Vec::new();
+        let mut on_unknown = |path: serde_ignored::Path<'_>| unknown.push(ignored_path(&path));
+        let de = serde_ignored::Deserializer::new(value, &mut on_unknown);
+        let file: Result<FileConfig, _> = serde_path_to_error::deserialize(de);
+        for key in unknown {
+            problems.push(Problem::new(
+                key,
+                "unknown key; check its spelling against config.example.yaml",
+            ));
+        }
+        let file = match file {
+            Ok(f) => f,
+            Err(e) => {
+                let key = e.path().to_string();
+                problems.push(Problem::new(key, e.into_inner().to_string()));
+                return Err(problems);
+            }
+        };
+        self.problems = problems;
+        let mut config = self.config(file);
+        config.files = self.files.clone();
+        if self.problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(std::mem::take(&mut self.problems))
+        }
     }
 }
 
@@ -145,11 +173,23 @@ pub fn parse_size(s: &str) -> Option<u64> {
 
 struct Validator {
     problems: Vec<Problem>,
+    /// Every file read on the way, for the reload watcher.
+    files: Vec<Fingerprint>,
+    /// Where relative schema paths are read from: the config file's directory.
+    dir: PathBuf,
 }
 
 impl Validator {
     fn problem(&mut self, key: impl Into<String>, message: impl Into<String>) {
         self.problems.push(Problem::new(key, message));
+    }
+
+    /// Reads a file the config names and remembers what was read.
+    fn read(&mut self, path: impl AsRef<Path>) -> std::io::Result<Vec<u8>> {
+        let path = path.as_ref();
+        let read = std::fs::read(path);
+        self.files.push(Fingerprint::of(path, read.as_ref().ok()));
+        read
     }
 
     fn config(&mut self, f: FileConfig) -> Config {
@@ -167,6 +207,7 @@ impl Validator {
                 .filter_map(|(i, s)| self.cidr(&format!("server.trusted_proxies[{i}]"), s))
                 .collect(),
             shutdown_grace: self.duration("server.shutdown_grace", f.server.shutdown_grace, 20),
+            tls: f.server.tls.and_then(|t| self.tls(t)),
         };
         let admin = Admin {
             listen: self.addr("admin.listen", f.admin.listen.as_deref(), "127.0.0.1:9090"),
@@ -257,13 +298,70 @@ impl Validator {
                 routes.push(Arc::new(route));
             }
         }
+        let reload = self.reload(f.reload);
         Config {
             server,
             admin,
             log,
             store,
             forward,
+            reload,
             routes,
+            source: None,
+            files: Vec::new(),
+        }
+    }
+
+    fn reload(&mut self, r: ReloadFile) -> Reload {
+        Reload {
+            watch: r.watch.unwrap_or(true),
+            interval: self.duration("reload.interval", r.interval, 2),
+        }
+    }
+
+    /// Reads and checks the certificate and key now, so `check` and a reload refuse a broken
+    /// pair instead of the first handshake failing.
+    fn tls(&mut self, t: TlsFile) -> Option<Tls> {
+        let file = |v: &mut Self, key: &str, path: Option<String>, what: &str| match path {
+            Some(p) if !p.is_empty() => match v.read(&p) {
+                Ok(bytes) => Some((PathBuf::from(p), bytes)),
+                Err(e) => {
+                    v.problem(
+                        key,
+                        format!("cannot read {p}: {e}; check the path and its permissions"),
+                    );
+                    None
+                }
+            },
+            _ => {
+                v.problem(key, format!("missing; the path to the PEM {what}"));
+                None
+            }
+        };
+        let cert = file(
+            self,
+            "server.tls.cert_file",
+            t.cert_file,
+            "certificate chain (leaf first)",
+        );
+        let key = file(self, "server.tls.key_file", t.key_file, "private key");
+        let ((cert_file, cert_pem), (key_file, key_pem)) = (cert?, key?);
+        match crate::server::tls::certified_key(&cert_pem, &key_pem) {
+            Ok(certified) => Some(Tls {
+                cert_file,
+                key_file,
+                certified: Arc::new(certified),
+            }),
+            Err(e) => {
+                use crate::server::tls::TlsFileRole;
+                let (key, path) = match e.role() {
+                    TlsFileRole::Cert => ("server.tls.cert_file", &cert_file),
+                    TlsFileRole::Key => ("server.tls.key_file", &key_file),
+                    TlsFileRole::Pair => ("server.tls", &cert_file),
+                };
+                self.problem(key, format!("{}: {e}", path.display()));
+                None
+            }
         }
     }
 
@@ -464,6 +562,13 @@ impl Validator {
                 None
             }
         };
+        let rate_limit = match r.rate_limit {
+            Some(rl) => self.rate_limit(&format!("{key}.rate_limit"), rl),
+            None => RateLimit::default(),
+        };
+        let schema = r
+            .schema
+            .and_then(|s| self.schema(&format!("{key}.schema"), s));
         let dedup = r.dedup.map(|d| self.dedup(&format!("{key}.dedup"), d));
         let delivery = self.delivery(&format!("{key}.delivery"), r.delivery, timeout);
         Some(Route {
@@ -473,8 +578,249 @@ impl Validator {
             upstream: upstream?,
             timeout,
             verifier: verifier?,
+            rate_limit,
+            schema,
             dedup,
             delivery,
+        })
+    }
+
+    fn rate_limit(&mut self, key: &str, f: RateLimitFile) -> RateLimit {
+        if f.per_ip.is_none() && f.route.is_none() {
+            self.problem(
+                key,
+                "empty; give per_ip and/or route, e.g. {per_ip: {rate: 20/s, burst: 40}}",
+            );
+        }
+        let per_ip = f
+            .per_ip
+            .and_then(|p| self.per_ip(&format!("{key}.per_ip"), p));
+        let route = f.route.and_then(|l| {
+            let LimitFile { rate, burst } = l;
+            self.limit(&format!("{key}.route"), rate, burst)
+        });
+        RateLimit { per_ip, route }
+    }
+
+    fn per_ip(&mut self, key: &str, p: PerIpFile) -> Option<PerIp> {
+        let max_keys = self.count(&format!("{key}.max_keys"), p.max_keys, 100_000);
+        let ipv6_prefix = match p.ipv6_prefix {
+            None => 64,
+            Some(Scalar::Int(n @ 1..=128)) => n as u8,
+            Some(other) => {
+                self.problem(
+                    format!("{key}.ipv6_prefix"),
+                    format!(
+                        "`{}` is not a prefix length; use 1 to 128 (default 64)",
+                        shown(&other)
+                    ),
+                );
+                64
+            }
+        };
+        let limit = self.limit(key, p.rate, p.burst)?;
+        Some(PerIp {
+            limit,
+            max_keys,
+            ipv6_prefix,
+        })
+    }
+
+    fn limit(&mut self, key: &str, rate: Option<String>, burst: Option<Scalar>) -> Option<Limit> {
+        let rate = match rate {
+            None => {
+                self.problem(format!("{key}.rate"), "missing; write e.g. 20/s, 600/m or 1000/h");
+                None
+            }
+            Some(r) => Rate::parse(&r).or_else(|| {
+                self.problem(
+                    format!("{key}.rate"),
+                    format!("`{r}` is not a rate; write a whole number of requests per s, m, h or a duration, e.g. 20/s, 600/m, 5/10s"),
+                );
+                None
+            }),
+        };
+        let burst = match burst {
+            None => rate.map(|r| r.count),
+            Some(Scalar::Int(n)) if n > 0 => Some(
+                NonZeroU32::new(u32::try_from(n).unwrap_or(u32::MAX)).unwrap_or(NonZeroU32::MIN),
+            ),
+            Some(other) => {
+                self.problem(
+                    format!("{key}.burst"),
+                    format!(
+                        "`{}` must be a whole number above 0 (default: the rate's number)",
+                        shown(&other)
+                    ),
+                );
+                None
+            }
+        };
+        let limit = Limit {
+            rate: rate?,
+            burst: burst?,
+        };
+        if limit.quota().is_none() {
+            self.problem(
+                format!("{key}.rate"),
+                "too fast to measure (more than one request a nanosecond); lower it",
+            );
+            return None;
+        }
+        Some(limit)
+    }
+
+    fn schema(&mut self, key: &str, f: SchemaFile) -> Option<Schema> {
+        let mode = match f.mode.as_deref() {
+            None | Some("enforce") => Mode::Enforce,
+            Some("shadow") => Mode::Shadow,
+            Some(other) => {
+                self.problem(
+                    format!("{key}.mode"),
+                    format!("`{other}` is not a mode; use enforce or shadow"),
+                );
+                Mode::Enforce
+            }
+        };
+        let given = [f.file.is_some(), f.builtin.is_some(), f.by_field.is_some()];
+        let select = match given.iter().filter(|g| **g).count() {
+            0 => {
+                self.problem(key, "no schema; give one of file, builtin or by_field");
+                None
+            }
+            1 => {
+                if let Some(file) = &f.file {
+                    self.schema_file(&format!("{key}.file"), file)
+                        .map(Select::One)
+                } else if let Some(name) = &f.builtin {
+                    self.builtin(&format!("{key}.builtin"), name)
+                        .map(Select::One)
+                } else {
+                    f.by_field
+                        .and_then(|b| self.by_field(&format!("{key}.by_field"), b))
+                }
+            }
+            _ => {
+                self.problem(
+                    key,
+                    "several schemas; give exactly one of file, builtin or by_field",
+                );
+                None
+            }
+        };
+        Some(Schema {
+            mode,
+            select: select?,
+        })
+    }
+
+    fn builtin(&mut self, key: &str, name: &str) -> Option<jsonschema::Validator> {
+        let Some(text) = schema::builtin(name) else {
+            self.problem(
+                key,
+                format!(
+                    "unknown builtin schema `{name}`; use one of: {}",
+                    BUILTIN_NAMES.join(", ")
+                ),
+            );
+            return None;
+        };
+        let doc: Value = serde_json::from_str(text)
+            .map_err(|e| self.problem(key, format!("builtin schema `{name}` is broken: {e}")))
+            .ok()?;
+        schema::compile(&doc)
+            .map_err(|e| self.problem(key, format!("builtin schema `{name}` is broken: {e}")))
+            .ok()
+    }
+
+    /// Reads and compiles a schema file, relative to the config file's directory.
+    fn schema_file(&mut self, key: &str, file: &str) -> Option<jsonschema::Validator> {
+        let path = self.dir.join(file);
+        let text = match self.read(&path) {
+            Ok(t) => t,
+            Err(e) => {
+                self.problem(
+                    key,
+                    format!(
+                        "cannot read schema file {} ({e}); paths are relative to the config file's directory",
+                        path.display()
+                    ),
+                );
+                return None;
+            }
+        };
+        let doc: Value = match serde_json::from_slice(&text) {
+            Ok(d) => d,
+            Err(e) => {
+                self.problem(
+                    key,
+                    format!("schema file {} is not JSON: {e}", path.display()),
+                );
+                return None;
+            }
+        };
+        match schema::compile(&doc) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.problem(
+                    key,
+                    format!(
+                        "schema file {} is not a usable JSON Schema: {e} ($ref may only point inside the file)",
+                        path.display()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn by_field(&mut self, key: &str, b: ByFieldFile) -> Option<Select> {
+        let pointer = match b.pointer {
+            Some(p) if p.starts_with('/') => Some(p),
+            Some(p) => {
+                self.problem(
+                    format!("{key}.pointer"),
+                    format!("`{p}` is not a JSON pointer; write e.g. /type"),
+                );
+                None
+            }
+            None => {
+                self.problem(
+                    format!("{key}.pointer"),
+                    "missing; the JSON pointer of the field that names the event, e.g. /type",
+                );
+                None
+            }
+        };
+        if b.schemas.is_empty() {
+            self.problem(
+                format!("{key}.schemas"),
+                "no schemas; map values of the field to schema files, e.g. {order.created: schemas/created.json}",
+            );
+        }
+        let mut schemas = HashMap::new();
+        let mut ok = true;
+        for (value, file) in &b.schemas {
+            match self.schema_file(&format!("{key}.schemas[\"{value}\"]"), file) {
+                Some(v) => {
+                    schemas.insert(value.clone(), v);
+                }
+                None => ok = false,
+            }
+        }
+        let default = match &b.default {
+            Some(file) => {
+                let v = self.schema_file(&format!("{key}.default"), file);
+                ok &= v.is_some();
+                v
+            }
+            None => None,
+        };
+        (ok && !schemas.is_empty()).then_some(())?;
+        Some(Select::ByField {
+            pointer: pointer?,
+            schemas,
+            default,
         })
     }
 
@@ -684,7 +1030,14 @@ impl Validator {
                 return None;
             }
         };
-        match secret::load(source, s.value.as_deref()) {
+        let loaded = match source {
+            SecretSource::File(path) => {
+                let read = self.read(path);
+                secret::file_contents(path, read)
+            }
+            other => secret::load(other, s.value.as_deref()),
+        };
+        match loaded {
             Ok(bytes) => Some(Secret::new(id?, bytes)),
             Err(message) => {
                 self.problem(key, message);
@@ -748,7 +1101,10 @@ impl Validator {
             None => default,
             Some(Scalar::Int(n)) if n > 0 => usize::try_from(n).unwrap_or(usize::MAX),
             Some(other) => {
-                self.problem(key, format!("`{other:?}` must be a whole number above 0"));
+                self.problem(
+                    key,
+                    format!("`{}` must be a whole number above 0", shown(&other)),
+                );
                 default
             }
         }
@@ -765,9 +1121,21 @@ impl Validator {
     }
 }
 
+/// A scalar as the operator wrote it, for messages.
+fn shown(s: &Scalar) -> String {
+    match s {
+        Scalar::Int(n) => n.to_string(),
+        Scalar::Str(t) => t.clone(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse(text: &str) -> Result<Config, Vec<Problem>> {
+        super::parse(text, Path::new("."))
+    }
 
     fn problems(yaml: &str) -> Vec<String> {
         match parse(yaml) {
@@ -913,5 +1281,75 @@ mod tests {
         let p = problems("routes:\n  - name: a\n    path: /a\n    upstream: http://127.0.0.1:1/x\n    verify: {scheme: nope, secrets: [{id: k, value: topsecretvalue}]}\n");
         assert!(!p.is_empty());
         assert!(p.iter().all(|p| !p.contains("topsecretvalue")));
+    }
+
+    #[test]
+    fn rate_limit_defaults() {
+        let c = parse(&format!(
+            "{ROUTE}    rate_limit: {{per_ip: {{rate: 600/m}}, route: {{rate: 20/s, burst: 40}}}}\n"
+        ))
+        .unwrap();
+        let rl = c.routes[0].rate_limit;
+        let p = rl.per_ip.unwrap();
+        assert_eq!(p.limit.rate.count.get(), 600);
+        assert_eq!(p.limit.rate.per, Duration::from_secs(60));
+        assert_eq!(
+            p.limit.burst.get(),
+            600,
+            "burst defaults to the rate's number"
+        );
+        assert_eq!(p.max_keys, 100_000);
+        assert_eq!(p.ipv6_prefix, 64);
+        let r = rl.route.unwrap();
+        assert_eq!((r.rate.count.get(), r.burst.get()), (20, 40));
+        assert!(parse(ROUTE).unwrap().routes[0].rate_limit.is_empty());
+    }
+
+    #[test]
+    fn rate_limit_problems_all_at_once() {
+        let p = problems(&format!(
+            "{ROUTE}    rate_limit: {{per_ip: {{rate: 20/fortnight, burst: 0, max_keys: 0, ipv6_prefix: 129}}, route: {{burst: 3, max_keys: 3}}}}\n"
+        ));
+        for key in [
+            "routes[0].rate_limit.per_ip.rate:",
+            "routes[0].rate_limit.per_ip.burst:",
+            "routes[0].rate_limit.per_ip.max_keys:",
+            "routes[0].rate_limit.per_ip.ipv6_prefix:",
+            "routes[0].rate_limit.route.rate: missing",
+            "routes[0].rate_limit.route.max_keys: unknown key",
+        ] {
+            assert!(p.iter().any(|p| p.starts_with(key)), "{key} not in {p:?}");
+        }
+        let p = problems(&format!("{ROUTE}    rate_limit: {{}}\n"));
+        assert!(p[0].starts_with("routes[0].rate_limit: empty"), "{p:?}");
+        let p = problems(&format!(
+            "{ROUTE}    rate_limit: {{route: {{rate: 4000000000/s}}}}\n"
+        ));
+        assert!(
+            p[0].starts_with("routes[0].rate_limit.route.rate:"),
+            "{p:?}"
+        );
+        let p = problems(&format!(
+            "{ROUTE}    rate_limit: {{route: {{rate: 2000000000/s}}}}\n"
+        ));
+        assert!(p[0].contains("too fast"), "{p:?}");
+    }
+
+    #[test]
+    fn schema_files_are_read_from_the_config_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("schemas")).unwrap();
+        std::fs::write(dir.path().join("schemas/s.json"), r#"{"required": ["a"]}"#).unwrap();
+        let yaml = format!("{ROUTE}    schema: {{file: schemas/s.json, mode: shadow}}\n");
+        let c = super::parse(&yaml, dir.path()).unwrap();
+        let s = c.routes[0].schema.as_ref().unwrap();
+        assert_eq!(s.mode, Mode::Shadow);
+        assert!(s.check(Some(&serde_json::json!({"a": 1}))).is_ok());
+        assert!(s.check(Some(&serde_json::json!({}))).is_err());
+        let p = problems(&yaml);
+        assert!(
+            p[0].starts_with("routes[0].schema.file: cannot read"),
+            "{p:?}"
+        );
     }
 }

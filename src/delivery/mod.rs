@@ -20,7 +20,7 @@ use hyper::body::Incoming;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 pub use self::schedule::{Attempt, Backoff, Decision, RetryOn, StatusMatch};
-use crate::config::Route;
+use crate::config::{DeliveryMode, Route};
 use crate::gateway::{forward, Rejection, State};
 use crate::metrics::Metrics;
 use crate::store::{AnyStore, Event, Meta, Selection, Store, StoreError};
@@ -253,6 +253,27 @@ impl Engine {
         mut meta: Meta,
         _permit: OwnedSemaphorePermit,
     ) {
+        let state = self.state.load_full();
+        let Some(route) = state
+            .config
+            .routes
+            .iter()
+            .find(|r| *r.name == meta.route)
+            .cloned()
+        else {
+            meta.last_error = format!("route {} is no longer configured", meta.route);
+            self.bury(&q, meta).await;
+            return;
+        };
+        if route.delivery.mode == DeliveryMode::Queue {
+            if let Err(limited) = state.limits.check_route(&route.name) {
+                // The route's rate limit paces queued deliveries: wait for the bucket without
+                // counting an attempt (nothing is written; a restart simply tries again).
+                meta.next_ms = self.now_ms() + limited.retry_after.saturating_mul(1000);
+                q.schedule(meta);
+                return;
+            }
+        }
         let event = match self.store.event(meta.id).await {
             Ok(Some(e)) => e,
             Ok(None) => {
@@ -265,18 +286,6 @@ impl Engine {
                 q.schedule(meta);
                 return;
             }
-        };
-        let state = self.state.load_full();
-        let Some(route) = state
-            .config
-            .routes
-            .iter()
-            .find(|r| *r.name == meta.route)
-            .cloned()
-        else {
-            meta.last_error = format!("route {} is no longer configured", meta.route);
-            self.bury(&q, meta).await;
-            return;
         };
         meta.attempts += 1;
         let req = match self.request(&state, &route, &event, &meta) {

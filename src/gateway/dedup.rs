@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use http::HeaderMap;
 
+use super::payload::Payload;
 use super::Rejection;
 use crate::config::{Dedup, Route};
 use crate::dedup;
@@ -53,9 +54,15 @@ pub fn key(
     config: &Dedup,
     verified: &Verified,
     headers: &HeaderMap,
-    body: &[u8],
+    payload: &Payload,
 ) -> String {
-    let (key, fallback) = dedup::key(config.key.as_ref(), verified, headers, body);
+    let (key, fallback) = dedup::key(
+        config.key.as_ref(),
+        verified,
+        headers,
+        payload.raw(),
+        || payload.json(),
+    );
     if fallback {
         tracing::debug!(route = %route.name, "dedup key template incomplete; using the body hash");
     }

@@ -8,8 +8,10 @@ mod client_ip;
 mod dedup;
 pub(crate) mod forward;
 mod headers;
+mod payload;
 mod reject;
 mod route;
+mod validate;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,11 +27,14 @@ use tokio::sync::oneshot;
 pub use self::client_ip::resolve as client_ip;
 use self::dedup::Hold;
 pub use self::headers::Trusted;
+use self::payload::Payload;
 pub use self::reject::Rejection;
 use crate::config::{Config, DeliveryMode, Route};
 use crate::delivery::schedule::millis;
 use crate::delivery::{attempt_of, Clock, Engine, SystemClock};
+use crate::limit::Limits;
 use crate::metrics::Metrics;
+use crate::schema::Mode;
 use crate::store::{AnyStore, Event, MemoryStore, Meta, StoreError};
 use crate::verify::{Input, Verified};
 
@@ -52,12 +57,19 @@ pub struct Conn {
 pub struct State {
     pub config: Config,
     pub trusted: Trusted,
+    pub limits: Limits,
 }
 
 impl State {
-    pub fn new(config: Config) -> Self {
+    /// The state for `config`; rate-limit buckets of routes unchanged since `previous` carry over.
+    pub fn new(config: Config, previous: Option<&State>) -> Self {
         let trusted = Trusted::new(&config.forward.header_prefix);
-        Self { config, trusted }
+        let limits = Limits::new(&config.routes, previous.map(|p| &p.limits));
+        Self {
+            config,
+            trusted,
+            limits,
+        }
     }
 }
 
@@ -77,6 +89,8 @@ struct Record {
     route: Option<Arc<str>>,
     verified: Option<Verified>,
     spoofed: usize,
+    /// A schema failure forwarded anyway (`mode: shadow`).
+    shadowed: Option<Rejection>,
     dedup_key: Option<String>,
     queue_id: Option<u64>,
 }
@@ -103,7 +117,7 @@ impl Gateway {
         store: AnyStore,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        let state = Arc::new(ArcSwap::from_pointee(State::new(config)));
+        let state = Arc::new(ArcSwap::from_pointee(State::new(config, None)));
         let client = forward::client();
         let engine = Engine::new(
             store.clone(),
@@ -140,9 +154,31 @@ impl Gateway {
         self.state.load_full()
     }
 
-    /// Installs a new config; requests under way finish on the one they started with.
+    /// Installs a new config; requests under way finish on the one they started with. Queued
+    /// events are delivered under the config current at each attempt (a route's `concurrency`
+    /// is fixed when its queue first starts).
     pub fn replace(&self, config: Config) {
-        self.state.store(Arc::new(State::new(config)));
+        let previous = self.state.load_full();
+        self.state
+            .store(Arc::new(State::new(config, Some(&previous))));
+    }
+
+    /// Forgets idle addresses in the per-IP limits and publishes how many remain; run every
+    /// [`crate::limit::SWEEP_INTERVAL`].
+    pub fn sweep_limits(&self) {
+        for (route, keys, full) in self.state.load().limits.sweep() {
+            self.metrics
+                .rate_limit_keys
+                .with_label_values(&[&*route])
+                .set(i64::try_from(keys).unwrap_or(i64::MAX));
+            if full {
+                tracing::warn!(
+                    route = &*route,
+                    keys,
+                    "per-IP rate limit is tracking max_keys addresses; new addresses share one bucket"
+                );
+            }
+        }
     }
 
     /// Runs one request through every stage and accounts for it: one log line, its metrics.
@@ -165,15 +201,36 @@ impl Gateway {
                 if deferred { "deferred" } else { "" },
             ),
             Err(r) => {
-                if let Rejection::Unverified(e) = r {
-                    self.metrics
-                        .verify_failures
-                        .with_label_values(&[route, e.reason()])
-                        .inc();
+                match &r {
+                    Rejection::Unverified(e) => {
+                        self.metrics
+                            .verify_failures
+                            .with_label_values(&[route, e.reason()])
+                            .inc();
+                    }
+                    Rejection::RateLimited(l) => {
+                        self.metrics
+                            .rate_limited
+                            .with_label_values(&[route, l.scope.label()])
+                            .inc();
+                    }
+                    Rejection::NotJson | Rejection::Schema(_) => {
+                        self.metrics
+                            .schema_failures
+                            .with_label_values(&[route, Mode::Enforce.label()])
+                            .inc();
+                    }
+                    _ => {}
                 }
                 (r.response().map(Either::Left), r.outcome(), r.reason())
             }
         };
+        if rec.shadowed.is_some() {
+            self.metrics
+                .schema_failures
+                .with_label_values(&[route, Mode::Shadow.label()])
+                .inc();
+        }
         if rec.spoofed > 0 {
             self.metrics
                 .spoofed_headers
@@ -203,6 +260,7 @@ impl Gateway {
             dedup_key = rec.dedup_key.as_deref(),
             queue_id = rec.queue_id,
             spoofed_headers = rec.spoofed,
+            schema_shadowed = rec.shadowed.as_ref().map(Rejection::reason),
             "request"
         );
         response
@@ -237,21 +295,36 @@ impl Gateway {
         )?;
         rec.route = Some(route.name.clone());
 
+        // 2. per-IP limit, before a byte of the body is read.
+        state.limits.check_ip(&route.name, client)?;
+
         // 3. body
         let (mut parts, incoming) = req.into_parts();
         let server = &config.server;
-        let body = body::read(
-            incoming,
-            &parts.headers,
-            server.max_body_bytes,
-            server.body_timeout,
-        )
-        .await?;
+        let payload = Payload::new(
+            body::read(
+                incoming,
+                &parts.headers,
+                server.max_body_bytes,
+                server.body_timeout,
+            )
+            .await?,
+        );
+        let body = payload.raw().clone();
 
         // 4. verify: on the headers as received, before anything is stripped.
         let now = unix_now();
         let verified = self.verify(&route, &parts.headers, &body, now)?;
         rec.verified = Some(verified.clone());
+
+        // 5. route limit: only verified traffic counts. A queue route spools instead of
+        // refusing: its bucket paces the deliveries (see `delivery`), not the intake.
+        if route.delivery.mode != DeliveryMode::Queue {
+            state.limits.check_route(&route.name)?;
+        }
+
+        // 6. validate: the JSON tree is built here, once, and kept in `payload`.
+        rec.shadowed = validate::validate(&route, &payload)?;
 
         // 7. dedup: the key from the headers as received; the claim is held until delivery.
         let now_ms = self.clock.now_ms();
@@ -264,7 +337,7 @@ impl Gateway {
                 DeliveryMode::Queue => Duration::ZERO,
             };
             let lease = millis(busy + CLAIM_MARGIN);
-            let key = dedup::key(&route, d, &verified, &parts.headers, &body);
+            let key = dedup::key(&route, d, &verified, &parts.headers, &payload);
             rec.dedup_key = Some(key.clone());
             hold = dedup::claim(&self.store, &self.metrics, &route, &key, now_ms, lease).await?;
         }

@@ -5,10 +5,12 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 
+use crate::limit::{Limited, Scope};
+use crate::schema::{Failure, Violation};
 use crate::verify::VerifyError;
 
 /// A refusal or failure that ends a request before (or instead of) the backend's answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Rejection {
     #[error("no route for this path")]
     NotFound,
@@ -22,6 +24,12 @@ pub enum Rejection {
     BadBody,
     #[error("signature verification failed: {0}")]
     Unverified(VerifyError),
+    #[error("{0}")]
+    RateLimited(Limited),
+    #[error("body is not JSON")]
+    NotJson,
+    #[error("payload violates the route's schema")]
+    Schema(Box<[Violation]>),
     #[error("backend unreachable")]
     UpstreamUnreachable,
     #[error("backend did not answer within the route's timeout")]
@@ -34,8 +42,23 @@ pub enum Rejection {
     StoreFailed,
 }
 
+impl From<Limited> for Rejection {
+    fn from(l: Limited) -> Self {
+        Self::RateLimited(l)
+    }
+}
+
+impl From<Failure> for Rejection {
+    fn from(f: Failure) -> Self {
+        match f {
+            Failure::NotJson => Self::NotJson,
+            Failure::Invalid(v) => Self::Schema(v),
+        }
+    }
+}
+
 impl Rejection {
-    pub fn status(self) -> StatusCode {
+    pub fn status(&self) -> StatusCode {
         match self {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -43,6 +66,9 @@ impl Rejection {
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::BadBody => StatusCode::BAD_REQUEST,
             Self::Unverified(_) => StatusCode::UNAUTHORIZED,
+            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::NotJson => StatusCode::BAD_REQUEST,
+            Self::Schema(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::UpstreamUnreachable => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::Duplicate => StatusCode::OK,
@@ -52,7 +78,7 @@ impl Rejection {
     }
 
     /// The `reason` label of metrics and logs.
-    pub fn reason(self) -> &'static str {
+    pub fn reason(&self) -> &'static str {
         match self {
             Self::NotFound => "no_route",
             Self::MethodNotAllowed => "method",
@@ -60,6 +86,15 @@ impl Rejection {
             Self::BodyTimeout => "body_timeout",
             Self::BadBody => "bad_body",
             Self::Unverified(e) => e.reason(),
+            Self::RateLimited(Limited {
+                scope: Scope::Ip, ..
+            }) => "rate_limited_ip",
+            Self::RateLimited(Limited {
+                scope: Scope::Route,
+                ..
+            }) => "rate_limited_route",
+            Self::NotJson => "not_json",
+            Self::Schema(_) => "schema",
             Self::UpstreamUnreachable => "upstream_unreachable",
             Self::UpstreamTimeout => "upstream_timeout",
             Self::Duplicate => "delivered",
@@ -70,7 +105,7 @@ impl Rejection {
 
     /// `rejected` when the sender is at fault, `failed` when hookgate or the backend is,
     /// `duplicate` when the event was seen before.
-    pub fn outcome(self) -> &'static str {
+    pub fn outcome(&self) -> &'static str {
         match self {
             Self::UpstreamUnreachable | Self::UpstreamTimeout | Self::StoreFailed => "failed",
             Self::Duplicate | Self::InFlight => "duplicate",
@@ -78,37 +113,66 @@ impl Rejection {
         }
     }
 
-    fn body(self) -> &'static str {
-        match self {
+    fn body(&self) -> Bytes {
+        let fixed = match self {
             Self::NotFound => r#"{"error":"not found"}"#,
             Self::MethodNotAllowed => r#"{"error":"method not allowed"}"#,
             Self::TooLarge => r#"{"error":"payload too large"}"#,
             Self::BodyTimeout => r#"{"error":"request timeout"}"#,
             Self::BadBody => r#"{"error":"bad request"}"#,
             Self::Unverified(_) => r#"{"error":"invalid signature"}"#,
+            Self::RateLimited(l) => {
+                return Bytes::from(format!(
+                    r#"{{"error":"rate limited","retry_after":{}}}"#,
+                    l.retry_after
+                ))
+            }
+            Self::NotJson => r#"{"error":"body is not JSON"}"#,
+            Self::Schema(violations) => {
+                let body = serde_json::json!({"error": "schema", "violations": violations});
+                return Bytes::from(body.to_string());
+            }
             Self::UpstreamUnreachable => r#"{"error":"bad gateway"}"#,
             Self::UpstreamTimeout => r#"{"error":"gateway timeout"}"#,
             Self::Duplicate => r#"{"status":"duplicate"}"#,
             Self::InFlight => r#"{"error":"duplicate in flight"}"#,
             Self::StoreFailed => r#"{"error":"internal error"}"#,
-        }
+        };
+        Bytes::from_static(fixed.as_bytes())
     }
 
-    /// Whether the connection must not be reused: the request body may be partly unread.
-    fn closes(self) -> bool {
-        matches!(self, Self::TooLarge | Self::BodyTimeout | Self::BadBody)
+    /// Whether the connection must not be reused: the request body may be partly unread. A
+    /// per-address refusal comes before the body is read; closing also makes a flooding client
+    /// pay for a new connection.
+    fn closes(&self) -> bool {
+        matches!(
+            self,
+            Self::TooLarge
+                | Self::BodyTimeout
+                | Self::BadBody
+                | Self::RateLimited(Limited {
+                    scope: Scope::Ip,
+                    ..
+                })
+        )
     }
 
-    pub fn response(self) -> Response<Full<Bytes>> {
-        let mut res = Response::new(Full::new(Bytes::from_static(self.body().as_bytes())));
+    pub fn response(&self) -> Response<Full<Bytes>> {
+        let mut res = Response::new(Full::new(self.body()));
         *res.status_mut() = self.status();
         let h = res.headers_mut();
         h.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        if self == Self::MethodNotAllowed {
-            h.insert(header::ALLOW, HeaderValue::from_static("POST"));
+        match self {
+            Self::MethodNotAllowed => {
+                h.insert(header::ALLOW, HeaderValue::from_static("POST"));
+            }
+            Self::RateLimited(l) => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from(l.retry_after));
+            }
+            _ => {}
         }
         if self.closes() {
             h.insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -137,5 +201,46 @@ mod tests {
             assert_eq!(r.body(), r#"{"error":"invalid signature"}"#);
             assert_eq!(r.response().headers().len(), 1);
         }
+    }
+
+    #[test]
+    fn rate_limited_says_when_to_retry() {
+        let ip = Rejection::from(Limited {
+            scope: Scope::Ip,
+            retry_after: 60,
+        });
+        let res = ip.response();
+        assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(res.headers()[header::RETRY_AFTER], "60");
+        assert_eq!(res.headers()[header::CONNECTION], "close");
+        assert_eq!(ip.body(), r#"{"error":"rate limited","retry_after":60}"#);
+        assert_eq!(ip.reason(), "rate_limited_ip");
+        let route = Rejection::from(Limited {
+            scope: Scope::Route,
+            retry_after: 1,
+        });
+        let res = route.response();
+        assert_eq!(res.headers()[header::RETRY_AFTER], "1");
+        assert!(res.headers().get(header::CONNECTION).is_none());
+        assert_eq!(route.reason(), "rate_limited_route");
+    }
+
+    #[test]
+    fn schema_failures() {
+        let r = Rejection::from(Failure::NotJson);
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(r.body(), r#"{"error":"body is not JSON"}"#);
+        let r = Rejection::from(Failure::Invalid(Box::new([Violation::new(
+            "/status",
+            "value is not one of \"a\" or \"b\"",
+        )])));
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let body: serde_json::Value = serde_json::from_slice(&r.body()).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"error": "schema", "violations": [
+                {"pointer": "/status", "message": "value is not one of \"a\" or \"b\""}
+            ]})
+        );
     }
 }

@@ -1,10 +1,12 @@
 //! Listeners, connection limits and graceful shutdown.
 //!
 //! One port speaks HTTP/1.1 and HTTP/2 (prior knowledge, and by ALPN under TLS). Slow clients are
-//! bounded by `header_timeout` (request head) and `body_timeout` (in the gateway); the number of
-//! open connections by `max_connections`, beyond which new ones wait in the kernel's backlog.
+//! bounded by `header_timeout` (TLS handshake, then request head) and `body_timeout` (in the
+//! gateway); the number of open connections by `max_connections`, beyond which new ones wait in
+//! the kernel's backlog. The config reloads in the background (`config::reload`).
 
 mod admin;
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -15,11 +17,12 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use crate::config::Config;
+use crate::config::{reload, Config};
 use crate::delivery::SystemClock;
 use crate::gateway::{Conn, Gateway};
 use crate::metrics::Metrics;
@@ -34,6 +37,8 @@ pub enum ServerError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("server.tls: {0}")]
+    Tls(#[from] tls::TlsError),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
 }
@@ -67,9 +72,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let store = AnyStore::open(&config.store)?;
     let metrics = Metrics::new();
     let server_cfg = config.server.clone();
+    // TLS is on or off for the life of the listener; a reload only swaps the certificate.
+    let certs = server_cfg
+        .tls
+        .as_ref()
+        .map(|t| Arc::new(tls::CertStore::new(t.certified.clone())));
+    let acceptor = certs.clone().map(tls::acceptor).transpose()?;
+    let hangup = reload::Hangup::install();
+    let running = config.clone();
     let gateway = Arc::new(Gateway::with_store(
         config,
-        metrics,
+        metrics.clone(),
         store.clone(),
         Arc::new(SystemClock),
     ));
@@ -81,7 +94,22 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         "store open"
     );
     let admin_task = tokio::spawn(admin::serve(admin_listener, gateway.clone()));
-    tracing::info!(listen = %local, admin = %admin_local, "listening");
+    let sweeper = tokio::spawn(sweep_limits(gateway.clone(), crate::limit::SWEEP_INTERVAL));
+    let reload_task = {
+        let gateway = gateway.clone();
+        tokio::spawn(reload::watch(
+            running,
+            metrics,
+            hangup,
+            move |new: Config| {
+                if let (Some(certs), Some(t)) = (&certs, &new.server.tls) {
+                    certs.set(t.certified.clone());
+                }
+                gateway.replace(new);
+            },
+        ))
+    };
+    tracing::info!(listen = %local, admin = %admin_local, tls = acceptor.is_some(), "listening");
 
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -121,10 +149,62 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             },
         };
         let _ = stream.set_nodelay(true);
-        let gw = gateway.clone();
-        let conn_info = Conn { peer, tls: false };
-        // Set by the first request: until then the client is held to `header_timeout`, whatever
-        // protocol it claims (hyper's own header timeout only starts once HTTP/1 is detected).
+        let ctx = Serve {
+            builder: builder.clone(),
+            watcher: graceful.watcher(),
+            gateway: gateway.clone(),
+        };
+        let acceptor = acceptor.clone();
+        // From accept to the first request (TLS handshake included) within `header_timeout`:
+        // a client that never finishes a handshake or a request head cannot hold a slot.
+        let deadline = tokio::time::Instant::now() + server_cfg.header_timeout;
+        tokio::spawn(async move {
+            match acceptor {
+                None => ctx.serve(stream, Conn { peer, tls: false }, deadline).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
+                        Ok(Ok(tls_stream)) => {
+                            ctx.serve(tls_stream, Conn { peer, tls: true }, deadline)
+                                .await
+                        }
+                        Ok(Err(e)) => tracing::debug!(error = %e, %peer, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                }
+            }
+            drop(permit);
+        });
+    }
+
+    drop(listener);
+    reload_task.abort();
+    // The grace of the config in force now: a reload may have changed it.
+    let grace = gateway.state().config.server.shutdown_grace;
+    tracing::info!(?grace, "shutting down: draining in-flight requests");
+    match tokio::time::timeout(grace, graceful.shutdown()).await {
+        Ok(()) => tracing::info!("all connections closed"),
+        Err(_) => tracing::warn!("shutdown grace elapsed; closing remaining connections"),
+    }
+    admin_task.abort();
+    sweeper.abort();
+    Ok(())
+}
+
+/// What serving one connection needs, plain or TLS.
+struct Serve {
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    watcher: Watcher,
+    gateway: Arc<Gateway>,
+}
+
+impl Serve {
+    /// Serves `io` until it closes; closes it at `first_request_deadline` if no request has
+    /// started by then (hyper's own header timeout only starts once HTTP/1 is detected).
+    async fn serve<I>(self, io: I, conn_info: Conn, first_request_deadline: tokio::time::Instant)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let gw = self.gateway;
         let started = Arc::new(AtomicBool::new(false));
         let seen = started.clone();
         let service = service_fn(move |req| {
@@ -132,39 +212,38 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             let gw = gw.clone();
             async move { Ok::<_, std::convert::Infallible>(gw.handle(req, conn_info).await) }
         });
-        let conn = builder
-            .serve_connection(TokioIo::new(stream), service)
+        let conn = self
+            .builder
+            .serve_connection(TokioIo::new(io), service)
             .into_owned();
-        let conn = graceful.watch(conn);
-        let first_request_deadline = server_cfg.header_timeout;
-        tokio::spawn(async move {
-            tokio::pin!(conn);
-            let result = tokio::select! {
-                r = &mut conn => r,
-                _ = tokio::time::sleep(first_request_deadline) => {
-                    if started.load(Ordering::Relaxed) {
-                        conn.await
-                    } else {
-                        tracing::debug!(%peer, "no request within header_timeout; closing");
-                        Ok(())
-                    }
+        let conn = self.watcher.watch(conn);
+        tokio::pin!(conn);
+        let peer = conn_info.peer;
+        let result = tokio::select! {
+            r = &mut conn => r,
+            _ = tokio::time::sleep_until(first_request_deadline) => {
+                if started.load(Ordering::Relaxed) {
+                    conn.await
+                } else {
+                    tracing::debug!(%peer, "no request within header_timeout; closing");
+                    Ok(())
                 }
-            };
-            if let Err(e) = result {
-                tracing::debug!(error = %e, %peer, "connection ended with an error");
             }
-            drop(permit);
-        });
+        };
+        if let Err(e) = result {
+            tracing::debug!(error = %e, %peer, "connection ended with an error");
+        }
     }
+}
 
-    drop(listener);
-    tracing::info!(grace = ?server_cfg.shutdown_grace, "shutting down: draining in-flight requests");
-    match tokio::time::timeout(server_cfg.shutdown_grace, graceful.shutdown()).await {
-        Ok(()) => tracing::info!("all connections closed"),
-        Err(_) => tracing::warn!("shutdown grace elapsed; closing remaining connections"),
+/// Keeps the per-IP limits' memory to the addresses seen recently.
+async fn sweep_limits(gateway: Arc<Gateway>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        gateway.sweep_limits();
     }
-    admin_task.abort();
-    Ok(())
 }
 
 /// Resolves on SIGTERM or SIGINT.
@@ -187,5 +266,58 @@ pub async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The sweeper runs on its timer: idle addresses go, busy ones stay, and the gauge says so.
+    #[tokio::test]
+    async fn sweeper_forgets_idle_addresses_and_publishes_the_count() {
+        let route = |name: &str, rate: &str| {
+            format!(
+                "  - name: {name}\n    path: /{name}\n    upstream: http://127.0.0.1:9/x\n    verify: {{scheme: mediaconvert, secrets: [{{id: k, value: s}}]}}\n    rate_limit: {{per_ip: {{rate: {rate}, burst: 1}}}}\n"
+            )
+        };
+        let yaml = format!(
+            "routes:\n{}{}",
+            route("slow", "1/h"),
+            route("fast", "1000/s")
+        );
+        let gateway = Arc::new(Gateway::new(Config::parse(&yaml).unwrap(), Metrics::new()));
+        let state = gateway.state();
+        for i in 1..=3 {
+            let ip = format!("192.0.2.{i}").parse().unwrap();
+            state.limits.check_ip("slow", ip).unwrap();
+            state.limits.check_ip("fast", ip).unwrap();
+        }
+        let sweeper = tokio::spawn(sweep_limits(gateway.clone(), Duration::from_millis(5)));
+        let gauge = |route: &str| {
+            gateway
+                .metrics()
+                .rate_limit_keys
+                .with_label_values(&[route])
+                .get()
+        };
+        let settled = tokio::time::timeout(Duration::from_secs(5), async {
+            // A 1000/s bucket is full again after 1ms; a 1/h one not for an hour.
+            while !(gauge("slow") == 3
+                && gauge("fast") == 0
+                && state.limits.get("fast").unwrap().keys() == 0)
+            {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+        sweeper.abort();
+        assert!(
+            settled.is_ok(),
+            "slow {} fast {}",
+            gauge("slow"),
+            gauge("fast")
+        );
+        assert_eq!(state.limits.get("slow").unwrap().keys(), 3);
     }
 }

@@ -2,6 +2,8 @@
 //! backend, request signing, HTTP clients (HTTP/1.1, h2c, raw TCP) and test vectors.
 #![allow(dead_code)]
 
+pub mod tls;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -46,6 +48,8 @@ pub struct Opts {
     pub header_prefix: String,
     /// Extra lines inside `forward:` (already indented by 2 spaces), e.g. attestation.
     pub forward_extra: String,
+    /// `server.trusted_proxies` CIDRs.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for Opts {
@@ -59,6 +63,7 @@ impl Default for Opts {
             log_level: "info".into(),
             header_prefix: "X-Webhook-".into(),
             forward_extra: String::new(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -66,12 +71,18 @@ impl Default for Opts {
 /// A whole config file: `routes` is the YAML of the route list items (see [`route`]).
 pub fn config(opts: &Opts, routes: &str) -> String {
     format!(
-        "server:\n  listen: 127.0.0.1:0\n  max_body_bytes: {}\n  header_timeout: {}\n  body_timeout: {}\n  max_connections: {}\n  shutdown_grace: {}\nadmin:\n  listen: 127.0.0.1:0\nlog: {{format: json, level: {}}}\nforward:\n  header_prefix: {}\n{}routes:\n{}",
+        "server:\n  listen: 127.0.0.1:0\n  max_body_bytes: {}\n  header_timeout: {}\n  body_timeout: {}\n  max_connections: {}\n  shutdown_grace: {}\n  trusted_proxies: [{}]\nadmin:\n  listen: 127.0.0.1:0\nlog: {{format: json, level: {}}}\nforward:\n  header_prefix: {}\n{}routes:\n{}",
         opts.max_body_bytes,
         opts.header_timeout,
         opts.body_timeout,
         opts.max_connections,
         opts.shutdown_grace,
+        opts
+            .trusted_proxies
+            .iter()
+            .map(|c| q(c))
+            .collect::<Vec<_>>()
+            .join(", "),
         opts.log_level,
         opts.header_prefix,
         opts.forward_extra,
@@ -238,15 +249,43 @@ impl Gateway {
         }
     }
 
+    /// Start with `files` (`(relative path, contents)`) written beside the config first.
+    pub fn start_with_files(yaml: &str, files: &[(&str, &str)]) -> Gateway {
+        match Self::try_start_with_files(yaml, &[], files) {
+            Ok(g) => g,
+            Err(e) => panic!("gateway did not start: {e}\n--- config ---\n{yaml}"),
+        }
+    }
+
     /// Start and wait for the `listening` line; the error carries everything the process printed.
     pub fn try_start(yaml: &str, env: &[(&str, &str)]) -> Result<Gateway, String> {
+        Self::try_start_with_files(yaml, env, &[])
+    }
+
+    /// [`Gateway::try_start`] with files written into the config's directory first.
+    pub fn try_start_with_files(
+        yaml: &str,
+        env: &[(&str, &str)],
+        files: &[(&str, &str)],
+    ) -> Result<Gateway, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        write_files(dir.path(), files);
         let path = dir.path().join("hookgate.yaml");
         std::fs::write(&path, yaml).map_err(|e| e.to_string())?;
+        Self::try_start_at(dir, &path, env)
+    }
+
+    /// Start on a config file the test laid out itself (e.g. a symlink) inside `dir`, which the
+    /// gateway keeps alive.
+    pub fn try_start_at(
+        dir: tempfile::TempDir,
+        path: &Path,
+        env: &[(&str, &str)],
+    ) -> Result<Gateway, String> {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookgate"));
         cmd.arg("run")
             .arg("-c")
-            .arg(&path)
+            .arg(path)
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -395,6 +434,47 @@ impl Gateway {
         }
     }
 
+    /// The config file written by [`Gateway::start`]; rewrite it to test reloads.
+    pub fn config_file(&self) -> PathBuf {
+        self.dir.path().join("hookgate.yaml")
+    }
+
+    /// Send SIGHUP (reload) with the `kill` command.
+    pub fn sighup(&self) {
+        let st = Command::new("kill")
+            .arg("-HUP")
+            .arg(self.pid.to_string())
+            .status()
+            .expect("run kill");
+        assert!(st.success(), "kill -HUP failed");
+    }
+
+    /// Wait (bounded) for a stdout JSON line whose `message` is `message` and that satisfies
+    /// `pred`.
+    pub fn wait_log(
+        &self,
+        message: &str,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> Option<serde_json::Value> {
+        let deadline = Instant::now() + WAIT;
+        let (m, cv) = &*self.out;
+        let mut g = m.lock().unwrap();
+        loop {
+            for l in &g.stdout {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(l) {
+                    if v.get("message").and_then(|m| m.as_str()) == Some(message) && pred(&v) {
+                        return Some(v);
+                    }
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline || g.closed == 2 {
+                return None;
+            }
+            g = cv.wait_timeout(g, deadline - now).unwrap().0;
+        }
+    }
+
     /// Send SIGTERM with the `kill` command.
     pub fn sigterm(&self) {
         let st = Command::new("kill")
@@ -509,10 +589,32 @@ pub fn run_cli(args: &[&str], env: &[(&str, &str)], cwd: Option<&Path>) -> Outpu
 
 /// Write `yaml` to a temp file and run `hookgate <cmd> -c FILE`.
 pub fn run_with_config(cmd: &str, yaml: &str, env: &[(&str, &str)]) -> Output {
+    run_with_config_files(cmd, yaml, env, &[])
+}
+
+/// [`run_with_config`] with `files` (`(relative path, contents)`) written beside the config.
+pub fn run_with_config_files(
+    cmd: &str,
+    yaml: &str,
+    env: &[(&str, &str)],
+    files: &[(&str, &str)],
+) -> Output {
     let dir = tempfile::tempdir().expect("tempdir");
+    write_files(dir.path(), files);
     let path = dir.path().join("hookgate.yaml");
     std::fs::write(&path, yaml).expect("write config");
     run_cli(&[cmd, "-c", path.to_str().unwrap()], env, None)
+}
+
+/// Write `(relative path, contents)` pairs under `dir`, creating folders.
+pub fn write_files(dir: &Path, files: &[(&str, &str)]) {
+    for (rel, text) in files {
+        let path = dir.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("create dir");
+        }
+        std::fs::write(&path, text).expect("write file");
+    }
 }
 
 // ---------------------------------------------------------------------------
