@@ -379,6 +379,46 @@ async fn route_limit_paces_queue_deliveries_instead_of_refusing() {
     );
 }
 
+/// At most `concurrency` deliveries of a route are in flight at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrency_bounds_deliveries_in_flight() {
+    let backend = Backend::start();
+    let dir = tempfile::tempdir().unwrap();
+    let extra = "    delivery: {mode: queue, concurrency: 2}\n";
+    let gw = Gateway::start(&durable(
+        dir.path(),
+        &mc_route("q", &backend.url("/up"), "5s", extra),
+    ));
+    backend.hold();
+    for i in 0..5 {
+        let r = post_mc(
+            gw.addr(),
+            "/hooks/q",
+            SECRET,
+            format!("{{\"i\":{i}}}").as_bytes(),
+        )
+        .await;
+        assert_eq!(r.status, 202);
+    }
+    assert!(backend.wait_count(2).await);
+    // Nothing signals "a third did not start": give it time to, then look.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(backend.requests().len(), 2, "two in flight, three waiting");
+    assert_eq!(gw.metric("hookgate_queue_depth", &[("route", "q")]), 5.0);
+    backend.release(1);
+    assert!(backend.wait_count(3).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        backend.requests().len(),
+        3,
+        "one finished, one more started"
+    );
+    backend.unhold();
+    assert!(backend.wait_count(5).await);
+    gw.wait_metric("hookgate_queue_depth", &[("route", "q")], |v| v == 0.0);
+    assert_eq!(backend.requests().len(), 5);
+}
+
 /// The admin API refuses malformed selections, and the CLI says when it cannot reach it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dlq_errors() {
