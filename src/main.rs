@@ -20,7 +20,7 @@ fn main() -> ExitCode {
             Err(e) => fail(&e.to_string(), e.exit_code()),
         },
         Some(Command::Send(args)) => {
-            match runtime().and_then(|rt| Ok(rt.block_on(hookgate::sign::send(&args)))) {
+            match runtime().map(|rt| rt.block_on(hookgate::sign::send(&args))) {
                 Ok(Ok((status, body))) => {
                     println!("{status}\n{body}");
                     if (200..300).contains(&status) {

@@ -11,7 +11,9 @@ use super::file::{FileConfig, RouteFile, Scalar, SecretFile, VerifyFile};
 use super::secret::{self, SecretSource};
 use super::{Admin, Config, Forward, Log, LogFormat, Problem, Route, RoutePath, Secret, Server};
 use super::{LogFormat::Json, Upstream};
-use crate::verify::{Algorithm, Encoding, HmacSpec, Scheme, Template, Verifier, SCHEME_NAMES};
+use crate::verify::{
+    Algorithm, Encoding, HmacSpec, Keys, Scheme, Template, Verifier, SCHEME_NAMES,
+};
 
 /// Parses YAML text into a `Config`, or every problem found.
 pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
@@ -372,63 +374,37 @@ impl Validator {
     }
 
     fn verifier(&mut self, key: &str, v: VerifyFile) -> Option<Verifier> {
-        let mut secrets = Vec::new();
-        let mut ids = HashSet::new();
-        if v.secrets.is_empty() {
-            self.problem(
-                format!("{key}.secrets"),
-                "no secrets; add at least one {id, env: VAR} (or file: / value:)",
-            );
-        }
-        for (i, s) in v.secrets.iter().enumerate() {
-            let skey = format!("{key}.secrets[{i}]");
-            if let Some(secret) = self.secret(&skey, s) {
-                if !ids.insert(secret.id().to_string()) {
-                    self.problem(
-                        format!("{skey}.id"),
-                        format!("duplicate secret id `{}`", secret.id()),
-                    );
-                }
-                secrets.push(secret);
-            }
-        }
-        if let Some(t) = &v.tolerance {
-            self.duration(&format!("{key}.tolerance"), Some(t.clone()), 300);
-        }
-        let generic = [
-            ("header", v.header.is_some()),
-            ("prefix", v.prefix.is_some()),
-            ("encoding", v.encoding.is_some()),
-            ("algorithm", v.algorithm.is_some()),
-            ("signed", v.signed.is_some()),
-        ];
         let scheme = match v.scheme.as_deref() {
             Some("hmac") => self.hmac_spec(key, &v).map(Scheme::Hmac),
-            Some(name @ ("mediaconvert" | "github")) => {
-                for (k, given) in generic {
-                    if given {
+            Some(name) => match Scheme::builtin(name) {
+                Some(scheme) => {
+                    let hmac_only = [
+                        ("header", v.header.is_some()),
+                        ("prefix", v.prefix.is_some()),
+                        ("encoding", v.encoding.is_some()),
+                        ("algorithm", v.algorithm.is_some()),
+                        ("signed", v.signed.is_some()),
+                        ("timestamp_header", v.timestamp_header.is_some()),
+                    ];
+                    for (k, _) in hmac_only.iter().filter(|(_, given)| *given) {
                         self.problem(
                             format!("{key}.{k}"),
                             format!("only for scheme hmac; scheme {name} fixes it, remove the key"),
                         );
                     }
+                    Some(scheme)
                 }
-                Some(if name == "github" {
-                    Scheme::GitHub
-                } else {
-                    Scheme::MediaConvert
-                })
-            }
-            Some(other) => {
-                self.problem(
-                    format!("{key}.scheme"),
-                    format!(
-                        "unknown scheme `{other}`; use one of: {}",
-                        SCHEME_NAMES.join(", ")
-                    ),
-                );
-                None
-            }
+                None => {
+                    self.problem(
+                        format!("{key}.scheme"),
+                        format!(
+                            "unknown scheme `{name}`; use one of: {}",
+                            SCHEME_NAMES.join(", ")
+                        ),
+                    );
+                    None
+                }
+            },
             None => {
                 self.problem(
                     format!("{key}.scheme"),
@@ -437,7 +413,121 @@ impl Validator {
                 None
             }
         };
-        Some(Verifier::new(scheme?, secrets))
+        let keys = self.keys(key, &v, scheme.as_ref());
+        let tolerance = self.duration(&format!("{key}.tolerance"), v.tolerance.clone(), 300);
+        if tolerance < Duration::from_secs(1) {
+            self.problem(
+                format!("{key}.tolerance"),
+                "must be at least 1s (timestamps are whole seconds); e.g. 5m",
+            );
+        }
+        let public_url = self.public_url(key, v.public_url.as_deref(), scheme.as_ref());
+        let mut verifier = Verifier::new(scheme?, keys?).with_tolerance(tolerance);
+        if let Some(url) = public_url {
+            verifier = verifier.with_public_url(url);
+        }
+        Some(verifier)
+    }
+
+    /// `verify.secrets` and `verify.public_keys`, each decoded for the scheme (a key that does
+    /// not decode is a problem at its own path).
+    fn keys(&mut self, key: &str, v: &VerifyFile, scheme: Option<&Scheme>) -> Option<Keys> {
+        let mut keys = Keys::default();
+        let mut ids = HashSet::new();
+        let mut ok = true;
+        let lists = [("secrets", &v.secrets), ("public_keys", &v.public_keys)];
+        for (list, entries) in lists {
+            for (i, s) in entries.iter().enumerate() {
+                let skey = format!("{key}.{list}[{i}]");
+                let Some(secret) = self.secret(&skey, s) else {
+                    ok = false;
+                    continue;
+                };
+                if !ids.insert(secret.id().to_string()) {
+                    self.problem(
+                        format!("{skey}.id"),
+                        format!("duplicate key id `{}`", secret.id()),
+                    );
+                }
+                let Some(scheme) = scheme else { continue };
+                let added = if list == "secrets" {
+                    scheme.add_secret(&mut keys, secret)
+                } else {
+                    scheme.add_public_key(&mut keys, secret)
+                };
+                if let Err(message) = added {
+                    self.problem(skey, message);
+                    ok = false;
+                }
+            }
+        }
+        let scheme = scheme?;
+        if v.secrets.is_empty() && v.public_keys.is_empty() {
+            let (k, message) = match (scheme.takes_secrets(), scheme.takes_public_keys()) {
+                (false, _) => (
+                    "public_keys",
+                    format!(
+                        "no public keys; scheme {} needs the sender's verification key as {{id, env: VAR}} (or file: / value:)",
+                        scheme.name()
+                    ),
+                ),
+                (true, true) => (
+                    "secrets",
+                    "no keys; add a whsec_ secret under secrets, or a whpk_ key under public_keys".to_string(),
+                ),
+                (true, false) => (
+                    "secrets",
+                    "no secrets; add at least one {id, env: VAR} (or file: / value:)".to_string(),
+                ),
+            };
+            self.problem(format!("{key}.{k}"), message);
+            ok = false;
+        }
+        ok.then_some(keys)
+    }
+
+    /// `verify.public_url`: required by twilio (it signs the URL the sender called), refused
+    /// elsewhere.
+    fn public_url(
+        &mut self,
+        key: &str,
+        url: Option<&str>,
+        scheme: Option<&Scheme>,
+    ) -> Option<String> {
+        let key = format!("{key}.public_url");
+        let twilio = matches!(scheme, Some(Scheme::Twilio));
+        let Some(url) = url else {
+            if twilio {
+                self.problem(
+                    key,
+                    "missing; scheme twilio signs the URL the sender calls: give it as configured at Twilio, without the query, e.g. https://hooks.example.com/twilio/sms",
+                );
+            }
+            return None;
+        };
+        if !twilio {
+            if let Some(s) = scheme {
+                self.problem(
+                    key,
+                    format!(
+                        "only for scheme twilio; scheme {} does not sign the URL, remove the key",
+                        s.name()
+                    ),
+                );
+            }
+            return None;
+        }
+        let parsed = url.parse::<http::Uri>().ok().filter(|u| {
+            matches!(u.scheme_str(), Some("http" | "https")) && u.authority().is_some()
+        });
+        if parsed.is_none() || url.contains(['?', '#']) {
+            self.problem(
+                key,
+                format!("`{url}` must be an absolute http(s) URL without query or fragment (the request's own query is appended), e.g. https://hooks.example.com/twilio/sms"),
+            );
+            return None;
+        }
+        Some(url.to_string())
     }
 
     fn hmac_spec(&mut self, key: &str, v: &VerifyFile) -> Option<HmacSpec> {
@@ -486,12 +576,38 @@ impl Validator {
                 .map_err(|e| self.problem(format!("{key}.signed"), e))
                 .ok(),
         };
+        let timestamp_header = match v.timestamp_header.as_deref() {
+            None => Some(None),
+            Some(h) => {
+                let lower = h.to_ascii_lowercase();
+                let signed_reads_it = signed
+                    .as_ref()
+                    .is_none_or(|t| t.headers().any(|n| n == lower));
+                if http::HeaderName::from_bytes(h.as_bytes()).is_err() {
+                    self.problem(
+                        format!("{key}.timestamp_header"),
+                        format!("`{h}` is not a valid header name"),
+                    );
+                    None
+                } else if !signed_reads_it {
+                    self.problem(
+                        format!("{key}.timestamp_header"),
+                        format!("`{h}` is not in `signed`, so anyone could change it; sign it, e.g. signed: \"{{header.{h}}}.{{body}}\""),
+                    );
+                    None
+                } else {
+                    Some(Some(lower))
+                }
+            }
+        };
         Some(HmacSpec {
             header: header?,
+            fallback_header: None,
             prefix: v.prefix.clone().unwrap_or_default(),
             encoding: encoding?,
             algorithm: algorithm?,
             signed: signed?,
+            timestamp_header: timestamp_header?,
         })
     }
 
