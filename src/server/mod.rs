@@ -8,6 +8,7 @@ mod admin;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -105,7 +106,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         let _ = stream.set_nodelay(true);
         let gw = gateway.clone();
         let conn_info = Conn { peer, tls: false };
+        // Set by the first request: until then the client is held to `header_timeout`, whatever
+        // protocol it claims (hyper's own header timeout only starts once HTTP/1 is detected).
+        let started = Arc::new(AtomicBool::new(false));
+        let seen = started.clone();
         let service = service_fn(move |req| {
+            seen.store(true, Ordering::Relaxed);
             let gw = gw.clone();
             async move { Ok::<_, std::convert::Infallible>(gw.handle(req, conn_info).await) }
         });
@@ -113,8 +119,21 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             .serve_connection(TokioIo::new(stream), service)
             .into_owned();
         let conn = graceful.watch(conn);
+        let first_request_deadline = server_cfg.header_timeout;
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            tokio::pin!(conn);
+            let result = tokio::select! {
+                r = &mut conn => r,
+                _ = tokio::time::sleep(first_request_deadline) => {
+                    if started.load(Ordering::Relaxed) {
+                        conn.await
+                    } else {
+                        tracing::debug!(%peer, "no request within header_timeout; closing");
+                        Ok(())
+                    }
+                }
+            };
+            if let Err(e) = result {
                 tracing::debug!(error = %e, %peer, "connection ended with an error");
             }
             drop(permit);

@@ -1,0 +1,374 @@
+//! `hookgate check` and `run` on broken and valid configs.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+/// A valid config whose pieces the broken ones below replace.
+fn base(server_extra: &str, routes: &str) -> String {
+    format!(
+        "server:\n  listen: 127.0.0.1:0\n  max_body_bytes: 1KiB\n  header_timeout: 1s\n  body_timeout: 1s\n  max_connections: 100\n  shutdown_grace: 5s\n{server_extra}admin:\n  listen: 127.0.0.1:0\nlog: {{format: json, level: info}}\nforward:\n  header_prefix: X-Webhook-\nroutes:\n{routes}"
+    )
+}
+
+const UP: &str = "http://127.0.0.1:9/hooks";
+
+fn ok_route(name: &str, path: &str) -> String {
+    route(name, path, UP, &mc_verify(&[("current", "s3cret")]))
+}
+
+/// Run `check` and return (exit code, stderr lines).
+fn check(yaml: &str, env: &[(&str, &str)]) -> (Option<i32>, Vec<String>) {
+    let out = run_with_config("check", yaml, env);
+    let stderr = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    (out.status.code(), stderr)
+}
+
+/// Assert exit 2 and some stderr line that starts with `path` (and contains `word` if given).
+fn assert_problem(what: &str, yaml: &str, path: &str, word: Option<&str>) {
+    let (code, lines) = check(yaml, &[]);
+    assert_eq!(
+        code,
+        Some(2),
+        "{what}: exit code; stderr:\n{}",
+        lines.join("\n")
+    );
+    let hit = lines.iter().any(|l| {
+        l.trim_start().starts_with(path)
+            && match word {
+                Some(w) => l.to_lowercase().contains(&w.to_lowercase()),
+                None => true,
+            }
+    });
+    assert!(
+        hit,
+        "{what}: no stderr line starting with {path:?} (word {word:?}); stderr:\n{}",
+        lines.join("\n")
+    );
+}
+
+#[test]
+fn valid_config_passes_check() {
+    let (code, lines) = check(&base("", &ok_route("mc", "/webhooks/mediaconvert")), &[]);
+    assert_eq!(code, Some(0), "stderr:\n{}", lines.join("\n"));
+}
+
+#[test]
+fn missing_env_secret() {
+    let var = "HOOKGATE_TEST_SURELY_UNSET_VAR_1";
+    let yaml = base(
+        "",
+        &route(
+            "mc",
+            "/webhooks/mediaconvert",
+            UP,
+            &verify("mediaconvert", &[secret_env("current", var)]),
+        ),
+    );
+    let (code, lines) = check(&yaml, &[]);
+    assert_eq!(code, Some(2), "stderr:\n{}", lines.join("\n"));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("routes[0].verify.secrets[0]") && l.contains(var)),
+        "stderr:\n{}",
+        lines.join("\n")
+    );
+    // The same config passes once the variable is set.
+    let (code, lines) = check(&yaml, &[(var, "from-env")]);
+    assert_eq!(code, Some(0), "stderr:\n{}", lines.join("\n"));
+}
+
+#[test]
+fn missing_file_secret() {
+    let yaml = base(
+        "",
+        &route(
+            "mc",
+            "/webhooks/mediaconvert",
+            UP,
+            &verify(
+                "mediaconvert",
+                &[
+                    secret_value("a", "x"),
+                    secret_file("b", Path::new("/nonexistent/hookgate/secret")),
+                ],
+            ),
+        ),
+    );
+    assert_problem(
+        "missing secret file",
+        &yaml,
+        "routes[0].verify.secrets[1]",
+        None,
+    );
+}
+
+#[test]
+fn unknown_key() {
+    let (code, lines) = check(&base("  bogus_key: 1\n", &ok_route("mc", "/a")), &[]);
+    assert_eq!(code, Some(2), "stderr:\n{}", lines.join("\n"));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("bogus_key") && l.contains("server")),
+        "unknown key not named with its path; stderr:\n{}",
+        lines.join("\n")
+    );
+}
+
+#[test]
+fn unknown_key_in_route() {
+    let yaml = base("", &format!("{}    retries: 3\n", ok_route("mc", "/a")));
+    let (code, lines) = check(&yaml, &[]);
+    assert_eq!(code, Some(2), "stderr:\n{}", lines.join("\n"));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("retries") && l.contains("routes[0]")),
+        "unknown route key not named with its path; stderr:\n{}",
+        lines.join("\n")
+    );
+}
+
+#[test]
+fn bad_duration() {
+    let yaml =
+        base("", &ok_route("mc", "/a")).replace("header_timeout: 1s", "header_timeout: soon");
+    assert_problem("bad duration", &yaml, "server.header_timeout", None);
+}
+
+#[test]
+fn bad_route_timeout() {
+    let yaml = base(
+        "",
+        &route_with_timeout("mc", "/a", UP, "10 parsecs", &mc_verify(&[("c", "s")])),
+    );
+    assert_problem("bad route timeout", &yaml, "routes[0].timeout", None);
+}
+
+#[test]
+fn bad_size() {
+    let yaml =
+        base("", &ok_route("mc", "/a")).replace("max_body_bytes: 1KiB", "max_body_bytes: lots");
+    assert_problem("bad size", &yaml, "server.max_body_bytes", None);
+}
+
+#[test]
+fn duplicate_route_name() {
+    let yaml = base(
+        "",
+        &format!("{}{}", ok_route("mc", "/a"), ok_route("mc", "/b")),
+    );
+    assert_problem(
+        "duplicate route name",
+        &yaml,
+        "routes[1].name",
+        Some("duplicate"),
+    );
+}
+
+#[test]
+fn duplicate_path() {
+    let yaml = base(
+        "",
+        &format!("{}{}", ok_route("one", "/same"), ok_route("two", "/same")),
+    );
+    assert_problem("duplicate path", &yaml, "routes[1].path", Some("duplicate"));
+}
+
+#[test]
+fn unknown_scheme() {
+    let yaml = base(
+        "",
+        &route(
+            "mc",
+            "/a",
+            UP,
+            "{scheme: carrier-pigeon, secrets: [{id: a, value: x}]}",
+        ),
+    );
+    let (code, lines) = check(&yaml, &[]);
+    assert_eq!(code, Some(2), "stderr:\n{}", lines.join("\n"));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("routes[0].verify") && l.contains("carrier-pigeon")),
+        "unknown scheme not named with its path; stderr:\n{}",
+        lines.join("\n")
+    );
+}
+
+#[test]
+fn upstream_not_a_url() {
+    let yaml = base(
+        "",
+        &route("mc", "/a", "not a url", &mc_verify(&[("c", "s")])),
+    );
+    assert_problem("upstream not a URL", &yaml, "routes[0].upstream", None);
+}
+
+#[test]
+fn hmac_missing_header() {
+    let yaml = base(
+        "",
+        &route(
+            "g",
+            "/a",
+            UP,
+            "{scheme: hmac, prefix: \"sha256=\", encoding: hex, algorithm: sha256, secrets: [{id: a, value: x}]}",
+        ),
+    );
+    assert_problem(
+        "hmac without header",
+        &yaml,
+        "routes[0].verify",
+        Some("header"),
+    );
+}
+
+#[test]
+fn route_without_secrets() {
+    let yaml = base(
+        "",
+        &route("mc", "/a", UP, "{scheme: mediaconvert, secrets: []}"),
+    );
+    assert_problem("no secrets", &yaml, "routes[0].verify.secrets", None);
+}
+
+/// Several problems in one file are all printed, one line each.
+#[test]
+fn several_problems_all_reported() {
+    let routes = format!(
+        "{}{}{}{}",
+        route(
+            "a",
+            "/a",
+            UP,
+            &verify(
+                "mediaconvert",
+                &[secret_env("k", "HOOKGATE_TEST_SURELY_UNSET_VAR_2")]
+            )
+        ),
+        ok_route("a", "/b"),
+        ok_route("c", "/b"),
+        route(
+            "d",
+            "/d",
+            UP,
+            "{scheme: hmac, encoding: hex, algorithm: sha256, secrets: [{id: a, value: x}]}"
+        ),
+    );
+    let (code, lines) = check(&base("", &routes), &[]);
+    assert_eq!(code, Some(2), "stderr:\n{}", lines.join("\n"));
+    for path in [
+        "routes[0].verify.secrets[0]",
+        "routes[1].name",
+        "routes[2].path",
+        "routes[3].verify",
+    ] {
+        assert!(
+            lines.iter().any(|l| l.starts_with(path)),
+            "problem at {path} not reported; stderr:\n{}",
+            lines.join("\n")
+        );
+    }
+}
+
+/// `run` refuses a broken config with exit 2 and the same message.
+#[test]
+fn run_refuses_broken_config() {
+    let yaml = base(
+        "",
+        &format!("{}{}", ok_route("mc", "/a"), ok_route("mc", "/b")),
+    );
+    let out = run_with_config("run", &yaml, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr:\n{stderr}");
+    assert!(
+        stderr.lines().any(|l| l.starts_with("routes[1].name")),
+        "stderr:\n{stderr}"
+    );
+}
+
+/// A config file that does not exist: exit 2.
+#[test]
+fn missing_config_file() {
+    let out = run_cli(&["check", "-c", "/nonexistent/hookgate.yaml"], &[], None);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "stderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Names of `env: NAME` secrets and `${NAME}` expansions in a YAML text.
+fn env_names(text: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let is_name = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    for line in text.lines().filter(|l| !l.trim_start().starts_with('#')) {
+        let code = line.split(" #").next().unwrap_or("");
+        let mut rest = code;
+        while let Some(i) = rest.find("env:") {
+            let before = rest[..i].chars().last();
+            let after = rest[i + 4..].trim_start();
+            let name: String = after
+                .trim_start_matches(['"', '\''])
+                .chars()
+                .take_while(|c| is_name(*c))
+                .collect();
+            if !before.is_some_and(is_name) && !name.is_empty() {
+                names.push(name);
+            }
+            rest = &rest[i + 4..];
+        }
+        let mut rest = code;
+        while let Some(i) = rest.find("${") {
+            let name: String = rest[i + 2..].chars().take_while(|c| is_name(*c)).collect();
+            if !name.is_empty() {
+                names.push(name);
+            }
+            rest = &rest[i + 2..];
+        }
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// The shipped `config.example.yaml` passes `check` once its env secrets are set.
+#[test]
+fn example_config_passes_check() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let path = root.join("config.example.yaml");
+    let text = std::fs::read_to_string(&path).expect("config.example.yaml at the repo root");
+    let names = env_names(&text);
+    let values: Vec<(String, String)> = names
+        .iter()
+        .map(|n| (n.clone(), format!("example-value-for-{}", n.to_lowercase())))
+        .collect();
+    let env: Vec<(&str, &str)> = values
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let out = run_cli(&["check", "-c", path.to_str().unwrap()], &env, Some(root));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "check config.example.yaml (env set: {names:?})\nstdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn env_names_parser() {
+    let t = "secrets:\n  - {id: a, env: FOO_1}\n  - id: b\n    env: \"BAR\"\n  # env: IGNORED\nurl: ${BAZ}/x\nenvironment: x\n";
+    assert_eq!(env_names(t), vec!["BAR", "BAZ", "FOO_1"]);
+}
