@@ -430,17 +430,16 @@ impl Validator {
     }
 
     /// `verify.secrets` and `verify.public_keys`, each decoded for the scheme (a key that does
-    /// not decode is a problem at its own path).
+    /// not decode is a problem at its own path; the others are kept, so that the route is still
+    /// built and checked against the rest of the config).
     fn keys(&mut self, key: &str, v: &VerifyFile, scheme: Option<&Scheme>) -> Option<Keys> {
         let mut keys = Keys::default();
         let mut ids = HashSet::new();
-        let mut ok = true;
         let lists = [("secrets", &v.secrets), ("public_keys", &v.public_keys)];
         for (list, entries) in lists {
             for (i, s) in entries.iter().enumerate() {
                 let skey = format!("{key}.{list}[{i}]");
                 let Some(secret) = self.secret(&skey, s) else {
-                    ok = false;
                     continue;
                 };
                 if !ids.insert(secret.id().to_string()) {
@@ -457,7 +456,6 @@ impl Validator {
                 };
                 if let Err(message) = added {
                     self.problem(skey, message);
-                    ok = false;
                 }
             }
         }
@@ -481,9 +479,8 @@ impl Validator {
                 ),
             };
             self.problem(format!("{key}.{k}"), message);
-            ok = false;
         }
-        ok.then_some(keys)
+        Some(keys)
     }
 
     /// `verify.public_url`: required by twilio (it signs the URL the sender called), refused
