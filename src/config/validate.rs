@@ -801,4 +801,167 @@ mod tests {
         assert!(!p.is_empty());
         assert!(p.iter().all(|p| !p.contains("topsecretvalue")));
     }
+
+    fn verify_problems(verify: &str) -> Vec<String> {
+        problems(&format!(
+            "routes:\n  - name: a\n    path: /a\n    upstream: http://127.0.0.1:1/x\n    verify: {verify}\n"
+        ))
+    }
+
+    fn has(p: &[String], prefix: &str) -> bool {
+        p.iter().any(|l| l.starts_with(prefix))
+    }
+
+    #[test]
+    fn every_builtin_scheme_loads() {
+        for name in SCHEME_NAMES.iter().filter(|n| **n != "hmac") {
+            let keys = match *name {
+                "sendgrid" => "public_keys: [{id: k, value: \"MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE83T4O/n84iotIvIW4mdBgQ/7dAfSmpqIM8kF9mN1flpVKS3GRqe62gw+2fNNRaINXvVpiglSI8eNEc6wEA3F+g==\"}]",
+                "standard-webhooks" | "svix" => "secrets: [{id: k, value: whsec_QEFCQ0RFRkdISUpLTE1OT1BRUlNUVVZX}]",
+                _ => "secrets: [{id: k, value: s}]",
+            };
+            let url = if *name == "twilio" {
+                ", public_url: \"https://h.example/t\""
+            } else {
+                ""
+            };
+            let p = verify_problems(&format!("{{scheme: {name}, {keys}{url}}}"));
+            assert!(p.is_empty(), "{name}: {p:?}");
+        }
+    }
+
+    #[test]
+    fn tolerance_is_per_route_with_a_default() {
+        let c = parse(ROUTE).unwrap();
+        assert_eq!(c.routes[0].verifier.tolerance(), Duration::from_secs(300));
+        let c = parse(&ROUTE.replace("secrets:", "tolerance: 90s, secrets:")).unwrap();
+        assert_eq!(c.routes[0].verifier.tolerance(), Duration::from_secs(90));
+        let p = problems(&ROUTE.replace("secrets:", "tolerance: 500ms, secrets:"));
+        assert!(
+            has(&p, "routes[0].verify.tolerance: must be at least 1s"),
+            "{p:?}"
+        );
+        let p = problems(&ROUTE.replace("secrets:", "tolerance: soon, secrets:"));
+        assert!(has(&p, "routes[0].verify.tolerance:"), "{p:?}");
+    }
+
+    #[test]
+    fn bad_keys_name_their_path_and_never_their_value() {
+        let p = verify_problems(
+            "{scheme: standard-webhooks, secrets: [{id: a, value: whsec_%%notbase64%%}], public_keys: [{id: b, value: whpk_AAAA}]}",
+        );
+        assert!(
+            has(
+                &p,
+                "routes[0].verify.secrets[0]: not a Standard Webhooks secret"
+            ),
+            "{p:?}"
+        );
+        assert!(
+            has(
+                &p,
+                "routes[0].verify.public_keys[0]: not a Standard Webhooks public key"
+            ),
+            "{p:?}"
+        );
+        assert!(p.iter().all(|l| !l.contains("notbase64")), "{p:?}");
+        let p = verify_problems("{scheme: standard-webhooks, secrets: [{id: a, value: whpk_11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=}]}");
+        assert!(
+            has(&p, "routes[0].verify.secrets[0]: this is a v1a public key"),
+            "{p:?}"
+        );
+        let p = verify_problems("{scheme: sendgrid, public_keys: [{id: a, value: bm90IGEga2V5}]}");
+        assert!(
+            has(
+                &p,
+                "routes[0].verify.public_keys[0]: not a P-256 public key"
+            ),
+            "{p:?}"
+        );
+        let p = verify_problems("{scheme: sendgrid, secrets: [{id: a, value: s}]}");
+        assert!(
+            has(
+                &p,
+                "routes[0].verify.secrets[0]: scheme sendgrid verifies with a public key"
+            ),
+            "{p:?}"
+        );
+        let p = verify_problems("{scheme: sendgrid}");
+        assert!(
+            has(&p, "routes[0].verify.public_keys: no public keys"),
+            "{p:?}"
+        );
+        let p = verify_problems(
+            "{scheme: github, secrets: [{id: a, value: s}], public_keys: [{id: b, value: k}]}",
+        );
+        assert!(
+            has(
+                &p,
+                "routes[0].verify.public_keys[0]: scheme github verifies with shared secrets"
+            ),
+            "{p:?}"
+        );
+        let p = verify_problems("{scheme: svix, secrets: [{id: a, value: whsec_QUFB}], public_keys: [{id: a, value: whpk_11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=}]}");
+        assert!(
+            has(&p, "routes[0].verify.public_keys[0].id: duplicate key id"),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn twilio_needs_an_absolute_public_url_without_query() {
+        let base = "{scheme: twilio, secrets: [{id: a, value: s}]";
+        let p = verify_problems(&format!("{base}}}"));
+        assert!(has(&p, "routes[0].verify.public_url: missing"), "{p:?}");
+        for bad in [
+            "/twilio",
+            "ftp://h/x",
+            "https://h/x?tenant=a",
+            "https://h/x#f",
+        ] {
+            let p = verify_problems(&format!("{base}, public_url: \"{bad}\"}}"));
+            assert!(has(&p, "routes[0].verify.public_url: `"), "{bad}: {p:?}");
+        }
+        let c = parse(&format!(
+            "routes:\n  - name: a\n    path: /a\n    upstream: http://127.0.0.1:1/x\n    verify: {base}, public_url: \"https://h.example/t\"}}\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.routes[0].verifier.public_url(),
+            Some("https://h.example/t")
+        );
+        let p = verify_problems(
+            "{scheme: github, public_url: \"https://h/x\", secrets: [{id: a, value: s}]}",
+        );
+        assert!(
+            has(&p, "routes[0].verify.public_url: only for scheme twilio"),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn hmac_timestamp_header_must_be_signed() {
+        let p = verify_problems(
+            "{scheme: hmac, header: X-Sig, timestamp_header: X-Ts, secrets: [{id: a, value: s}]}",
+        );
+        assert!(
+            has(
+                &p,
+                "routes[0].verify.timestamp_header: `X-Ts` is not in `signed`"
+            ),
+            "{p:?}"
+        );
+        let p = verify_problems("{scheme: hmac, header: X-Sig, signed: \"{header.X-Ts}.{body}\", timestamp_header: X-Ts, secrets: [{id: a, value: s}]}");
+        assert!(p.is_empty(), "{p:?}");
+        let p = verify_problems(
+            "{scheme: stripe, timestamp_header: X-Ts, secrets: [{id: a, value: s}]}",
+        );
+        assert!(
+            has(
+                &p,
+                "routes[0].verify.timestamp_header: only for scheme hmac"
+            ),
+            "{p:?}"
+        );
+    }
 }
