@@ -14,7 +14,9 @@
 //! # Request lifecycle
 //! 1. **route**: path (exact or `/*` prefix) and optional host; 404 / 405.
 //! 2. **body**: read within `max_body_bytes` (413) and `body_timeout` (408), raw bytes kept.
-//! 3. **verify**: the route's scheme against every secret, constant-time; 401 says nothing more.
+//! 3. **verify**: the route's scheme against every key, constant-time, timestamps held to the
+//!    route's window; 401 says nothing more. A sender's challenge (Zoom's URL validation) is
+//!    answered here and not forwarded.
 //! 4. **deliver**: inbound copies of trusted headers stripped, hop-by-hop headers removed,
 //!    `X-Forwarded-*` and the trusted headers set, the exact body sent to the upstream; its
 //!    answer streams back (502 unreachable, 504 too slow).
