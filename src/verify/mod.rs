@@ -461,13 +461,61 @@ fn first_match(
         .ok_or(VerifyError::Mismatch)
 }
 
-/// The body's top-level string field `name`, read only from an already verified body, for
-/// delivery ids (Stripe's event `id`, Paddle's `notification_id`).
+/// The first of the body's top-level string fields `names` that is present, read only from an
+/// already verified body, for delivery ids (Stripe's event `id`, Paddle's `notification_id`).
+/// Other values are skipped, not built: no JSON tree is made for a large body.
 fn body_field(body: &[u8], names: &[&str]) -> Option<String> {
-    let value: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body).ok()?;
-    names
-        .iter()
-        .find_map(|n| value.get(*n).and_then(|v| v.as_str()).map(str::to_owned))
+    use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+
+    /// Which of `names` a key is (its rank), or `None`.
+    struct Key<'n>(&'n [&'n str]);
+    impl<'de> DeserializeSeed<'de> for Key<'_> {
+        type Value = Option<usize>;
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_str(self)
+        }
+    }
+    impl Visitor<'_> for Key<'_> {
+        type Value = Option<usize>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a key")
+        }
+        fn visit_str<E>(self, key: &str) -> Result<Self::Value, E> {
+            Ok(self.0.iter().position(|n| *n == key))
+        }
+    }
+
+    struct Fields<'n>(&'n [&'n str]);
+    impl<'de> Visitor<'de> for Fields<'_> {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut best: Option<(usize, String)> = None;
+            while let Some(rank) = map.next_key_seed(Key(self.0))? {
+                match rank {
+                    Some(r) if best.as_ref().is_none_or(|(b, _)| r < *b) => {
+                        if let serde_json::Value::String(v) = map.next_value()? {
+                            best = Some((r, v));
+                        }
+                    }
+                    _ => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            Ok(best.map(|(_, v)| v))
+        }
+    }
+
+    if names.is_empty() {
+        return None;
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    serde::Deserializer::deserialize_map(&mut de, Fields(names))
+        .ok()
+        .flatten()
 }
 
 #[cfg(test)]
@@ -495,5 +543,195 @@ mod tests {
             url: None,
         };
         assert_eq!(v.verify(&input), Err(VerifyError::NoSecret));
+    }
+
+    const EVENT: &[u8] =
+        br#"{"id":"evt_1","event_id":"Ev1","notification_id":"ntf_1","n":[1,{"id":2}]}"#;
+    const NOW: u64 = 1_700_000_000;
+
+    fn ed25519() -> SigningKey {
+        SigningKey::Ed25519(ed25519_dalek::SigningKey::from_bytes(&[9; 32]))
+    }
+
+    fn p256() -> SigningKey {
+        SigningKey::P256(p256::ecdsa::SigningKey::from_slice(&[7; 32]).unwrap())
+    }
+
+    /// A verifier holding the public half of `key` (or the secret itself), plus an unrelated key.
+    fn verifier_for(scheme: &Scheme, key: &SigningKey) -> Verifier {
+        let mut keys = Keys::default();
+        match key {
+            SigningKey::Secret(s) => {
+                scheme
+                    .add_secret(&mut keys, Secret::new("k", s.clone()))
+                    .unwrap();
+            }
+            SigningKey::Ed25519(k) => keys.ed25519.push(("k".into(), k.verifying_key())),
+            SigningKey::P256(k) => keys.p256.push(("k".into(), *k.verifying_key())),
+        }
+        Verifier::new(scheme.clone(), keys)
+    }
+
+    fn headers(signed: &Signed) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in &signed.headers {
+            h.append(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn sign_then_verify_every_scheme() {
+        let url = "https://hooks.example.com/t?a=1";
+        let mut schemes: Vec<(Scheme, SigningKey)> = SCHEME_NAMES
+            .iter()
+            .filter_map(|n| Scheme::builtin(n))
+            .map(|s| {
+                let key = match s {
+                    Scheme::SendGrid => p256(),
+                    Scheme::StandardWebhooks | Scheme::Svix => {
+                        SigningKey::Secret(b"whsec_QEFCQ0RFRkdISUpLTE1OT1BRUlNUVVZX".to_vec())
+                    }
+                    _ => SigningKey::Secret(b"s3cret".to_vec()),
+                };
+                (s, key)
+            })
+            .collect();
+        schemes.push((Scheme::StandardWebhooks, ed25519()));
+        schemes.push((Scheme::Svix, ed25519()));
+        let mut spec = HmacSpec::sha256_hex_prefixed("x-sig");
+        spec.signed = Template::parse("{header.X-Ts}:{body}").unwrap();
+        spec.timestamp_header = Some("x-ts".into());
+        schemes.push((Scheme::Hmac(spec), SigningKey::Secret(b"s3cret".to_vec())));
+        for (scheme, key) in &schemes {
+            let signed = scheme
+                .sign(
+                    key,
+                    &SignInput {
+                        body: EVENT,
+                        now: NOW,
+                        url: Some(url),
+                        id: "d1",
+                    },
+                )
+                .unwrap_or_else(|e| panic!("{}: {e}", scheme.name()));
+            let h = headers(&signed);
+            let input = Input {
+                headers: &h,
+                body: &signed.body,
+                now: NOW,
+                url: Some(url),
+            };
+            let verifier = verifier_for(scheme, key);
+            let got = verifier.verify(&input);
+            assert_eq!(
+                got.as_ref().map(|v| &*v.key_id),
+                Ok("k"),
+                "{}",
+                scheme.name()
+            );
+            let later = Input {
+                now: NOW + 301,
+                ..input
+            };
+            let want = if scheme.has_timestamp() {
+                Err(VerifyError::TimestampExpired)
+            } else {
+                Ok(())
+            };
+            assert_eq!(
+                verifier.verify(&later).map(|_| ()),
+                want,
+                "{}",
+                scheme.name()
+            );
+            if !matches!(scheme, Scheme::GitLab | Scheme::Mailgun) {
+                let mut changed = signed.body.clone();
+                let i = changed.iter().position(|b| *b == b'v').unwrap();
+                changed[i] = b'w';
+                let tampered = Input {
+                    body: &changed,
+                    ..input
+                };
+                assert_eq!(
+                    verifier.verify(&tampered),
+                    Err(VerifyError::Mismatch),
+                    "{}",
+                    scheme.name()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn delivery_ids_from_the_body_skip_other_values() {
+        assert_eq!(body_field(EVENT, &["id"]).as_deref(), Some("evt_1"));
+        assert_eq!(
+            body_field(EVENT, &["notification_id", "event_id"]).as_deref(),
+            Some("ntf_1")
+        );
+        assert_eq!(
+            body_field(
+                br#"{"event_id":"e","notification_id":"n"}"#,
+                &["notification_id", "event_id"]
+            )
+            .as_deref(),
+            Some("n")
+        );
+        assert_eq!(body_field(br#"{"id":7}"#, &["id"]), None);
+        assert_eq!(
+            body_field(br#"{"i\u0064":"x"}"#, &["id"]).as_deref(),
+            Some("x")
+        );
+        assert_eq!(body_field(b"[1]", &["id"]), None);
+        assert_eq!(body_field(b"a=1", &["id"]), None);
+        assert_eq!(body_field(EVENT, &[]), None);
+    }
+
+    #[test]
+    fn sign_refuses_what_a_scheme_cannot_sign() {
+        let input = |body: &'static [u8], url| SignInput {
+            body,
+            now: NOW,
+            url,
+            id: "d",
+        };
+        let secret = SigningKey::Secret(b"s".to_vec());
+        let err = |s: Scheme, k: &SigningKey, i: SignInput<'_>| s.sign(k, &i).unwrap_err();
+        assert_eq!(
+            err(Scheme::Twilio, &secret, input(b"a=1", None)),
+            SignError::NeedsUrl
+        );
+        assert!(matches!(
+            err(Scheme::SendGrid, &secret, input(EVENT, None)),
+            SignError::WrongKey { .. }
+        ));
+        assert!(matches!(
+            err(Scheme::Stripe, &ed25519(), input(EVENT, None)),
+            SignError::WrongKey { .. }
+        ));
+        assert!(matches!(
+            err(Scheme::Svix, &p256(), input(EVENT, None)),
+            SignError::WrongKey { .. }
+        ));
+        assert!(matches!(
+            err(
+                Scheme::StandardWebhooks,
+                &SigningKey::Secret(b"whsec_%%".to_vec()),
+                input(EVENT, None)
+            ),
+            SignError::Key(_)
+        ));
+        assert!(matches!(
+            err(Scheme::Linear, &secret, input(b"[1]", None)),
+            SignError::Body(_)
+        ));
+        assert!(matches!(
+            err(Scheme::Mailgun, &secret, input(b"{oops", None)),
+            SignError::Body(_)
+        ));
     }
 }
