@@ -2,7 +2,7 @@
 //! body and, optionally, other headers. MediaConvert, GitHub, Shopify, Linear's MAC and the
 //! generic `hmac` scheme are all instances of it.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
@@ -178,6 +178,15 @@ impl Template {
             .collect()
     }
 }
+
+/// `X-MediaConvert-Signature: sha256=<hex>` over the raw body.
+pub(super) static MEDIACONVERT: LazyLock<HmacSpec> =
+    LazyLock::new(|| HmacSpec::sha256_hex_prefixed("x-mediaconvert-signature"));
+/// `X-Hub-Signature-256: sha256=<hex>` over the raw body.
+pub(super) static GITHUB: LazyLock<HmacSpec> =
+    LazyLock::new(|| HmacSpec::sha256_hex_prefixed("x-hub-signature-256"));
+/// `X-Shopify-Hmac-Sha256: <base64>` over the raw body.
+pub(super) static SHOPIFY: LazyLock<HmacSpec> = LazyLock::new(HmacSpec::shopify);
 
 /// A fully described HMAC scheme.
 #[derive(Debug, Clone)]

@@ -2,6 +2,8 @@
 //! the body: `webhookTimestamp`, unix **milliseconds**, which the MAC covers. The body is
 //! parsed only after the MAC has matched, so unauthenticated JSON is never parsed.
 
+use std::sync::LazyLock;
+
 use serde::Deserialize;
 
 use super::header::optional;
@@ -14,17 +16,16 @@ use super::{
 const HEADER: &str = "linear-signature";
 const DELIVERY: &str = "linear-delivery";
 
-pub(super) fn spec() -> HmacSpec {
-    HmacSpec {
-        header: HEADER.to_string(),
-        fallback_header: None,
-        prefix: String::new(),
-        encoding: Encoding::Hex,
-        algorithm: Algorithm::Sha256,
-        signed: Template::body(),
-        timestamp_header: None,
-    }
-}
+/// The MAC part: bare lowercase hex of HMAC-SHA256 over the body.
+static SPEC: LazyLock<HmacSpec> = LazyLock::new(|| HmacSpec {
+    header: HEADER.to_string(),
+    fallback_header: None,
+    prefix: String::new(),
+    encoding: Encoding::Hex,
+    algorithm: Algorithm::Sha256,
+    signed: Template::body(),
+    timestamp_header: None,
+});
 
 /// The fields Linear's own verifier reads from the body.
 #[derive(Deserialize)]
@@ -36,12 +37,11 @@ struct Body {
 }
 
 pub(super) fn verify(
-    spec: &HmacSpec,
     input: &Input<'_>,
     keys: &Keys,
     window: Window,
 ) -> Result<Verified, VerifyError> {
-    let key_id = spec.verify(input, &keys.secrets, window)?;
+    let key_id = SPEC.verify(input, &keys.secrets, window)?;
     let body: Body =
         serde_json::from_slice(input.body).map_err(|_| VerifyError::MalformedHeader)?;
     let ts_ms = body
