@@ -4,8 +4,8 @@
 //! refuses what fails, and forwards the rest byte-for-byte with headers the backend can trust.
 //!
 //! # Layout
-//! - [`config`]: the YAML file, its validation into runtime types, secrets.
-//! - [`server`]: listeners, connection limits, graceful shutdown, the admin endpoints.
+//! - [`config`]: the YAML file, its validation into runtime types, secrets, reloading.
+//! - [`server`]: listeners, TLS, connection limits, graceful shutdown, the admin endpoints.
 //! - [`gateway`]: the request path, one function per stage.
 //! - [`verify`]: signature schemes; pure functions with an injectable clock.
 //! - [`metrics`], [`telemetry`]: Prometheus metrics and JSON logs.

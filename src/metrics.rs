@@ -2,7 +2,7 @@
 //! classes: small, operator-chosen sets. Never a raw path, an address or a payload value.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
 
 /// Every metric hookgate exports, registered in its own registry.
@@ -16,6 +16,9 @@ pub struct Metrics {
     pub request_duration: HistogramVec,
     pub upstream_duration: HistogramVec,
     pub config_reloads: IntCounterVec,
+    /// 1 when the last reload applied, 0 when it was refused: an alert can tell "the config on
+    /// disk is broken now" from "a reload failed once and was fixed since".
+    pub config_last_reload_successful: IntGauge,
 }
 
 const BUCKETS: &[f64] = &[
@@ -44,7 +47,7 @@ impl Metrics {
                 .unwrap_or_else(|e| unreachable!("register {name}: {e}"));
             h
         };
-        Self {
+        let m = Self {
             requests: counter(
                 "hookgate_requests_total",
                 "Requests by route and outcome.",
@@ -80,8 +83,25 @@ impl Metrics {
                 "Config reloads by result.",
                 &["result"],
             ),
+            config_last_reload_successful: {
+                let g = IntGauge::new(
+                    "hookgate_config_last_reload_successful",
+                    "1 if the last config reload applied (or none was tried), 0 if it was refused.",
+                )
+                .unwrap_or_else(|e| unreachable!("static metric: {e}"));
+                registry
+                    .register(Box::new(g.clone()))
+                    .unwrap_or_else(|e| unreachable!("register: {e}"));
+                g.set(1);
+                g
+            },
             registry,
+        };
+        // Both results exported from the start, so `increase()` sees the first error.
+        for result in ["ok", "error"] {
+            m.config_reloads.with_label_values(&[result]);
         }
+        m
     }
 
     /// The Prometheus text exposition.

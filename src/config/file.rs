@@ -27,6 +27,8 @@ pub struct FileConfig {
     #[serde(default)]
     pub forward: ForwardFile,
     #[serde(default)]
+    pub reload: ReloadFile,
+    #[serde(default)]
     pub routes: Vec<RouteFile>,
 }
 
@@ -40,6 +42,21 @@ pub struct ServerFile {
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
     pub shutdown_grace: Option<String>,
+    pub tls: Option<TlsFile>,
+}
+
+/// `server.tls`: PEM files, read at start-up and again on every reload.
+#[derive(Debug, Default, Deserialize)]
+pub struct TlsFile {
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
+}
+
+/// `reload`: how changes to the config and the files it reads are noticed.
+#[derive(Debug, Default, Deserialize)]
+pub struct ReloadFile {
+    pub watch: Option<bool>,
+    pub interval: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

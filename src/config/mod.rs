@@ -1,19 +1,21 @@
-//! Configuration: the YAML file (`file.rs`), its checked runtime form (`validate.rs`), and
-//! secrets (`secret.rs`).
+//! Configuration: the YAML file (`file.rs`), its checked runtime form (`validate.rs`),
+//! secrets (`secret.rs`), and reloading while running (`reload.rs`).
 //!
 //! Loading never stops at the first problem: the operator gets every problem at once, each
 //! named by its key path (`routes[1].verify.secrets[0]`), with the fix.
 
 mod file;
+pub mod reload;
 mod secret;
 mod validate;
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use self::reload::Fingerprint;
 pub use self::secret::Secret;
 pub use self::validate::parse_size;
 use crate::verify::Verifier;
@@ -67,7 +69,13 @@ pub struct Config {
     pub admin: Admin,
     pub log: Log,
     pub forward: Forward,
+    pub reload: Reload,
     pub routes: Vec<Arc<Route>>,
+    /// The file this config was read from (`None` when parsed from text).
+    pub source: Option<PathBuf>,
+    /// Every file this config was built from (itself, secret files, TLS files) with a digest of
+    /// the bytes that were read: what the reload watcher compares against.
+    pub files: Vec<Fingerprint>,
 }
 
 #[derive(Debug, Clone)]
@@ -79,6 +87,31 @@ pub struct Server {
     pub max_connections: usize,
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub shutdown_grace: Duration,
+    pub tls: Option<Tls>,
+}
+
+/// `server.tls`: the certificate and key as loaded, with the paths they came from.
+#[derive(Clone)]
+pub struct Tls {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    pub certified: Arc<rustls::sign::CertifiedKey>,
+}
+
+impl fmt::Debug for Tls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tls")
+            .field("cert_file", &self.cert_file)
+            .field("key_file", &self.key_file)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `reload`: whether and how often the files are polled for changes (SIGHUP always reloads).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reload {
+    pub watch: bool,
+    pub interval: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -136,15 +169,42 @@ pub struct Route {
 impl Config {
     /// Reads and validates the file at `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Self::parse(&text)
+        Self::load_recording(path).0
+    }
+
+    /// Like [`Config::load`], and also returns every file that was read (or could not be), so
+    /// a reload watcher can notice when a file a refused config needs appears or is fixed.
+    pub fn load_recording(path: &Path) -> (Result<Self, ConfigError>, Vec<Fingerprint>) {
+        let read = std::fs::read(path);
+        let mut files = vec![Fingerprint::of(path, read.as_ref().ok())];
+        let text = match read.and_then(|b| {
+            String::from_utf8(b)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+        }) {
+            Ok(t) => t,
+            Err(source) => {
+                let path = path.display().to_string();
+                return (Err(ConfigError::Read { path, source }), files);
+            }
+        };
+        let (result, read_files) = validate::parse_recording(&text);
+        files.extend(read_files);
+        let result = result.map_err(ConfigError::Invalid).map(|mut c| {
+            c.source = Some(path.to_path_buf());
+            c.files = files.clone();
+            c
+        });
+        (result, files)
     }
 
     /// Validates config text.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
         validate::parse(text).map_err(ConfigError::Invalid)
+    }
+
+    /// The paths of every file this config was built from: the config file itself, secret
+    /// files and the TLS certificate and key.
+    pub fn watched_files(&self) -> impl Iterator<Item = &Path> {
+        self.files.iter().map(|f| f.path.as_path())
     }
 }

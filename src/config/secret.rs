@@ -57,27 +57,33 @@ pub fn load(source: &SecretSource, inline: Option<&str>) -> Result<Vec<u8>, Stri
                 "environment variable {var} is not set; export it or use `file:`"
             )),
         },
-        SecretSource::File(path) => match std::fs::read(path) {
-            Ok(mut bytes) => {
-                if bytes.ends_with(b"\r\n") {
-                    bytes.truncate(bytes.len() - 2);
-                } else if bytes.ends_with(b"\n") {
-                    bytes.truncate(bytes.len() - 1);
-                }
-                if bytes.is_empty() {
-                    Err(format!("secret file {path} is empty"))
-                } else {
-                    Ok(bytes)
-                }
-            }
-            Err(e) => Err(format!(
-                "cannot read secret file {path}: {e}; check the path and its permissions"
-            )),
-        },
+        SecretSource::File(path) => file_contents(path, std::fs::read(path)),
         SecretSource::Value => match inline {
             Some(v) if !v.is_empty() => Ok(v.as_bytes().to_vec()),
             _ => Err("`value` is empty; give the secret".to_string()),
         },
+    }
+}
+
+/// A secret from what reading the file at `path` gave (the caller reads it, so it can remember
+/// exactly which bytes the secret came from).
+pub fn file_contents(path: &str, read: std::io::Result<Vec<u8>>) -> Result<Vec<u8>, String> {
+    match read {
+        Ok(mut bytes) => {
+            if bytes.ends_with(b"\r\n") {
+                bytes.truncate(bytes.len() - 2);
+            } else if bytes.ends_with(b"\n") {
+                bytes.truncate(bytes.len() - 1);
+            }
+            if bytes.is_empty() {
+                Err(format!("secret file {path} is empty"))
+            } else {
+                Ok(bytes)
+            }
+        }
+        Err(e) => Err(format!(
+            "cannot read secret file {path}: {e}; check the path and its permissions"
+        )),
     }
 }
 

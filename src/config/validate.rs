@@ -2,53 +2,73 @@
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
 
-use super::file::{FileConfig, RouteFile, Scalar, SecretFile, VerifyFile};
+use super::file::{FileConfig, ReloadFile, RouteFile, Scalar, SecretFile, TlsFile, VerifyFile};
+use super::reload::Fingerprint;
 use super::secret::{self, SecretSource};
-use super::{Admin, Config, Forward, Log, LogFormat, Problem, Route, RoutePath, Secret, Server};
+use super::{Admin, Config, Forward, Log, LogFormat, Problem, Reload, Route, RoutePath, Secret};
 use super::{LogFormat::Json, Upstream};
+use super::{Server, Tls};
 use crate::verify::{
     Algorithm, Encoding, HmacSpec, Keys, Scheme, Template, Verifier, SCHEME_NAMES,
 };
 
 /// Parses YAML text into a `Config`, or every problem found.
 pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
-    let mut value: Value = serde_saphyr::from_str(text)
-        .map_err(|e| vec![Problem::new("(file)", format!("not valid YAML: {e}"))])?;
-    if value.is_null() {
-        value = Value::Object(Default::default());
-    }
-    let mut problems = Vec::new();
-    expand_env(&mut value, &mut String::new(), &mut problems);
+    parse_recording(text).0
+}
 
-    let mut unknown = Vec::new();
-    let mut on_unknown = |path: serde_ignored::Path<'_>| unknown.push(ignored_path(&path));
-    let de = serde_ignored::Deserializer::new(value, &mut on_unknown);
-    let file: Result<FileConfig, _> = serde_path_to_error::deserialize(de);
-    for key in unknown {
-        problems.push(Problem::new(
-            key,
-            "unknown key; check its spelling against config.example.yaml",
-        ));
-    }
-    let file = match file {
-        Ok(f) => f,
-        Err(e) => {
-            let key = e.path().to_string();
-            problems.push(Problem::new(key, e.into_inner().to_string()));
-            return Err(problems);
-        }
+/// [`parse`], and every file that validation read (secrets, TLS), whatever the outcome.
+pub fn parse_recording(text: &str) -> (Result<Config, Vec<Problem>>, Vec<Fingerprint>) {
+    let mut v = Validator {
+        problems: Vec::new(),
+        files: Vec::new(),
     };
-    let mut v = Validator { problems };
-    let config = v.config(file);
-    if v.problems.is_empty() {
-        Ok(config)
-    } else {
-        Err(v.problems)
+    let result = v.parse(text);
+    (result, v.files)
+}
+
+impl Validator {
+    fn parse(&mut self, text: &str) -> Result<Config, Vec<Problem>> {
+        let mut value: Value = serde_saphyr::from_str(text)
+            .map_err(|e| vec![Problem::new("(file)", format!("not valid YAML: {e}"))])?;
+        if value.is_null() {
+            value = Value::Object(Default::default());
+        }
+        let mut problems = Vec::new();
+        expand_env(&mut value, &mut String::new(), &mut problems);
+
+        let mut unknown = Vec::new();
+        let mut on_unknown = |path: serde_ignored::Path<'_>| unknown.push(ignored_path(&path));
+        let de = serde_ignored::Deserializer::new(value, &mut on_unknown);
+        let file: Result<FileConfig, _> = serde_path_to_error::deserialize(de);
+        for key in unknown {
+            problems.push(Problem::new(
+                key,
+                "unknown key; check its spelling against config.example.yaml",
+            ));
+        }
+        let file = match file {
+            Ok(f) => f,
+            Err(e) => {
+                let key = e.path().to_string();
+                problems.push(Problem::new(key, e.into_inner().to_string()));
+                return Err(problems);
+            }
+        };
+        self.problems = problems;
+        let mut config = self.config(file);
+        config.files = self.files.clone();
+        if self.problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(std::mem::take(&mut self.problems))
+        }
     }
 }
 
@@ -143,11 +163,23 @@ pub fn parse_size(s: &str) -> Option<u64> {
 
 struct Validator {
     problems: Vec<Problem>,
+    /// Every file read on the way, for the reload watcher.
+    files: Vec<Fingerprint>,
 }
 
 impl Validator {
     fn problem(&mut self, key: impl Into<String>, message: impl Into<String>) {
         self.problems.push(Problem::new(key, message));
+    }
+
+    /// Reads a file the config names and remembers what was read.
+    fn read(&mut self, path: &str) -> std::io::Result<Vec<u8>> {
+        let read = std::fs::read(path);
+        self.files.push(Fingerprint::of(
+            std::path::Path::new(path),
+            read.as_ref().ok(),
+        ));
+        read
     }
 
     fn config(&mut self, f: FileConfig) -> Config {
@@ -165,6 +197,7 @@ impl Validator {
                 .filter_map(|(i, s)| self.cidr(&format!("server.trusted_proxies[{i}]"), s))
                 .collect(),
             shutdown_grace: self.duration("server.shutdown_grace", f.server.shutdown_grace, 20),
+            tls: f.server.tls.and_then(|t| self.tls(t)),
         };
         let admin = Admin {
             listen: self.addr("admin.listen", f.admin.listen.as_deref(), "127.0.0.1:9090"),
@@ -245,12 +278,69 @@ impl Validator {
                 routes.push(Arc::new(route));
             }
         }
+        let reload = self.reload(f.reload);
         Config {
             server,
             admin,
             log,
             forward,
+            reload,
             routes,
+            source: None,
+            files: Vec::new(),
+        }
+    }
+
+    fn reload(&mut self, r: ReloadFile) -> Reload {
+        Reload {
+            watch: r.watch.unwrap_or(true),
+            interval: self.duration("reload.interval", r.interval, 2),
+        }
+    }
+
+    /// Reads and checks the certificate and key now, so `check` and a reload refuse a broken
+    /// pair instead of the first handshake failing.
+    fn tls(&mut self, t: TlsFile) -> Option<Tls> {
+        let file = |v: &mut Self, key: &str, path: Option<String>, what: &str| match path {
+            Some(p) if !p.is_empty() => match v.read(&p) {
+                Ok(bytes) => Some((PathBuf::from(p), bytes)),
+                Err(e) => {
+                    v.problem(
+                        key,
+                        format!("cannot read {p}: {e}; check the path and its permissions"),
+                    );
+                    None
+                }
+            },
+            _ => {
+                v.problem(key, format!("missing; the path to the PEM {what}"));
+                None
+            }
+        };
+        let cert = file(
+            self,
+            "server.tls.cert_file",
+            t.cert_file,
+            "certificate chain (leaf first)",
+        );
+        let key = file(self, "server.tls.key_file", t.key_file, "private key");
+        let ((cert_file, cert_pem), (key_file, key_pem)) = (cert?, key?);
+        match crate::server::tls::certified_key(&cert_pem, &key_pem) {
+            Ok(certified) => Some(Tls {
+                cert_file,
+                key_file,
+                certified: Arc::new(certified),
+            }),
+            Err(e) => {
+                use crate::server::tls::TlsFileRole;
+                let (key, path) = match e.role() {
+                    TlsFileRole::Cert => ("server.tls.cert_file", &cert_file),
+                    TlsFileRole::Key => ("server.tls.key_file", &key_file),
+                    TlsFileRole::Pair => ("server.tls", &cert_file),
+                };
+                self.problem(key, format!("{}: {e}", path.display()));
+                None
+            }
         }
     }
 
@@ -641,7 +731,14 @@ impl Validator {
                 return None;
             }
         };
-        match secret::load(source, s.value.as_deref()) {
+        let loaded = match source {
+            SecretSource::File(path) => {
+                let read = self.read(path);
+                secret::file_contents(path, read)
+            }
+            other => secret::load(other, s.value.as_deref()),
+        };
+        match loaded {
             Ok(bytes) => Some(Secret::new(id?, bytes)),
             Err(message) => {
                 self.problem(key, message);

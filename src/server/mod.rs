@@ -1,10 +1,12 @@
 //! Listeners, connection limits and graceful shutdown.
 //!
 //! One port speaks HTTP/1.1 and HTTP/2 (prior knowledge, and by ALPN under TLS). Slow clients are
-//! bounded by `header_timeout` (request head) and `body_timeout` (in the gateway); the number of
-//! open connections by `max_connections`, beyond which new ones wait in the kernel's backlog.
+//! bounded by `header_timeout` (TLS handshake, then request head) and `body_timeout` (in the
+//! gateway); the number of open connections by `max_connections`, beyond which new ones wait in
+//! the kernel's backlog. The config reloads in the background (`config::reload`).
 
 mod admin;
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -15,11 +17,12 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use crate::config::Config;
+use crate::config::{reload, Config};
 use crate::gateway::{Conn, Gateway};
 use crate::metrics::Metrics;
 
@@ -32,6 +35,8 @@ pub enum ServerError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("server.tls: {0}")]
+    Tls(#[from] tls::TlsError),
 }
 
 /// Largest request head accepted (HTTP/1 buffer, HTTP/2 header list).
@@ -62,9 +67,31 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 
     let metrics = Metrics::new();
     let server_cfg = config.server.clone();
-    let gateway = Arc::new(Gateway::new(config, metrics));
+    // TLS is on or off for the life of the listener; a reload only swaps the certificate.
+    let certs = server_cfg
+        .tls
+        .as_ref()
+        .map(|t| Arc::new(tls::CertStore::new(t.certified.clone())));
+    let acceptor = certs.clone().map(tls::acceptor).transpose()?;
+    let hangup = reload::Hangup::install();
+    let running = config.clone();
+    let gateway = Arc::new(Gateway::new(config, metrics.clone()));
     let admin_task = tokio::spawn(admin::serve(admin_listener, gateway.clone()));
-    tracing::info!(listen = %local, admin = %admin_local, "listening");
+    let reload_task = {
+        let gateway = gateway.clone();
+        tokio::spawn(reload::watch(
+            running,
+            metrics,
+            hangup,
+            move |new: Config| {
+                if let (Some(certs), Some(t)) = (&certs, &new.server.tls) {
+                    certs.set(t.certified.clone());
+                }
+                gateway.replace(new);
+            },
+        ))
+    };
+    tracing::info!(listen = %local, admin = %admin_local, tls = acceptor.is_some(), "listening");
 
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -104,10 +131,61 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             },
         };
         let _ = stream.set_nodelay(true);
-        let gw = gateway.clone();
-        let conn_info = Conn { peer, tls: false };
-        // Set by the first request: until then the client is held to `header_timeout`, whatever
-        // protocol it claims (hyper's own header timeout only starts once HTTP/1 is detected).
+        let ctx = Serve {
+            builder: builder.clone(),
+            watcher: graceful.watcher(),
+            gateway: gateway.clone(),
+        };
+        let acceptor = acceptor.clone();
+        // From accept to the first request (TLS handshake included) within `header_timeout`:
+        // a client that never finishes a handshake or a request head cannot hold a slot.
+        let deadline = tokio::time::Instant::now() + server_cfg.header_timeout;
+        tokio::spawn(async move {
+            match acceptor {
+                None => ctx.serve(stream, Conn { peer, tls: false }, deadline).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
+                        Ok(Ok(tls_stream)) => {
+                            ctx.serve(tls_stream, Conn { peer, tls: true }, deadline)
+                                .await
+                        }
+                        Ok(Err(e)) => tracing::debug!(error = %e, %peer, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                }
+            }
+            drop(permit);
+        });
+    }
+
+    drop(listener);
+    reload_task.abort();
+    // The grace of the config in force now: a reload may have changed it.
+    let grace = gateway.state().config.server.shutdown_grace;
+    tracing::info!(?grace, "shutting down: draining in-flight requests");
+    match tokio::time::timeout(grace, graceful.shutdown()).await {
+        Ok(()) => tracing::info!("all connections closed"),
+        Err(_) => tracing::warn!("shutdown grace elapsed; closing remaining connections"),
+    }
+    admin_task.abort();
+    Ok(())
+}
+
+/// What serving one connection needs, plain or TLS.
+struct Serve {
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    watcher: Watcher,
+    gateway: Arc<Gateway>,
+}
+
+impl Serve {
+    /// Serves `io` until it closes; closes it at `first_request_deadline` if no request has
+    /// started by then (hyper's own header timeout only starts once HTTP/1 is detected).
+    async fn serve<I>(self, io: I, conn_info: Conn, first_request_deadline: tokio::time::Instant)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let gw = self.gateway;
         let started = Arc::new(AtomicBool::new(false));
         let seen = started.clone();
         let service = service_fn(move |req| {
@@ -115,39 +193,28 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             let gw = gw.clone();
             async move { Ok::<_, std::convert::Infallible>(gw.handle(req, conn_info).await) }
         });
-        let conn = builder
-            .serve_connection(TokioIo::new(stream), service)
+        let conn = self
+            .builder
+            .serve_connection(TokioIo::new(io), service)
             .into_owned();
-        let conn = graceful.watch(conn);
-        let first_request_deadline = server_cfg.header_timeout;
-        tokio::spawn(async move {
-            tokio::pin!(conn);
-            let result = tokio::select! {
-                r = &mut conn => r,
-                _ = tokio::time::sleep(first_request_deadline) => {
-                    if started.load(Ordering::Relaxed) {
-                        conn.await
-                    } else {
-                        tracing::debug!(%peer, "no request within header_timeout; closing");
-                        Ok(())
-                    }
+        let conn = self.watcher.watch(conn);
+        tokio::pin!(conn);
+        let peer = conn_info.peer;
+        let result = tokio::select! {
+            r = &mut conn => r,
+            _ = tokio::time::sleep_until(first_request_deadline) => {
+                if started.load(Ordering::Relaxed) {
+                    conn.await
+                } else {
+                    tracing::debug!(%peer, "no request within header_timeout; closing");
+                    Ok(())
                 }
-            };
-            if let Err(e) = result {
-                tracing::debug!(error = %e, %peer, "connection ended with an error");
             }
-            drop(permit);
-        });
+        };
+        if let Err(e) = result {
+            tracing::debug!(error = %e, %peer, "connection ended with an error");
+        }
     }
-
-    drop(listener);
-    tracing::info!(grace = ?server_cfg.shutdown_grace, "shutting down: draining in-flight requests");
-    match tokio::time::timeout(server_cfg.shutdown_grace, graceful.shutdown()).await {
-        Ok(()) => tracing::info!("all connections closed"),
-        Err(_) => tracing::warn!("shutdown grace elapsed; closing remaining connections"),
-    }
-    admin_task.abort();
-    Ok(())
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -2,6 +2,8 @@
 //! backend, request signing, HTTP clients (HTTP/1.1, h2c, raw TCP) and test vectors.
 #![allow(dead_code)]
 
+pub mod tls;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -243,10 +245,20 @@ impl Gateway {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let path = dir.path().join("hookgate.yaml");
         std::fs::write(&path, yaml).map_err(|e| e.to_string())?;
+        Self::try_start_at(dir, &path, env)
+    }
+
+    /// Start on a config file the test laid out itself (e.g. a symlink) inside `dir`, which the
+    /// gateway keeps alive.
+    pub fn try_start_at(
+        dir: tempfile::TempDir,
+        path: &Path,
+        env: &[(&str, &str)],
+    ) -> Result<Gateway, String> {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookgate"));
         cmd.arg("run")
             .arg("-c")
-            .arg(&path)
+            .arg(path)
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -392,6 +404,47 @@ impl Gateway {
                 return v;
             }
             std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// The config file written by [`Gateway::start`]; rewrite it to test reloads.
+    pub fn config_file(&self) -> PathBuf {
+        self.dir.path().join("hookgate.yaml")
+    }
+
+    /// Send SIGHUP (reload) with the `kill` command.
+    pub fn sighup(&self) {
+        let st = Command::new("kill")
+            .arg("-HUP")
+            .arg(self.pid.to_string())
+            .status()
+            .expect("run kill");
+        assert!(st.success(), "kill -HUP failed");
+    }
+
+    /// Wait (bounded) for a stdout JSON line whose `message` is `message` and that satisfies
+    /// `pred`.
+    pub fn wait_log(
+        &self,
+        message: &str,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> Option<serde_json::Value> {
+        let deadline = Instant::now() + WAIT;
+        let (m, cv) = &*self.out;
+        let mut g = m.lock().unwrap();
+        loop {
+            for l in &g.stdout {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(l) {
+                    if v.get("message").and_then(|m| m.as_str()) == Some(message) && pred(&v) {
+                        return Some(v);
+                    }
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline || g.closed == 2 {
+                return None;
+            }
+            g = cv.wait_timeout(g, deadline - now).unwrap().0;
         }
     }
 

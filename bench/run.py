@@ -1,0 +1,393 @@
+#!/usr/bin/env python3
+"""hookgate against nginx, on this machine, in one run.
+
+Starts an nginx `return 200` backend, nginx as a plain keep-alive reverse proxy to it, and hookgate
+(release build) with a mediaconvert route, high rate limits and the builtin schema, all on
+127.0.0.1. Sends the same signed 1.5 KB job.completed body with wrk through each, alternating the
+contestants round by round, at fixed connection counts. Prints a Markdown table (req/s, p50, p99,
+p99.9, errors; medians of the rounds) with hookgate/nginx ratios, writes results.md, results.json
+and a PNG chart, then measures hookgate's memory: idle, with 10,000 idle keep-alive connections,
+and after a flood from 1,000,000 distinct client addresses (trusted X-Forwarded-For).
+
+CPU split on 2 cores: the proxy under test (nginx, one worker; or hookgate, one runtime thread) is
+pinned to CPU 0; wrk and the backend share CPU 1. Every loop is bounded in time.
+
+Usage: python3 bench/run.py [--rounds 3] [--duration 10] [--conns 16,128] [--quick] [--no-memory]
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+BINARY = ROOT / "target" / "release" / "hookgate"
+SECRET = "bench-secret-0123456789abcdef"
+PROXY_CPU = "0"
+LOAD_CPU = "1"
+
+
+def log(msg):
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def ensure_tools():
+    missing = [p for p, b in [("wrk", "wrk"), ("nginx-light", "nginx"), ("gnuplot-nox", "gnuplot")]
+               if shutil.which(b) is None and not Path(f"/usr/sbin/{b}").exists()]
+    if missing:
+        log(f"installing {' '.join(missing)} from Debian")
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+        subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True, env=env,
+                       stdout=subprocess.DEVNULL)
+        # The package starts a system nginx on port 80; it is not ours.
+        subprocess.run(["pkill", "-x", "nginx"], check=False)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on port {port} after {timeout}s")
+
+
+def nginx_bin():
+    return shutil.which("nginx") or "/usr/sbin/nginx"
+
+
+def start_nginx(work, name, server_block, cpu):
+    conf = work / f"{name}.conf"
+    conf.write_text(f"""
+worker_processes 1;
+daemon off;
+pid {work}/{name}.pid;
+error_log {work}/{name}.error.log warn;
+events {{ worker_connections 20000; }}
+http {{
+  access_log off;
+  client_body_temp_path {work}/{name}-body;
+  proxy_temp_path {work}/{name}-proxy;
+  keepalive_requests 1000000;
+  {server_block}
+}}
+""")
+    return subprocess.Popen(["taskset", "-c", cpu, nginx_bin(), "-c", str(conf), "-p", str(work)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def make_body(path):
+    body = {
+        "job_id": "job_abc123xyz", "status": "completed", "job_type": "video",
+        "progress_percentage": 100, "cost_micros": 1575000, "cost_cents": 158,
+        "processing_time_seconds": 45, "output_size_bytes": 8192000, "input_format": "mp4",
+        "output_format": "webm", "created_at": "2024-01-15T10:30:00Z",
+        "completed_at": "2024-01-15T10:31:15Z",
+        "output_url": "https://cdn.example.com/outputs/job_abc123xyz/video.webm",
+    }
+    pad = 1536 - len(json.dumps(body, separators=(",", ":")))
+    body["metadata"] = {"note": "x" * max(0, pad - len(',"metadata":{"note":""}'))}
+    data = json.dumps(body, separators=(",", ":")).encode()
+    path.write_bytes(data)
+    return len(data)
+
+
+def sign(body_file):
+    out = subprocess.run([str(BINARY), "sign", "--scheme", "mediaconvert", "--secret", SECRET,
+                          str(body_file)], check=True, capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        if line.lower().startswith("x-mediaconvert-signature:"):
+            name, value = line.split(":", 1)
+            return name.strip(), value.strip()
+    raise RuntimeError("hookgate sign printed no signature header")
+
+
+def hookgate_config(work, port, admin, backend, extra_server=""):
+    cfg = work / "hookgate.yaml"
+    cfg.write_text(f"""
+server:
+  listen: 127.0.0.1:{port}
+  max_connections: 20000
+  header_timeout: 60s
+  trusted_proxies: [127.0.0.1/32]
+{extra_server}
+admin: {{listen: "127.0.0.1:{admin}"}}
+log: {{format: json, level: warn}}
+routes:
+  - name: mediaconvert
+    path: /webhooks/mediaconvert
+    upstream: http://127.0.0.1:{backend}/webhooks/mediaconvert
+    verify:
+      scheme: mediaconvert
+      secrets: [{{id: current, value: "{SECRET}"}}]
+    rate_limit:
+      per_ip: {{rate: 1000000/s, burst: 1000000}}
+      route: {{rate: 1000000/s, burst: 1000000}}
+    schema: {{builtin: mediaconvert, mode: enforce}}
+""")
+    return cfg
+
+
+def start_hookgate(cfg, cpu=PROXY_CPU, threads=1):
+    env = dict(os.environ, TOKIO_WORKER_THREADS=str(threads))
+    return subprocess.Popen(["taskset", "-c", cpu, str(BINARY), "run", "-c", str(cfg)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def wrk(url, conns, duration, env_extra, cpu=LOAD_CPU, threads=1):
+    env = dict(os.environ, **env_extra)
+    cmd = ["taskset", "-c", cpu, "wrk", f"-t{threads}", f"-c{conns}", f"-d{duration}s",
+           "--timeout", "5s", "-s", str(BENCH / "post.lua"), url]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True,
+                         timeout=duration + 60).stdout
+    m = re.search(r"WRK_JSON (\{.*\})", out)
+    if not m:
+        raise RuntimeError(f"wrk printed no summary:\n{out}")
+    r = json.loads(m.group(1))
+    secs = r["duration_us"] / 1e6
+    errors = r["connect"] + r["read"] + r["write"] + r["status"] + r["timeout"]
+    return {"rps": r["requests"] / secs, "p50": r["p50_us"] / 1000, "p99": r["p99_us"] / 1000,
+            "p999": r["p999_us"] / 1000, "errors": errors, "requests": r["requests"]}
+
+
+def steal():
+    """CPU steal since boot, in jiffies: compared before and after a round."""
+    with open("/proc/stat") as f:
+        parts = f.readline().split()
+    return int(parts[8]) if len(parts) > 8 else 0
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def hold_connections(port, count, request):
+    """Opens `count` connections, sends one request on each, reads the answers, keeps them open."""
+    socks = []
+    for _ in range(count):
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s.sendall(request)
+        socks.append(s)
+    for s in socks:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = s.recv(4096)
+            if not chunk:
+                raise RuntimeError("connection closed before the answer")
+            data += chunk
+    return socks
+
+
+def memory(work, backend_port, body_file, header, value, flood_count):
+    port, admin = free_port(), free_port()
+    cfg = hookgate_config(work, port, admin, backend_port)
+    proc = start_hookgate(cfg, cpu="0,1", threads=2)
+    try:
+        wait_port(port)
+        wait_port(admin)
+        body = body_file.read_bytes()
+        req = (f"POST /webhooks/mediaconvert HTTP/1.1\r\nHost: x\r\n{header}: {value}\r\n"
+               f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+        hold_connections(port, 1, req)[0].close()
+        time.sleep(0.5)
+        idle = rss_kib(proc.pid)
+        socks = hold_connections(port, 10_000, req)
+        time.sleep(0.5)
+        with_conns = rss_kib(proc.pid)
+        for s in socks:
+            s.close()
+        time.sleep(1.0)
+        after_close = rss_kib(proc.pid)
+        before_flood = rss_kib(proc.pid)
+        t0 = time.monotonic()
+        r = wrk(f"http://127.0.0.1:{port}/webhooks/mediaconvert", 64, 300,
+                {"BODY_FILE": str(body_file), "SIG_HEADER": header, "SIG_VALUE": value,
+                 "XFF_FLOOD": "1", "FLOOD_COUNT": str(flood_count // 2)}, cpu="0,1", threads=2)
+        flood_secs = time.monotonic() - t0
+        after_flood = rss_kib(proc.pid)
+        return {"idle_mib": idle / 1024, "conns_10k_mib": with_conns / 1024,
+                "after_close_mib": after_close / 1024, "before_flood_mib": before_flood / 1024,
+                "after_flood_mib": after_flood / 1024, "flood_requests": r["requests"],
+                "flood_seconds": flood_secs}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def chart(results, conns_list, out_png):
+    data = out_png.with_suffix(".dat")
+    with open(data, "w") as f:
+        f.write("conns direct nginx hookgate\n")
+        for c in conns_list:
+            row = [results[c][k]["rps"] for k in ("direct", "nginx", "hookgate")]
+            f.write(f"{c} " + " ".join(f"{v:.0f}" for v in row) + "\n")
+    script = f"""
+set terminal pngcairo size 900,500 noenhanced
+set output '{out_png}'
+set title 'requests/s, 1.5 KB signed POST (median of rounds; higher is better)'
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set key top left
+set ylabel 'requests/s'
+set xlabel 'connections'
+set yrange [0:*]
+plot '{data}' using 2:xtic(1) title 'direct to backend', '' using 3 title 'nginx proxy_pass', '' using 4 title 'hookgate (verify + schema + limits)'
+"""
+    r = subprocess.run(["gnuplot"], input=script, text=True, capture_output=True)
+    if r.returncode != 0:
+        # pngcairo is missing from some gnuplot builds; the plain png terminal is always there.
+        r = subprocess.run(["gnuplot"], input=script.replace("pngcairo", "png"), text=True,
+                           capture_output=True)
+    if r.returncode != 0:
+        log(f"chart not written: {r.stderr.strip()}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    ap.add_argument("--conns", default="16,128")
+    ap.add_argument("--quick", action="store_true", help="1 round of 3 s: a smoke run")
+    ap.add_argument("--no-memory", action="store_true")
+    ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--flood", type=int, default=1_000_000, help="distinct addresses in the flood")
+    ap.add_argument("--out", default=str(BENCH / "results"))
+    args = ap.parse_args()
+    if args.quick:
+        args.rounds, args.duration = 1, 3
+    conns_list = [int(c) for c in args.conns.split(",")]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    ensure_tools()
+    if not args.no_build:
+        log("cargo build --release")
+        subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+
+    work = Path(tempfile.mkdtemp(prefix="hookgate-bench-"))
+    procs = []
+    try:
+        backend, proxy, hg, hg_admin = free_port(), free_port(), free_port(), free_port()
+        procs.append(start_nginx(work, "backend", f"""
+  server {{ listen 127.0.0.1:{backend} backlog=4096; location / {{ return 200 '{{"status":"ok"}}'; }} }}""",
+                                 LOAD_CPU))
+        procs.append(start_nginx(work, "proxy", f"""
+  upstream backend {{ server 127.0.0.1:{backend}; keepalive 256; }}
+  server {{
+    listen 127.0.0.1:{proxy} backlog=4096;
+    client_max_body_size 1m;
+    location / {{
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }}
+  }}""", PROXY_CPU))
+        body_file = work / "body.json"
+        size = make_body(body_file)
+        header, value = sign(body_file)
+        cfg = hookgate_config(work, hg, hg_admin, backend)
+        procs.append(start_hookgate(cfg))
+        for p in (backend, proxy, hg):
+            wait_port(p)
+        env = {"BODY_FILE": str(body_file), "SIG_HEADER": header, "SIG_VALUE": value}
+        urls = {
+            "direct": f"http://127.0.0.1:{backend}/webhooks/mediaconvert",
+            "nginx": f"http://127.0.0.1:{proxy}/webhooks/mediaconvert",
+            "hookgate": f"http://127.0.0.1:{hg}/webhooks/mediaconvert",
+        }
+        # Warm-up, and a check that every contestant answers 200 to the signed body.
+        for name, url in urls.items():
+            r = wrk(url, 4, 1, env)
+            if r["errors"]:
+                raise RuntimeError(f"{name}: {r['errors']} errors in warm-up: check its setup")
+        log(f"body {size} bytes; {args.rounds} rounds x {args.duration}s; conns {conns_list}")
+
+        runs = {c: {k: [] for k in urls} for c in conns_list}
+        noisy = 0
+        for rnd in range(args.rounds):
+            for c in conns_list:
+                order = list(urls) if rnd % 2 == 0 else list(reversed(urls))
+                for name in order:
+                    s0, t0 = steal(), time.monotonic()
+                    r = wrk(urls[name], c, args.duration, env)
+                    st = (steal() - s0) / max(0.01, time.monotonic() - t0) / os.sysconf("SC_CLK_TCK") / 2
+                    r["steal"] = st
+                    noisy += st > 0.05
+                    runs[c][name].append(r)
+                    log(f"round {rnd + 1} c={c} {name:8s} {r['rps']:9.0f} req/s  p99 {r['p99']:.2f} ms"
+                        f"  errors {r['errors']}  steal {st:.0%}")
+
+        med = {c: {k: {m: statistics.median(x[m] for x in v) for m in ("rps", "p50", "p99", "p999")}
+                   | {"errors": sum(x["errors"] for x in v)}
+                   for k, v in runs[c].items()} for c in conns_list}
+        lines = ["| conns | contestant | req/s | p50 ms | p99 ms | p99.9 ms | errors |",
+                 "|---|---|---|---|---|---|---|"]
+        for c in conns_list:
+            for k in urls:
+                m = med[c][k]
+                lines.append(f"| {c} | {k} | {m['rps']:.0f} | {m['p50']:.2f} | {m['p99']:.2f} | "
+                             f"{m['p999']:.2f} | {m['errors']} |")
+        lines += ["", "| conns | hookgate/nginx req/s | hookgate/nginx p99 | rounds |", "|---|---|---|---|"]
+        for c in conns_list:
+            ratios = [h["rps"] / n["rps"] for h, n in zip(runs[c]["hookgate"], runs[c]["nginx"])]
+            p99r = med[c]["hookgate"]["p99"] / max(1e-9, med[c]["nginx"]["p99"])
+            lines.append(f"| {c} | {statistics.median(ratios):.2f} (rounds: "
+                         f"{', '.join(f'{x:.2f}' for x in ratios)}) | {p99r:.2f} | {args.rounds} |")
+        if noisy:
+            lines.append(f"\n{noisy} run(s) saw more than 5% CPU steal: the machine was shared; "
+                         "compare ratios, not absolute figures.")
+        mem = None
+        if not args.no_memory:
+            log("memory: idle, 10,000 idle keep-alive connections, address flood")
+            mem = memory(work, backend, body_file, header, value, args.flood)
+            lines += ["", "| hookgate memory | RSS MiB |", "|---|---|",
+                      f"| idle | {mem['idle_mib']:.1f} |",
+                      f"| 10,000 idle keep-alive connections | {mem['conns_10k_mib']:.1f} |",
+                      f"| after they closed | {mem['after_close_mib']:.1f} |",
+                      f"| before the address flood | {mem['before_flood_mib']:.1f} |",
+                      f"| after {mem['flood_requests']:,} requests from distinct addresses "
+                      f"({mem['flood_seconds']:.0f} s) | {mem['after_flood_mib']:.1f} |"]
+        table = "\n".join(lines)
+        print(table)
+        (out / "results.md").write_text(table + "\n")
+        (out / "results.json").write_text(json.dumps({"runs": runs, "median": med, "memory": mem,
+                                                      "body_bytes": size}, indent=2))
+        chart(med, conns_list, out / "results.png")
+        log(f"wrote {out}/results.md, results.json, results.png")
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
