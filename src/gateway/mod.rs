@@ -136,7 +136,8 @@ impl Gateway {
         let result = self.pipeline(&state, req, conn, client, &mut rec).await;
         let route = rec.route.as_deref().unwrap_or("none");
         let (response, outcome, reason) = match result {
-            Ok(res) => (res.map(Either::Right), "forwarded", ""),
+            Ok(Reply::Forwarded(res)) => (res.map(Either::Right), "forwarded", ""),
+            Ok(Reply::Answered(json)) => (answer(json).map(Either::Left), "answered", "challenge"),
             Err(r) => {
                 match &r {
                     Rejection::Unverified(e) => {
@@ -208,7 +209,7 @@ impl Gateway {
         conn: Conn,
         client: std::net::IpAddr,
         rec: &mut Record,
-    ) -> Result<Response<Incoming>, Rejection> {
+    ) -> Result<Reply, Rejection> {
         let config = &state.config;
         let host = req
             .uri()
@@ -249,8 +250,19 @@ impl Gateway {
 
         // 4. verify: on the headers as received, before anything is stripped.
         let now = unix_now();
-        let verified = self.verify(&route, &parts.headers, body, now)?;
+        let url = route::sender_url(&route, &parts.uri);
+        let input = Input {
+            headers: &parts.headers,
+            body,
+            now,
+            url: url.as_deref(),
+        };
+        let verified = self.verify(&route, &input)?;
         rec.verified = Some(verified.clone());
+        // A sender's own challenge (Zoom's URL validation) is answered here, not forwarded.
+        if let Some(json) = verified.challenge {
+            return Ok(Reply::Answered(json));
+        }
 
         // 5. route limit: only verified traffic counts.
         state.limits.check_route(&route.name)?;
@@ -303,19 +315,13 @@ impl Gateway {
             .upstream_duration
             .with_label_values(&[&route.name, class])
             .observe(elapsed);
-        result.map(|(res, _)| res)
+        result.map(|(res, _)| Reply::Forwarded(res))
     }
 
-    fn verify(
-        &self,
-        route: &Route,
-        headers: &http::HeaderMap,
-        body: &[u8],
-        now: u64,
-    ) -> Result<Verified, Rejection> {
+    fn verify(&self, route: &Route, input: &Input<'_>) -> Result<Verified, Rejection> {
         let verified = route
             .verifier
-            .verify(&Input { headers, body, now })
+            .verify(input)
             .map_err(Rejection::Unverified)?;
         self.metrics
             .key_matches
@@ -323,6 +329,23 @@ impl Gateway {
             .inc();
         Ok(verified)
     }
+}
+
+/// How a request that passed verification was answered.
+enum Reply {
+    /// The backend's answer.
+    Forwarded(Response<Incoming>),
+    /// hookgate's own JSON answer to a sender's challenge.
+    Answered(String),
+}
+
+fn answer(json: String) -> Response<Full<Bytes>> {
+    let mut res = Response::new(Full::new(Bytes::from(json)));
+    res.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    res
 }
 
 fn set_trusted(
