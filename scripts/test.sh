@@ -3,4 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The official webhook SDKs that tests/interop.rs signs and verifies with.
+bash tests/interop/setup.sh
+
 cargo test --all-targets

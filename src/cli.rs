@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::verify::SCHEME_NAMES;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "hookgate",
@@ -88,23 +90,31 @@ pub struct RunArgs {
     pub config: PathBuf,
 }
 
-/// How to sign: the scheme and its secret, as a sender would.
+/// How to sign: the scheme and its key, as a sender would.
 #[derive(Debug, Args)]
 pub struct SchemeArgs {
-    /// Signature scheme: mediaconvert, github or hmac.
-    #[arg(long)]
+    /// Signature scheme.
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(SCHEME_NAMES))]
     pub scheme: String,
-    /// The shared secret (prefer HOOKGATE_SECRET or --secret-file: argv is visible to other users).
+    /// The shared secret, as the provider shows it (prefer HOOKGATE_SECRET or --secret-file:
+    /// argv is visible to other users).
     #[arg(
         long,
         env = "HOOKGATE_SECRET",
         hide_env_values = true,
-        required_unless_present = "secret_file"
+        required_unless_present_any = ["secret_file", "private_key_file"]
     )]
     pub secret: Option<String>,
-    /// Read the secret from a file.
+    /// Read the shared secret from a file.
     #[arg(long, conflicts_with = "secret")]
     pub secret_file: Option<PathBuf>,
+    /// Asymmetric schemes: the private key file. standard-webhooks/svix v1a: whsk_<base64
+    /// seed>; sendgrid: a PEM P-256 key (PKCS#8 or SEC1).
+    #[arg(long, conflicts_with_all = ["secret", "secret_file"])]
+    pub private_key_file: Option<PathBuf>,
+    /// Sign as if at this unix time (default: now), e.g. to try a route's tolerance.
+    #[arg(long)]
+    pub timestamp: Option<u64>,
     /// hmac: the signature header.
     #[arg(long)]
     pub header: Option<String>,
@@ -120,15 +130,20 @@ pub struct SchemeArgs {
     /// hmac: what is signed, e.g. "{header.X-Timestamp}.{body}".
     #[arg(long)]
     pub signed: Option<String>,
+    /// hmac: the header with the signed unix time (it gets the signing time).
+    #[arg(long)]
+    pub timestamp_header: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct SignArgs {
     #[command(flatten)]
     pub scheme: SchemeArgs,
-    /// URL for the printed curl command.
-    #[arg(long, default_value = "http://127.0.0.1:8080/")]
-    pub url: String,
+    /// Where the request goes: used in the printed curl command, and signed by twilio, which
+    /// needs it (the URL the sender calls, query included). Default for curl:
+    /// http://127.0.0.1:8080/
+    #[arg(long)]
+    pub url: Option<String>,
     /// The body to sign.
     pub body_file: PathBuf,
 }
@@ -137,6 +152,10 @@ pub struct SignArgs {
 pub struct SendArgs {
     #[command(flatten)]
     pub scheme: SchemeArgs,
+    /// twilio: the URL the sender calls, as the route's verify.public_url plus the query, when
+    /// it differs from URL (behind a proxy). Default: URL.
+    #[arg(long)]
+    pub public_url: Option<String>,
     /// Where to POST.
     pub url: String,
     /// The body to sign and send.

@@ -138,6 +138,7 @@ mod tests {
         Verified {
             key_id: "k".into(),
             delivery_id: id.map(str::to_string),
+            challenge: None,
         }
     }
 

@@ -20,7 +20,9 @@
 //! 1. **route**: path (exact or `/*` prefix) and optional host; 404 / 405.
 //! 2. **per-IP limit** ([`limit`]): the client's bucket, before the body is read; 429.
 //! 3. **body**: read within `max_body_bytes` (413) and `body_timeout` (408), raw bytes kept.
-//! 4. **verify**: the route's scheme against every secret, constant-time; 401 says nothing more.
+//! 4. **verify**: the route's scheme against every key, constant-time, timestamps held to the
+//!    route's window; 401 says nothing more. A sender's challenge (Zoom's URL validation) is
+//!    answered here and not forwarded.
 //! 5. **route limit** ([`limit`]): the route's bucket, counting verified requests only; 429.
 //! 6. **validate** ([`schema`]): the JSON payload against the route's schema; 400 / 422, or
 //!    counted and forwarded in shadow mode. The parsed payload is kept for later stages.

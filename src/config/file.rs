@@ -179,11 +179,17 @@ pub struct VerifyFile {
     pub scheme: Option<String>,
     #[serde(default)]
     pub secrets: Vec<SecretFile>,
+    /// Asymmetric schemes (sendgrid, standard-webhooks/svix v1a): public keys, same form.
+    #[serde(default)]
+    pub public_keys: Vec<SecretFile>,
     pub tolerance: Option<String>,
+    /// Twilio: the URL the sender calls.
+    pub public_url: Option<String>,
     /// Generic `hmac` scheme.
     pub header: Option<String>,
     pub prefix: Option<String>,
     pub encoding: Option<String>,
     pub algorithm: Option<String>,
     pub signed: Option<String>,
+    pub timestamp_header: Option<String>,
 }

@@ -95,14 +95,6 @@ struct Record {
     queue_id: Option<u64>,
 }
 
-/// A request that got past every stage.
-enum Answer {
-    /// The backend's own answer.
-    Forwarded(Response<Incoming>),
-    /// Stored for background delivery: 202. `deferred`: hybrid, after the deadline.
-    Spooled { deferred: bool },
-}
-
 impl Gateway {
     /// A gateway with the in-memory store and the wall clock.
     pub fn new(config: Config, metrics: Metrics) -> Self {
@@ -194,8 +186,9 @@ impl Gateway {
         let result = self.pipeline(&state, req, conn, client, &mut rec).await;
         let route = rec.route.as_deref().unwrap_or("none");
         let (response, outcome, reason) = match result {
-            Ok(Answer::Forwarded(res)) => (res.map(Either::Right), "forwarded", ""),
-            Ok(Answer::Spooled { deferred }) => (
+            Ok(Reply::Forwarded(res)) => (res.map(Either::Right), "forwarded", ""),
+            Ok(Reply::Answered(json)) => (answer(json).map(Either::Left), "answered", "challenge"),
+            Ok(Reply::Spooled { deferred }) => (
                 accepted().map(Either::Left),
                 "queued",
                 if deferred { "deferred" } else { "" },
@@ -273,7 +266,7 @@ impl Gateway {
         conn: Conn,
         client: std::net::IpAddr,
         rec: &mut Record,
-    ) -> Result<Answer, Rejection> {
+    ) -> Result<Reply, Rejection> {
         let config = &state.config;
         let host = req
             .uri()
@@ -314,8 +307,19 @@ impl Gateway {
 
         // 4. verify: on the headers as received, before anything is stripped.
         let now = unix_now();
-        let verified = self.verify(&route, &parts.headers, &body, now)?;
+        let url = route::sender_url(&route, &parts.uri);
+        let input = Input {
+            headers: &parts.headers,
+            body: &body,
+            now,
+            url: url.as_deref(),
+        };
+        let verified = self.verify(&route, &input)?;
         rec.verified = Some(verified.clone());
+        // A sender's own challenge (Zoom's URL validation) is answered here, not forwarded.
+        if let Some(json) = verified.challenge {
+            return Ok(Reply::Answered(json));
+        }
 
         // 5. route limit: only verified traffic counts. A queue route spools instead of
         // refusing: its bucket paces the deliveries (see `delivery`), not the intake.
@@ -404,7 +408,7 @@ impl Gateway {
                     if let Some(h) = hold {
                         h.handed_over();
                     }
-                    Ok(Answer::Spooled { deferred: false })
+                    Ok(Reply::Spooled { deferred: false })
                 }
                 Err(e) => {
                     self.metrics
@@ -459,7 +463,7 @@ impl Gateway {
         result: Result<(Response<Incoming>, Duration), Rejection>,
         hold: Option<Hold>,
         ttl: Duration,
-    ) -> Result<Answer, Rejection> {
+    ) -> Result<Reply, Rejection> {
         let (res, _) = result?;
         if res.status().is_success() {
             if let Some(h) = hold {
@@ -470,7 +474,7 @@ impl Gateway {
                 }
             }
         }
-        Ok(Answer::Forwarded(res))
+        Ok(Reply::Forwarded(res))
     }
 
     /// Hybrid: forward, but answer 202 if the backend has not answered by the deadline. The
@@ -487,7 +491,7 @@ impl Gateway {
         hold: Option<Hold>,
         ttl: Duration,
         rec: &mut Record,
-    ) -> Result<Answer, Rejection> {
+    ) -> Result<Reply, Rejection> {
         let (result_tx, mut result_rx) = oneshot::channel();
         let (meta_tx, meta_rx) = oneshot::channel::<Meta>();
         let (client, metrics, engine) = (
@@ -531,7 +535,7 @@ impl Gateway {
                     let engine = self.engine.clone();
                     tokio::spawn(async move { engine.settle(meta, outcome).await });
                 }
-                Ok(Answer::Spooled { deferred: true })
+                Ok(Reply::Spooled { deferred: true })
             }
             Err(e) => {
                 // Not stored: stay synchronous rather than answer 202 for an event that
@@ -549,16 +553,10 @@ impl Gateway {
         }
     }
 
-    fn verify(
-        &self,
-        route: &Route,
-        headers: &http::HeaderMap,
-        body: &[u8],
-        now: u64,
-    ) -> Result<Verified, Rejection> {
+    fn verify(&self, route: &Route, input: &Input<'_>) -> Result<Verified, Rejection> {
         let verified = route
             .verifier
-            .verify(&Input { headers, body, now })
+            .verify(input)
             .map_err(Rejection::Unverified)?;
         self.metrics
             .key_matches
@@ -566,6 +564,25 @@ impl Gateway {
             .inc();
         Ok(verified)
     }
+}
+
+/// How a request that passed verification was answered.
+enum Reply {
+    /// The backend's answer.
+    Forwarded(Response<Incoming>),
+    /// hookgate's own JSON answer to a sender's challenge.
+    Answered(String),
+    /// Stored for background delivery: 202. `deferred`: hybrid, after the deadline.
+    Spooled { deferred: bool },
+}
+
+fn answer(json: String) -> Response<Full<Bytes>> {
+    let mut res = Response::new(Full::new(Bytes::from(json)));
+    res.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    res
 }
 
 fn set_trusted(

@@ -52,6 +52,17 @@ pub fn prefix_rest<'a>(prefix: &str, path: &'a str) -> Option<&'a str> {
         .or_else(|| (path == prefix.trim_end_matches('/')).then_some(""))
 }
 
+/// The URL the sender called, for routes with `verify.public_url` (Twilio): see
+/// [`crate::verify::sender_url`].
+pub fn sender_url(route: &Route, uri: &http::Uri) -> Option<String> {
+    let public_url = route.verifier.public_url()?;
+    let rest = match &route.path {
+        RoutePath::Exact(_) => "",
+        RoutePath::Prefix(p) => prefix_rest(p, uri.path()).unwrap_or(""),
+    };
+    Some(crate::verify::sender_url(public_url, rest, uri.query()))
+}
+
 fn strip_port(host: &str) -> &str {
     if host.starts_with('[') {
         // [v6]:port

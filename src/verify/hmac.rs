@@ -1,14 +1,16 @@
 //! The HMAC family: one header holding `<prefix><encoded MAC>` over a message built from the
-//! body and, optionally, other headers. MediaConvert, GitHub and the generic `hmac` scheme are
-//! all instances of it.
+//! body and, optionally, other headers. MediaConvert, GitHub, Shopify, Linear's MAC and the
+//! generic `hmac` scheme are all instances of it.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
 use sha2::{Sha256, Sha512};
 
-use super::{single_header, Encoding, Input, VerifyError};
+use super::header::{first_of, single};
+use super::timestamp::{parse_digits, Window};
+use super::{Encoding, Input, VerifyError};
 use crate::config::Secret;
 
 /// The hash under the HMAC.
@@ -47,6 +49,16 @@ impl Algorithm {
         }
     }
 
+    /// Constant-time check of several candidate signatures (rotation: one per sender key)
+    /// against HMAC(key, parts...), computing the MAC once.
+    pub fn verify_any<S: AsRef<[u8]>>(self, key: &[u8], parts: &[&[u8]], sigs: &[S]) -> bool {
+        match self {
+            Self::Sha1 => check_any::<Hmac<Sha1>, S>(key, parts, sigs),
+            Self::Sha256 => check_any::<Hmac<Sha256>, S>(key, parts, sigs),
+            Self::Sha512 => check_any::<Hmac<Sha512>, S>(key, parts, sigs),
+        }
+    }
+
     pub fn sign(self, key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
         match self {
             Self::Sha1 => compute::<Hmac<Sha1>>(key, parts),
@@ -68,6 +80,17 @@ fn mac<M: Mac + hmac::digest::KeyInit>(key: &[u8], parts: &[&[u8]]) -> Option<M>
 
 fn check<M: Mac + hmac::digest::KeyInit>(key: &[u8], parts: &[&[u8]], sig: &[u8]) -> bool {
     mac::<M>(key, parts).is_some_and(|m| m.verify_slice(sig).is_ok())
+}
+
+fn check_any<M: Mac + hmac::digest::KeyInit + Clone, S: AsRef<[u8]>>(
+    key: &[u8],
+    parts: &[&[u8]],
+    sigs: &[S],
+) -> bool {
+    mac::<M>(key, parts).is_some_and(|m| {
+        sigs.iter()
+            .any(|s| m.clone().verify_slice(s.as_ref()).is_ok())
+    })
 }
 
 fn compute<M: Mac + hmac::digest::KeyInit>(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
@@ -150,21 +173,34 @@ impl Template {
             .map(|p| match p {
                 Part::Literal(s) => Ok(s.as_bytes()),
                 Part::Body => Ok(input.body),
-                Part::Header(h) => single_header(input.headers, h).map(str::as_bytes),
+                Part::Header(h) => single(input.headers, h).map(str::as_bytes),
             })
             .collect()
     }
 }
+
+/// `X-MediaConvert-Signature: sha256=<hex>` over the raw body.
+pub(super) static MEDIACONVERT: LazyLock<HmacSpec> =
+    LazyLock::new(|| HmacSpec::sha256_hex_prefixed("x-mediaconvert-signature"));
+/// `X-Hub-Signature-256: sha256=<hex>` over the raw body.
+pub(super) static GITHUB: LazyLock<HmacSpec> =
+    LazyLock::new(|| HmacSpec::sha256_hex_prefixed("x-hub-signature-256"));
+/// `X-Shopify-Hmac-Sha256: <base64>` over the raw body.
+pub(super) static SHOPIFY: LazyLock<HmacSpec> = LazyLock::new(HmacSpec::shopify);
 
 /// A fully described HMAC scheme.
 #[derive(Debug, Clone)]
 pub struct HmacSpec {
     /// Lowercased header name.
     pub header: String,
+    /// Read when `header` is absent (lowercased): Shopify's un-prefixed Events headers.
+    pub fallback_header: Option<String>,
     pub prefix: String,
     pub encoding: Encoding,
     pub algorithm: Algorithm,
     pub signed: Template,
+    /// Lowercased header with the signed unix time, checked against `verify.tolerance`.
+    pub timestamp_header: Option<String>,
 }
 
 impl HmacSpec {
@@ -172,10 +208,25 @@ impl HmacSpec {
     pub fn sha256_hex_prefixed(header: &str) -> Self {
         Self {
             header: header.to_string(),
+            fallback_header: None,
             prefix: "sha256=".to_string(),
             encoding: Encoding::Hex,
             algorithm: Algorithm::Sha256,
             signed: Template::body(),
+            timestamp_header: None,
+        }
+    }
+
+    /// `X-Shopify-Hmac-Sha256: <base64 HMAC-SHA256(body)>`; Events deliveries drop the `X-`.
+    pub fn shopify() -> Self {
+        Self {
+            header: "x-shopify-hmac-sha256".to_string(),
+            fallback_header: Some("shopify-hmac-sha256".to_string()),
+            prefix: String::new(),
+            encoding: Encoding::Base64,
+            algorithm: Algorithm::Sha256,
+            signed: Template::body(),
+            timestamp_header: None,
         }
     }
 
@@ -183,8 +234,12 @@ impl HmacSpec {
         &self,
         input: &Input<'_>,
         secrets: &[Secret],
+        window: Window,
     ) -> Result<Arc<str>, VerifyError> {
-        let value = single_header(input.headers, &self.header)?;
+        let value = match &self.fallback_header {
+            Some(fallback) => first_of(input.headers, &[&self.header, fallback])?,
+            None => single(input.headers, &self.header)?,
+        };
         let encoded = value
             .strip_prefix(self.prefix.as_str())
             .ok_or(VerifyError::MalformedHeader)?;
@@ -194,6 +249,10 @@ impl HmacSpec {
             .filter(|s| s.len() == self.algorithm.output_len())
             .ok_or(VerifyError::MalformedHeader)?;
         let parts = self.signed.resolve(input)?;
+        if let Some(h) = &self.timestamp_header {
+            let ts = parse_digits(single(input.headers, h)?)?;
+            window.check_secs(ts, input.now)?;
+        }
         secrets
             .iter()
             .find(|s| self.algorithm.verify(s.expose(), &parts, &sig))
@@ -201,7 +260,7 @@ impl HmacSpec {
             .ok_or(VerifyError::Mismatch)
     }
 
-    /// Signs `body`; header parts of the template that look like timestamps get `now`.
+    /// Signs `body`; header parts of the template (the timestamp, typically) get `now`.
     pub(super) fn sign(&self, secret: &[u8], body: &[u8], now: u64) -> Vec<(String, String)> {
         let now_s = now.to_string();
         let mut out = Vec::new();
@@ -213,11 +272,18 @@ impl HmacSpec {
                 Part::Literal(s) => s.as_bytes(),
                 Part::Body => body,
                 Part::Header(h) => {
-                    out.push((h.clone(), now_s.clone()));
+                    if !out.iter().any(|(name, _)| name == h) {
+                        out.push((h.clone(), now_s.clone()));
+                    }
                     now_s.as_bytes()
                 }
             })
             .collect();
+        if let Some(h) = &self.timestamp_header {
+            if !out.iter().any(|(name, _)| name == h) {
+                out.push((h.clone(), now_s.clone()));
+            }
+        }
         let sig = self.algorithm.sign(secret, &parts);
         out.push((
             self.header.clone(),
@@ -236,7 +302,8 @@ mod tests {
         Input {
             headers,
             body,
-            now: 0,
+            now: 1700000000,
+            url: None,
         }
     }
 
@@ -251,9 +318,10 @@ mod tests {
                 .unwrap(),
         );
         let secrets = [Secret::new("k", b"It's a Secret to Everybody".to_vec())];
-        let got = spec.verify(&input(&h, b"Hello, World!"), &secrets);
+        let w = Window::default();
+        let got = spec.verify(&input(&h, b"Hello, World!"), &secrets, w);
         assert_eq!(got.as_deref(), Ok("k"));
-        let got = spec.verify(&input(&h, b"Hello, World?"), &secrets);
+        let got = spec.verify(&input(&h, b"Hello, World?"), &secrets, w);
         assert_eq!(got, Err(VerifyError::Mismatch));
     }
 
@@ -270,10 +338,12 @@ mod tests {
     fn sign_then_verify_round_trips() {
         let spec = HmacSpec {
             header: "x-sig".into(),
+            fallback_header: None,
             prefix: String::new(),
             encoding: Encoding::Base64,
             algorithm: Algorithm::Sha512,
             signed: Template::parse("{header.X-Ts}.{body}").unwrap(),
+            timestamp_header: Some("x-ts".into()),
         };
         let mut h = HeaderMap::new();
         for (k, v) in spec.sign(b"s3cret", b"payload", 1700000000) {
@@ -286,9 +356,25 @@ mod tests {
             Secret::new("a", b"other".to_vec()),
             Secret::new("b", b"s3cret".to_vec()),
         ];
+        let w = Window::default();
         assert_eq!(
-            spec.verify(&input(&h, b"payload"), &secrets).as_deref(),
+            spec.verify(&input(&h, b"payload"), &secrets, w).as_deref(),
             Ok("b")
+        );
+        // The timestamp header is in the window check: an hour later it has expired.
+        let later = Input {
+            now: 1700003600,
+            ..input(&h, b"payload")
+        };
+        assert_eq!(
+            spec.verify(&later, &secrets, w),
+            Err(VerifyError::TimestampExpired)
+        );
+        let mut bad = h.clone();
+        bad.insert("x-ts", "1.7e9".parse().unwrap());
+        assert_eq!(
+            spec.verify(&input(&bad, b"payload"), &secrets, w),
+            Err(VerifyError::MalformedHeader)
         );
     }
 }
