@@ -67,7 +67,6 @@ impl State {
 pub struct Gateway {
     state: ArcSwap<State>,
     metrics: Metrics,
-    client: forward::UpstreamClient,
 }
 
 /// What one request came to, for its log line and metrics.
@@ -85,7 +84,6 @@ impl Gateway {
         Self {
             state: ArcSwap::from_pointee(State::new(config, None)),
             metrics,
-            client: forward::client(),
         }
     }
 
@@ -301,7 +299,7 @@ impl Gateway {
                 now,
             );
         }
-        let result = forward::send(&self.client, upstream, route.timeout).await;
+        let result = forward::send(&forward::client(), upstream, route.timeout).await;
         let class = match &result {
             Ok((res, _)) => status_class(res.status()),
             Err(Rejection::UpstreamTimeout) => "timeout",
