@@ -81,13 +81,20 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
+/// The gateway's main runtime: single-threaded, like each further worker (`server.workers`).
+fn gateway_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
 fn run(args: &RunArgs) -> ExitCode {
     let config = match load(args) {
         Ok(c) => c,
         Err(code) => return code,
     };
     hookgate::telemetry::init(config.log.format, &config.log.level);
-    let result = runtime().and_then(|rt| {
+    let result = gateway_runtime().and_then(|rt| {
         rt.block_on(hookgate::server::run(
             config,
             hookgate::server::shutdown_signal(),

@@ -48,6 +48,7 @@ pub struct ServerFile {
     pub header_timeout: Option<String>,
     pub body_timeout: Option<String>,
     pub max_connections: Option<Scalar>,
+    pub workers: Option<Scalar>,
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
     pub shutdown_grace: Option<String>,

@@ -165,6 +165,8 @@ pub struct Server {
     pub header_timeout: Duration,
     pub body_timeout: Duration,
     pub max_connections: usize,
+    /// Worker threads, each with its own runtime, listener and upstream pool.
+    pub workers: usize,
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub shutdown_grace: Duration,
     pub tls: Option<Tls>,

@@ -74,6 +74,7 @@ pub fn restart_only_changes(running: &Config, new: &Config) -> Vec<&'static str>
             "server.max_connections",
             a.max_connections != b.max_connections,
         ),
+        ("server.workers", a.workers != b.workers),
         (
             "server.header_timeout",
             a.header_timeout != b.header_timeout,

@@ -154,6 +154,11 @@ fn expand_env(value: &mut Value, path: &mut String, problems: &mut Vec<Problem>)
     }
 }
 
+/// One worker per core this process may run on (CPU affinity and cgroup quota respected).
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// `512KiB`, `1MiB`, `2MB`, `100` (bytes).
 pub fn parse_size(s: &str) -> Option<u64> {
     let s = s.trim();
@@ -201,6 +206,7 @@ impl Validator {
             header_timeout: self.duration("server.header_timeout", f.server.header_timeout, 5),
             body_timeout: self.duration("server.body_timeout", f.server.body_timeout, 10),
             max_connections: self.count("server.max_connections", f.server.max_connections, 10_000),
+            workers: self.count("server.workers", f.server.workers, default_workers()),
             trusted_proxies: f
                 .server
                 .trusted_proxies

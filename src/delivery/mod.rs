@@ -9,7 +9,7 @@
 pub mod schedule;
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
@@ -94,6 +94,9 @@ pub struct Engine {
     state: Arc<ArcSwap<State>>,
     queues: Mutex<HashMap<String, Arc<RouteQueue>>>,
     dead: Mutex<HashMap<String, i64>>,
+    /// The runtime background deliveries run on (the one that called `resume`), whichever
+    /// worker thread accepted the event.
+    runtime: OnceLock<tokio::runtime::Handle>,
 }
 
 impl Engine {
@@ -112,6 +115,7 @@ impl Engine {
             state,
             queues: Mutex::default(),
             dead: Mutex::default(),
+            runtime: OnceLock::new(),
         })
     }
 
@@ -126,6 +130,7 @@ impl Engine {
     /// Loads every pending event and dead-letter count from the store and starts delivering.
     /// Returns how many events were resumed.
     pub async fn resume(self: &Arc<Self>) -> Result<usize, StoreError> {
+        let _ = self.runtime.set(tokio::runtime::Handle::current());
         let pending = self.store.pending().await?;
         let n = pending.len();
         for meta in pending {
@@ -139,7 +144,7 @@ impl Engine {
             }
         }
         let me = Arc::downgrade(self);
-        tokio::spawn(async move {
+        self.spawn(async move {
             let mut tick = tokio::time::interval(PURGE_EVERY);
             loop {
                 tick.tick().await;
@@ -150,6 +155,13 @@ impl Engine {
             }
         });
         Ok(n)
+    }
+
+    fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        match self.runtime.get() {
+            Some(rt) => drop(rt.spawn(task)),
+            None => drop(tokio::spawn(task)),
+        }
     }
 
     fn dead_counts(&self) -> std::sync::MutexGuard<'_, HashMap<String, i64>> {
@@ -171,7 +183,7 @@ impl Engine {
             permits: Arc::new(Semaphore::new(concurrency)),
         });
         queues.insert(route.to_string(), q.clone());
-        tokio::spawn(self.clone().dispatch(q.clone()));
+        self.spawn(self.clone().dispatch(q.clone()));
         q
     }
 
@@ -242,7 +254,7 @@ impl Engine {
                     }
                 }
             };
-            tokio::spawn(self.clone().attempt(q.clone(), meta, permit));
+            self.spawn(self.clone().attempt(q.clone(), meta, permit));
         }
     }
 

@@ -24,7 +24,18 @@ pub type UpstreamClient = Client<HttpConnector, Full<Bytes>>;
 /// is 5 s), so a request is rarely written to a connection the backend is closing.
 const POOL_IDLE: Duration = Duration::from_secs(4);
 
+thread_local! {
+    /// One pool per worker thread: a worker's requests reuse its own upstream connections, which
+    /// live on the same single-threaded runtime.
+    static CLIENT: UpstreamClient = build_client();
+}
+
+/// This thread's upstream client (cheap to clone: the pool is shared).
 pub fn client() -> UpstreamClient {
+    CLIENT.with(Clone::clone)
+}
+
+fn build_client() -> UpstreamClient {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     connector.set_keepalive(Some(Duration::from_secs(30)));

@@ -77,7 +77,6 @@ impl State {
 pub struct Gateway {
     state: Arc<ArcSwap<State>>,
     metrics: Metrics,
-    client: forward::UpstreamClient,
     store: AnyStore,
     engine: Arc<Engine>,
     clock: Arc<dyn Clock>,
@@ -110,18 +109,16 @@ impl Gateway {
         clock: Arc<dyn Clock>,
     ) -> Self {
         let state = Arc::new(ArcSwap::from_pointee(State::new(config, None)));
-        let client = forward::client();
         let engine = Engine::new(
             store.clone(),
             clock.clone(),
-            client.clone(),
+            forward::client(),
             metrics.clone(),
             state.clone(),
         );
         Self {
             state,
             metrics,
-            client,
             store,
             engine,
             clock,
@@ -441,7 +438,8 @@ impl Gateway {
         match deferred {
             None => {
                 let result =
-                    forward::send_observed(&self.client, &self.metrics, &route, upstream).await;
+                    forward::send_observed(&forward::client(), &self.metrics, &route, upstream)
+                        .await;
                 self.finish(result, hold, ttl).await
             }
             Some((event, meta)) => {
@@ -494,11 +492,8 @@ impl Gateway {
     ) -> Result<Reply, Rejection> {
         let (result_tx, mut result_rx) = oneshot::channel();
         let (meta_tx, meta_rx) = oneshot::channel::<Meta>();
-        let (client, metrics, engine) = (
-            self.client.clone(),
-            self.metrics.clone(),
-            self.engine.clone(),
-        );
+        let (client, metrics, engine) =
+            (forward::client(), self.metrics.clone(), self.engine.clone());
         let attempt_route = route.clone();
         tokio::spawn(async move {
             let result = forward::send_observed(&client, &metrics, &attempt_route, upstream).await;
