@@ -277,3 +277,41 @@ async fn starts_unready_without_redis() {
     redis.restart();
     wait_ready(&gw, 200);
 }
+
+/// `rediss://`: the store talks TLS (rustls with ring) to a Redis that speaks only TLS, trusting
+/// the certificate through the system roots' `SSL_CERT_FILE`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rediss_url_connects_over_tls() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (crt, key) = tls::TestCert::generate().write_to(dir.path());
+    let redis = RedisServer::start_tls(crt.clone(), key);
+    assert!(redis.url().starts_with("rediss://"));
+    let backend = Backend::start();
+    let opts = Opts {
+        top_extra: redis.store_yaml(),
+        ..Opts::default()
+    };
+    let routes = route(
+        "mc",
+        "/hooks/mc",
+        &backend.url("/up"),
+        &mc_verify(&[("k1", SECRET)]),
+    ) + "    dedup: {}\n";
+    let yaml = config(&opts, &routes);
+    let crt = crt.to_str().expect("utf-8 path");
+    let a = Gateway::start_with_env(&yaml, &[("SSL_CERT_FILE", crt)]);
+    let b = Gateway::start_with_env(&yaml, &[("SSL_CERT_FILE", crt)]);
+    wait_ready(&a, 200);
+    let body = br#"{"tls":1}"#;
+    assert_eq!(
+        post_mc(a.addr(), "/hooks/mc", SECRET, body).await.text(),
+        r#"{"received":true}"#
+    );
+    assert_eq!(
+        post_mc(b.addr(), "/hooks/mc", SECRET, body).await.text(),
+        r#"{"status":"duplicate"}"#
+    );
+    // Without the certificate trusted, the handshake fails: unready, dedup fails open.
+    let untrusted = Gateway::start(&yaml);
+    assert_eq!(ready(&untrusted), 503);
+}

@@ -4,6 +4,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -12,6 +13,8 @@ use super::{dead_port, WAIT};
 pub struct RedisServer {
     port: u16,
     child: Option<Child>,
+    /// Certificate and key: TLS only on `port`.
+    tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl RedisServer {
@@ -20,14 +23,31 @@ impl RedisServer {
         let mut server = RedisServer {
             port: dead_port(),
             child: None,
+            tls: None,
         };
         server.restart();
         server
     }
 
-    /// `redis://127.0.0.1:PORT/0`
+    /// A server that speaks only TLS, with this certificate (PEM files).
+    pub fn start_tls(cert: PathBuf, key: PathBuf) -> RedisServer {
+        let mut server = RedisServer {
+            port: dead_port(),
+            child: None,
+            tls: Some((cert, key)),
+        };
+        server.restart();
+        server
+    }
+
+    /// `redis://127.0.0.1:PORT/0` (`rediss://` for a TLS server).
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}/0", self.port)
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -50,17 +70,27 @@ impl RedisServer {
     /// Starts a fresh server on the same port (after [`RedisServer::stop`]).
     pub fn restart(&mut self) {
         self.stop();
-        let child = Command::new("redis-server")
-            .args([
+        let port = self.port.to_string();
+        let mut args = vec!["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"];
+        match &self.tls {
+            None => args.extend(["--port", &port]),
+            Some((cert, key)) => args.extend([
                 "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
+                "0",
+                "--tls-port",
+                &port,
+                "--tls-cert-file",
+                cert.to_str().expect("utf-8 path"),
+                "--tls-key-file",
+                key.to_str().expect("utf-8 path"),
+                "--tls-ca-cert-file",
+                cert.to_str().expect("utf-8 path"),
+                "--tls-auth-clients",
                 "no",
-            ])
+            ]),
+        }
+        let child = Command::new("redis-server")
+            .args(&args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -98,7 +128,11 @@ impl RedisServer {
         String::from_utf8_lossy(&buf[..n]).into_owned()
     }
 
+    /// PING answered; for a TLS server, the port accepting connections.
     fn pong(&self) -> bool {
+        if self.tls.is_some() {
+            return TcpStream::connect_timeout(&self.addr(), Duration::from_millis(200)).is_ok();
+        }
         let Ok(mut s) = TcpStream::connect_timeout(&self.addr(), Duration::from_millis(200)) else {
             return false;
         };
