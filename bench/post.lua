@@ -36,7 +36,11 @@ function request()
   end
   if event_ids then
     sent = sent + 1
-    return wrk.format(nil, nil, { ["X-Event-Id"] = string.format("%s-%d-%d", event_ids, thread_id, sent) })
+    -- wrk.format uses the given headers instead of wrk.headers: copy them.
+    local h = {}
+    for k, v in pairs(wrk.headers) do h[k] = v end
+    h["X-Event-Id"] = string.format("%s-%d-%d", event_ids, thread_id, sent)
+    return wrk.format(nil, nil, h)
   end
   return wrk.format()
 end
