@@ -315,3 +315,46 @@ async fn rediss_url_connects_over_tls() {
     let untrusted = Gateway::start(&yaml);
     assert_eq!(ready(&untrusted), 503);
 }
+
+/// A Redis that accepts connections but never answers (a hung server, a black-holed network):
+/// every command gives up after its timeout, so requests are still answered, promptly, and
+/// `/readyz` says 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_never_answers_costs_a_bounded_wait() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = silent.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in silent.incoming() {
+            match conn {
+                Ok(c) => held.push(c),
+                Err(_) => break,
+            }
+        }
+    });
+    let backend = Backend::start();
+    let opts = Opts {
+        top_extra: format!("store: {{kind: redis, url: \"redis://127.0.0.1:{port}/0\"}}\n"),
+        ..Opts::default()
+    };
+    let routes = route(
+        "mc",
+        "/hooks/mc",
+        &backend.url("/up"),
+        &mc_verify(&[("k1", SECRET)]),
+    ) + "    dedup: {}\n    rate_limit: {route: {rate: 10/s, burst: 10}}\n";
+    let gw = Gateway::start(&config(&opts, &routes));
+    assert_eq!(ready(&gw), 503);
+    let started = Instant::now();
+    let r = post_mc(gw.addr(), "/hooks/mc", SECRET, b"{\"hung\":1}").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // Two commands (limit, claim), each bounded by 500 ms to connect and 500 ms to answer
+    // (measured: about 2.3 s in all).
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(backend.requests().len(), 1);
+    assert!(gw.metric("hookgate_store_errors_total", &[("operation", "claim")]) >= 1.0);
+}

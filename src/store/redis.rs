@@ -10,9 +10,9 @@
 //! no skew between replicas. The spool is not kept here: config validation refuses queue and
 //! hybrid routes on this store, and its spool operations fail.
 //!
-//! A [`ConnectionManager`] reconnects by itself; every command is bounded by
-//! [`RESPONSE_TIMEOUT`], so an unreachable Redis costs a request at most that long before the
-//! caller's fallback applies (dedup fails open, the route limit goes local).
+//! A [`ConnectionManager`] reconnects by itself; connecting and each answer are bounded by
+//! [`RESPONSE_TIMEOUT`], so a hung Redis costs a command about a second before the caller's
+//! fallback applies (dedup fails open, the route limit goes local).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
