@@ -300,7 +300,7 @@ set title 'requests/s, 1.5 KB signed POST (median of rounds; higher is better)'
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.8 border -1
-set key top left
+set key outside top center horizontal
 set ylabel 'requests/s'
 set xlabel 'connections'
 set yrange [0:*]
