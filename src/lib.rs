@@ -33,6 +33,8 @@
 pub mod cli;
 pub mod config;
 pub mod echo;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gateway;
 pub mod limit;
 pub mod metrics;
