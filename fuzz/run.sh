@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Runs every fuzz target with libFuzzer for SECONDS each (default 60), starting from the
+# checked-in seeds, and prints the executions and the crashes of each.
+#
+#   bash fuzz/run.sh [SECONDS]
+#
+# Needs cargo-fuzz (`cargo install cargo-fuzz --locked`). With a nightly toolchain installed it
+# builds with AddressSanitizer; without one it builds on stable with RUSTC_BOOTSTRAP=1 and
+# `--sanitizer none` (coverage-guided, panics still caught, no ASan). The working corpus grows
+# in fuzz/corpus/<target> (not committed); crashes land in fuzz/artifacts/<target>.
+set -euo pipefail
+cd "$(dirname "$0")"
+seconds="${1:-60}"
+targets=(verify timestamp client_ip config payload)
+
+if ! command -v cargo-fuzz >/dev/null; then
+    echo "cargo-fuzz is missing: cargo install cargo-fuzz --locked" >&2
+    exit 2
+fi
+if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+    fuzz=(cargo +nightly fuzz)
+    build_flags=(-O)
+    echo "toolchain: nightly, AddressSanitizer"
+else
+    export RUSTC_BOOTSTRAP=1
+    fuzz=(cargo fuzz)
+    build_flags=(-O --sanitizer none)
+    echo "toolchain: stable with RUSTC_BOOTSTRAP=1, no sanitizer"
+fi
+
+"${fuzz[@]}" build "${build_flags[@]}"
+failed=0
+printf '%-10s %12s %8s %s\n' target executions crashes note
+for t in "${targets[@]}"; do
+    mkdir -p "corpus/$t" "artifacts/$t"
+    dict=()
+    [[ -f "dict/$t.dict" ]] && dict=(-dict="dict/$t.dict")
+    log="artifacts/$t/last-run.log"
+    set +e
+    "${fuzz[@]}" run "${build_flags[@]}" "$t" "corpus/$t" "seeds/$t" -- \
+        -max_total_time="$seconds" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 \
+        "${dict[@]}" >"$log" 2>&1
+    rc=$?
+    set -e
+    execs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)
+    crashes=$(find "artifacts/$t" -maxdepth 1 -type f \( -name 'crash-*' -o -name 'oom-*' -o -name 'timeout-*' \) | wc -l)
+    note=""
+    if [[ $rc -ne 0 || $crashes -ne 0 ]]; then
+        failed=1
+        note="FAILED (exit $rc): see $log"
+    fi
+    printf '%-10s %12s %8s %s\n' "$t" "$execs" "$crashes" "$note"
+done
+exit "$failed"
