@@ -17,8 +17,8 @@ use serde_json::Value;
 use crate::config::{Config, ConfigError, Secret};
 use crate::schema::{self, Mode, Schema, Select};
 use crate::verify::{
-    Algorithm, Encoding, HmacSpec, Input, Keys, Scheme, SignInput, SigningKey, Template,
-    Verifier, VerifyError, Window, SCHEME_NAMES,
+    Algorithm, Encoding, HmacSpec, Input, Keys, Scheme, SignInput, SigningKey, Template, Verifier,
+    VerifyError, Window, SCHEME_NAMES,
 };
 
 /// The shared secret every fuzzed verifier holds.
@@ -51,7 +51,9 @@ pub fn split_request(data: &[u8]) -> (&[u8], HeaderMap, &[u8]) {
         let Some(colon) = line.iter().position(|b| *b == b':') else {
             continue;
         };
-        let value = line[colon + 1..].strip_prefix(b" ").unwrap_or(&line[colon + 1..]);
+        let value = line[colon + 1..]
+            .strip_prefix(b" ")
+            .unwrap_or(&line[colon + 1..]);
         if let (Ok(n), Ok(v)) = (
             HeaderName::from_bytes(&line[..colon]),
             HeaderValue::from_bytes(value),
@@ -110,8 +112,7 @@ fn fixtures() -> Vec<Fixture> {
     timed.prefix = String::new();
     timed.encoding = Encoding::Base64;
     timed.algorithm = Algorithm::Sha512;
-    timed.signed =
-        Template::parse("{header.X-Ts}.{body}").unwrap_or_else(|_| Template::body());
+    timed.signed = Template::parse("{header.X-Ts}.{body}").unwrap_or_else(|_| Template::body());
     timed.timestamp_header = Some("x-ts".into());
     schemes.push(Scheme::Hmac(timed));
 
@@ -258,8 +259,12 @@ pub fn timestamp(data: &[u8]) {
     let got = crate::verify::check_window_secs(window, ts, now);
     // Saturating to u64 milliseconds, as the window does: a timestamp that far out is refused.
     let (ts_ms, now_ms) = (
-        u128::from(ts).saturating_mul(1000).min(u128::from(u64::MAX)),
-        u128::from(now).saturating_mul(1000).min(u128::from(u64::MAX)),
+        u128::from(ts)
+            .saturating_mul(1000)
+            .min(u128::from(u64::MAX)),
+        u128::from(now)
+            .saturating_mul(1000)
+            .min(u128::from(u64::MAX)),
     );
     let want = if now_ms > ts_ms + u128::from(tol_ms) {
         Err(VerifyError::TimestampExpired)
@@ -308,7 +313,10 @@ pub fn client_ip(data: &[u8]) {
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
     let got = crate::gateway::client_ip(peer, &headers, trusted);
     if !is_trusted(&peer) {
-        assert_eq!(got, peer, "an untrusted peer's X-Forwarded-For was believed");
+        assert_eq!(
+            got, peer,
+            "an untrusted peer's X-Forwarded-For was believed"
+        );
         return;
     }
     if got == peer {
@@ -361,17 +369,18 @@ pub fn config(data: &[u8]) {
     }
 }
 
-static SCHEMAS: LazyLock<Option<(jsonschema::Validator, jsonschema::Validator)>> = LazyLock::new(|| {
-    let builtin: Value = serde_json::from_str(schema::builtin("mediaconvert")?).ok()?;
-    let builtin = schema::compile(&builtin).ok()?;
-    let typed = schema::compile(&serde_json::json!({
-        "type": "object",
-        "required": ["id"],
-        "properties": {"id": {"type": "string", "maxLength": 64}, "at": {"format": "date-time"}}
-    }))
-    .ok()?;
-    Some((builtin, typed))
-});
+static SCHEMAS: LazyLock<Option<(jsonschema::Validator, jsonschema::Validator)>> =
+    LazyLock::new(|| {
+        let builtin: Value = serde_json::from_str(schema::builtin("mediaconvert")?).ok()?;
+        let builtin = schema::compile(&builtin).ok()?;
+        let typed = schema::compile(&serde_json::json!({
+            "type": "object",
+            "required": ["id"],
+            "properties": {"id": {"type": "string", "maxLength": 64}, "at": {"format": "date-time"}}
+        }))
+        .ok()?;
+        Some((builtin, typed))
+    });
 
 /// The payload stage: the body parsed as JSON once, the schema chosen by the string at a JSON
 /// pointer (`schema.by_field`), and the builtin MediaConvert schema.

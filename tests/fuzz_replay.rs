@@ -126,7 +126,10 @@ fn replay(target: &str, run: fn(&[u8])) {
     for i in 0..MUTANTS {
         let data = mutate(&mut rng, &corpus);
         if std::panic::catch_unwind(|| run(&data)).is_err() {
-            panic!("{target}: mutant {i} fails; input (escaped): {}", data.escape_ascii());
+            panic!(
+                "{target}: mutant {i} fails; input (escaped): {}",
+                data.escape_ascii()
+            );
         }
     }
 }

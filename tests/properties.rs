@@ -53,9 +53,13 @@ fn signer(scheme: Scheme, key: SigningKey) -> Signer {
             .add_secret(&mut keys, Secret::new("k", s.clone()))
             .expect("secret"),
         SigningKey::Ed25519(k) => {
-            let b64 = base64::engine::general_purpose::STANDARD.encode(k.verifying_key().as_bytes());
+            let b64 =
+                base64::engine::general_purpose::STANDARD.encode(k.verifying_key().as_bytes());
             scheme
-                .add_public_key(&mut keys, Secret::new("k", format!("whpk_{b64}").into_bytes()))
+                .add_public_key(
+                    &mut keys,
+                    Secret::new("k", format!("whpk_{b64}").into_bytes()),
+                )
                 .expect("ed25519 public key")
         }
         SigningKey::P256(k) => {
@@ -223,13 +227,15 @@ fn body_signers(secret: &[u8], seed: [u8; 32]) -> Vec<Signer> {
 }
 
 fn json_object() -> impl Strategy<Value = Vec<u8>> {
-    proptest::collection::btree_map("[a-z]{1,8}", "[ -~]{0,24}", 0..6).prop_map(|m| {
-        serde_json::to_vec(&m).expect("json")
-    })
+    proptest::collection::btree_map("[a-z]{1,8}", "[ -~]{0,24}", 0..6)
+        .prop_map(|m| serde_json::to_vec(&m).expect("json"))
 }
 
 fn any_body() -> impl Strategy<Value = Vec<u8>> {
-    prop_oneof![proptest::collection::vec(any::<u8>(), 1..300), json_object()]
+    prop_oneof![
+        proptest::collection::vec(any::<u8>(), 1..300),
+        json_object()
+    ]
 }
 
 fn secret() -> impl Strategy<Value = Vec<u8>> {

@@ -1142,7 +1142,9 @@ mod tests {
                 "{text:?}: {p:?}"
             );
         }
-        assert!(problems("se${x").iter().any(|p| p.starts_with("(file): unclosed")));
+        assert!(problems("se${x")
+            .iter()
+            .any(|p| p.starts_with("(file): unclosed")));
     }
 
     #[test]
