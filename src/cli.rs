@@ -33,6 +33,54 @@ pub enum Command {
     Send(SendArgs),
     /// A small receiver that prints every request it gets and answers 200.
     Echo(EchoArgs),
+    /// Dead letters of a running gateway: list, replay or drop them (through its admin API).
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// List dead letters: id, route, attempts, age, dedup key, last error.
+    List(DlqListArgs),
+    /// Put dead letters back in the queue (attempts reset, dedup key kept).
+    Replay(DlqSelectArgs),
+    /// Delete dead letters for good.
+    Drop(DlqSelectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// The gateway's admin address (admin.listen).
+    #[arg(long, env = "HOOKGATE_ADMIN", default_value = "http://127.0.0.1:9090")]
+    pub admin: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DlqListArgs {
+    #[command(flatten)]
+    pub admin: AdminArgs,
+    /// Only this route's.
+    #[arg(long)]
+    pub route: Option<String>,
+    /// Print the admin API's JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["id", "route", "all"])))]
+pub struct DlqSelectArgs {
+    #[command(flatten)]
+    pub admin: AdminArgs,
+    /// These dead letters (repeat the flag, or separate with commas).
+    #[arg(long, value_delimiter = ',')]
+    pub id: Vec<u64>,
+    /// Every dead letter of this route.
+    #[arg(long)]
+    pub route: Option<String>,
+    /// Every dead letter.
+    #[arg(long)]
+    pub all: bool,
 }
 
 #[derive(Debug, Args)]

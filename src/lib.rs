@@ -10,8 +10,11 @@
 //! - [`verify`]: signature schemes; pure functions with an injectable clock.
 //! - [`limit`]: per-IP and per-route rate limits, bounded in memory, generic over the clock.
 //! - [`schema`]: JSON Schema checks of payloads, compiled at load; the builtin schemas.
+//! - [`dedup`]: dedup key templates.
+//! - [`store`]: dedup marks and the spool (`memory`, `redb`).
+//! - [`delivery`]: background delivery for queue and hybrid routes: retries, dead letters.
 //! - [`metrics`], [`telemetry`]: Prometheus metrics and JSON logs.
-//! - [`cli`], [`sign`], [`echo`]: the command line and its helper tools.
+//! - [`cli`], [`sign`], [`echo`], [`dlq`]: the command line and its helper tools.
 //!
 //! # Request lifecycle
 //! 1. **route**: path (exact or `/*` prefix) and optional host; 404 / 405.
@@ -23,15 +26,21 @@
 //! 5. **route limit** ([`limit`]): the route's bucket, counting verified requests only; 429.
 //! 6. **validate** ([`schema`]): the JSON payload against the route's schema; 400 / 422, or
 //!    counted and forwarded in shadow mode. The parsed payload is kept for later stages.
-//! 7. **deliver**: inbound copies of trusted headers stripped, hop-by-hop headers removed,
+//! 7. **dedup** (routes with `dedup:`): a key seen and delivered within its TTL gets 200
+//!    `{"status":"duplicate"}`; one whose first copy is still in flight gets 409.
+//! 8. **deliver**: inbound copies of trusted headers stripped, hop-by-hop headers removed,
 //!    `X-Forwarded-*` and the trusted headers set, the exact body sent to the upstream; its
-//!    answer streams back (502 unreachable, 504 too slow).
+//!    answer streams back (502 unreachable, 504 too slow). `queue` routes store the event
+//!    durably and answer 202; `hybrid` routes answer 202 when the backend misses the deadline.
 //!
 //! Every request is counted, timed and logged once.
 #![forbid(unsafe_code)]
 
 pub mod cli;
 pub mod config;
+pub mod dedup;
+pub mod delivery;
+pub mod dlq;
 pub mod echo;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -41,5 +50,6 @@ pub mod metrics;
 pub mod schema;
 pub mod server;
 pub mod sign;
+pub mod store;
 pub mod telemetry;
 pub mod verify;

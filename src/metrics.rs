@@ -2,8 +2,8 @@
 //! classes: small, operator-chosen sets. Never a raw path, an address or a payload value.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// Every metric hookgate exports, registered in its own registry.
@@ -20,6 +20,12 @@ pub struct Metrics {
     pub request_duration: HistogramVec,
     pub upstream_duration: HistogramVec,
     pub config_reloads: IntCounterVec,
+    pub duplicates: IntCounterVec,
+    pub delivery_attempts: IntCounterVec,
+    pub store_errors: IntCounterVec,
+    pub queue_depth: IntGaugeVec,
+    pub queue_oldest_age: GaugeVec,
+    pub dead_letters: IntGaugeVec,
     /// 1 when the last reload applied, 0 when it was refused: an alert can tell "the config on
     /// disk is broken now" from "a reload failed once and was fixed since".
     pub config_last_reload_successful: IntGauge,
@@ -59,7 +65,44 @@ impl Metrics {
                 .unwrap_or_else(|e| unreachable!("register {name}: {e}"));
             g
         };
+        let queue_oldest_age = GaugeVec::new(
+            Opts::new(
+                "hookgate_queue_oldest_age_seconds",
+                "Age of the oldest event not yet delivered.",
+            ),
+            &["route"],
+        )
+        .unwrap_or_else(|e| unreachable!("static metric: {e}"));
+        registry
+            .register(Box::new(queue_oldest_age.clone()))
+            .unwrap_or_else(|e| unreachable!("register: {e}"));
         let m = Self {
+            duplicates: counter(
+                "hookgate_duplicates_total",
+                "Requests answered as duplicates (200 delivered before, 409 in flight).",
+                &["route"],
+            ),
+            delivery_attempts: counter(
+                "hookgate_delivery_attempts_total",
+                "Background delivery attempts by what followed: delivered, retry, dead_letter.",
+                &["route", "result"],
+            ),
+            store_errors: counter(
+                "hookgate_store_errors_total",
+                "Store operations that failed (dedup fails open; spooling refuses with 500).",
+                &["operation"],
+            ),
+            queue_depth: gauge(
+                "hookgate_queue_depth",
+                "Events stored and not yet delivered (in flight included).",
+                &["route"],
+            ),
+            queue_oldest_age,
+            dead_letters: gauge(
+                "hookgate_dead_letters",
+                "Events that exhausted their retries, kept for replay.",
+                &["route"],
+            ),
             requests: counter(
                 "hookgate_requests_total",
                 "Requests by route and outcome.",

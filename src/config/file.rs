@@ -25,11 +25,20 @@ pub struct FileConfig {
     #[serde(default)]
     pub log: LogFile,
     #[serde(default)]
+    pub store: StoreFile,
+    #[serde(default)]
     pub forward: ForwardFile,
     #[serde(default)]
     pub reload: ReloadFile,
     #[serde(default)]
     pub routes: Vec<RouteFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct StoreFile {
+    pub kind: Option<String>,
+    pub path: Option<String>,
+    pub url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -39,6 +48,7 @@ pub struct ServerFile {
     pub header_timeout: Option<String>,
     pub body_timeout: Option<String>,
     pub max_connections: Option<Scalar>,
+    pub workers: Option<Scalar>,
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
     pub shutdown_grace: Option<String>,
@@ -95,6 +105,31 @@ pub struct RouteFile {
     pub verify: Option<VerifyFile>,
     pub rate_limit: Option<RateLimitFile>,
     pub schema: Option<SchemaFile>,
+    pub dedup: Option<DedupFile>,
+    pub delivery: Option<DeliveryFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct DedupFile {
+    pub key: Option<String>,
+    pub ttl: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct DeliveryFile {
+    pub mode: Option<String>,
+    pub deadline: Option<String>,
+    pub concurrency: Option<Scalar>,
+    pub max_attempts: Option<Scalar>,
+    pub max_age: Option<String>,
+    pub retry_on: Option<Vec<Scalar>>,
+    pub backoff: Option<BackoffFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct BackoffFile {
+    pub base: Option<String>,
+    pub max: Option<String>,
 }
 
 /// `rate_limit: {per_ip: {...}, route: {...}}`.

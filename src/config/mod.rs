@@ -18,6 +18,8 @@ use std::time::Duration;
 pub use self::reload::Fingerprint;
 pub use self::secret::Secret;
 pub use self::validate::parse_size;
+use crate::dedup::KeyTemplate;
+use crate::delivery::{Backoff, RetryOn};
 use crate::limit::RateLimit;
 use crate::schema::Schema;
 use crate::verify::Verifier;
@@ -70,6 +72,7 @@ pub struct Config {
     pub server: Server,
     pub admin: Admin,
     pub log: Log,
+    pub store: StoreConfig,
     pub forward: Forward,
     pub reload: Reload,
     pub routes: Vec<Arc<Route>>,
@@ -80,6 +83,81 @@ pub struct Config {
     pub files: Vec<Fingerprint>,
 }
 
+/// Where dedup keys and the spool live (`store:`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreConfig {
+    /// In process, bounded; lost on restart.
+    Memory,
+    /// A redb file: durable across restarts and crashes.
+    Redb { path: PathBuf },
+}
+
+impl StoreConfig {
+    /// Whether accepted events survive a restart.
+    pub fn durable(&self) -> bool {
+        matches!(self, Self::Redb { .. })
+    }
+}
+
+/// `routes[].dedup`: duplicates are answered without reaching the backend.
+#[derive(Debug, Clone)]
+pub struct Dedup {
+    /// `None`: the scheme's delivery id, else the body's SHA-256.
+    pub key: Option<KeyTemplate>,
+    pub ttl: Duration,
+}
+
+/// `routes[].delivery.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryMode {
+    /// Forward and pass the backend's answer back.
+    Sync,
+    /// Store durably, answer 202, deliver in the background with retries.
+    Queue,
+    /// Forward; if the backend misses the deadline, answer 202 and keep retrying.
+    Hybrid,
+}
+
+impl DeliveryMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sync => "sync",
+            Self::Queue => "queue",
+            Self::Hybrid => "hybrid",
+        }
+    }
+}
+
+/// `routes[].delivery`.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub mode: DeliveryMode,
+    /// Hybrid: how long the sender waits for the backend before getting 202.
+    pub deadline: Duration,
+    /// Background deliveries in flight for this route.
+    pub concurrency: usize,
+    /// Attempts (the first included) before an event becomes a dead letter.
+    pub max_attempts: u32,
+    /// Age after which an undelivered event becomes a dead letter.
+    pub max_age: Duration,
+    pub retry_on: RetryOn,
+    pub backoff: Backoff,
+}
+
+impl Default for Delivery {
+    fn default() -> Self {
+        Self {
+            mode: DeliveryMode::Sync,
+            deadline: Duration::from_secs(8),
+            concurrency: 16,
+            max_attempts: 12,
+            max_age: Duration::from_secs(72 * 3600),
+            retry_on: RetryOn::default(),
+            backoff: Backoff::default(),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Server {
     pub listen: SocketAddr,
@@ -87,6 +165,8 @@ pub struct Server {
     pub header_timeout: Duration,
     pub body_timeout: Duration,
     pub max_connections: usize,
+    /// Worker threads, each with its own runtime, listener and upstream pool.
+    pub workers: usize,
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub shutdown_grace: Duration,
     pub tls: Option<Tls>,
@@ -170,6 +250,9 @@ pub struct Route {
     pub rate_limit: RateLimit,
     /// Stage 6; compiled when the config loads.
     pub schema: Option<Schema>,
+    /// `None`: dedup is off for this route.
+    pub dedup: Option<Dedup>,
+    pub delivery: Delivery,
 }
 
 impl Config {

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::{Config, ConfigError};
+use super::{Config, ConfigError, DeliveryMode, Problem};
 use crate::metrics::Metrics;
 
 /// A file a config was built from, and a digest of the bytes read (`None`: it could not be
@@ -74,16 +74,40 @@ pub fn restart_only_changes(running: &Config, new: &Config) -> Vec<&'static str>
             "server.max_connections",
             a.max_connections != b.max_connections,
         ),
+        ("server.workers", a.workers != b.workers),
         (
             "server.header_timeout",
             a.header_timeout != b.header_timeout,
         ),
         ("log.format", running.log.format != new.log.format),
         ("log.level", running.log.level != new.log.level),
+        ("store", running.store != new.store),
     ]
     .into_iter()
     .filter_map(|(key, differs)| differs.then_some(key))
     .collect()
+}
+
+/// Queue and hybrid routes promise durability, so a reload cannot add them while the process
+/// runs on the memory store it started with (the store changes only with a restart).
+pub fn store_problems(running: &Config, new: &Config) -> Vec<Problem> {
+    if running.store.durable() {
+        return Vec::new();
+    }
+    new.routes
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.delivery.mode != DeliveryMode::Sync)
+        .map(|(i, r)| {
+            Problem::new(
+                format!("routes[{i}].delivery.mode"),
+                format!(
+                    "{} mode needs a durable store, and this process runs on the memory store; restart it to change store.kind",
+                    r.delivery.mode.name()
+                ),
+            )
+        })
+        .collect()
 }
 
 /// What started a reload: logged with it.
@@ -166,6 +190,14 @@ where
             continue;
         };
         seen = files;
+        let result = result.and_then(|new| {
+            let problems = store_problems(&running, &new);
+            if problems.is_empty() {
+                Ok(new)
+            } else {
+                Err(ConfigError::Invalid(problems))
+            }
+        });
         match result {
             Ok(new) => {
                 for key in restart_only_changes(&running, &new) {
@@ -283,5 +315,22 @@ mod tests {
             vec!["server.listen", "admin.listen"]
         );
         assert!(restart_only_changes(&a, &a).is_empty());
+    }
+
+    #[test]
+    fn a_reload_cannot_add_queues_to_a_memory_store() {
+        let memory = Config::parse(ROUTE).unwrap();
+        let queued = Config::parse(&format!(
+            "store: {{kind: redb, path: x.redb}}\n{ROUTE}    delivery: {{mode: queue}}\n"
+        ))
+        .unwrap();
+        let p = store_problems(&memory, &queued);
+        assert_eq!(p.len(), 1);
+        assert!(p[0]
+            .to_string()
+            .starts_with("routes[0].delivery.mode: queue mode needs a durable store"));
+        assert!(store_problems(&queued, &queued).is_empty());
+        assert!(store_problems(&memory, &memory).is_empty());
+        assert_eq!(restart_only_changes(&memory, &queued), vec!["store"]);
     }
 }

@@ -10,14 +10,17 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::file::{
-    ByFieldFile, FileConfig, LimitFile, PerIpFile, RateLimitFile, ReloadFile, RouteFile, Scalar,
-    SchemaFile, SecretFile, TlsFile, VerifyFile,
+    ByFieldFile, DedupFile, DeliveryFile, FileConfig, LimitFile, PerIpFile, RateLimitFile,
+    ReloadFile, RouteFile, Scalar, SchemaFile, SecretFile, StoreFile, TlsFile, VerifyFile,
 };
 use super::reload::Fingerprint;
 use super::secret::{self, SecretSource};
 use super::{Admin, Config, Forward, Log, LogFormat, Problem, Reload, Route, RoutePath, Secret};
+use super::{Dedup, Delivery, DeliveryMode, StoreConfig};
 use super::{LogFormat::Json, Upstream};
 use super::{Server, Tls};
+use crate::dedup::KeyTemplate;
+use crate::delivery::{Backoff, RetryOn, StatusMatch};
 use crate::limit::{Limit, PerIp, Rate, RateLimit};
 use crate::schema::{self, Mode, Schema, Select, BUILTIN_NAMES};
 use crate::verify::{
@@ -170,6 +173,11 @@ fn expand_env(value: &mut Value, path: &mut String, problems: &mut Vec<Problem>)
     }
 }
 
+/// One worker per core this process may run on (CPU affinity and cgroup quota respected).
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// `512KiB`, `1MiB`, `2MB`, `100` (bytes).
 pub fn parse_size(s: &str) -> Option<u64> {
     let s = s.trim();
@@ -217,6 +225,7 @@ impl Validator {
             header_timeout: self.duration("server.header_timeout", f.server.header_timeout, 5),
             body_timeout: self.duration("server.body_timeout", f.server.body_timeout, 10),
             max_connections: self.count("server.max_connections", f.server.max_connections, 10_000),
+            workers: self.count("server.workers", f.server.workers, default_workers()),
             trusted_proxies: f
                 .server
                 .trusted_proxies
@@ -254,6 +263,7 @@ impl Validator {
                 }
             },
         };
+        let store = self.store(&f.store);
         let header_prefix = f
             .forward
             .header_prefix
@@ -303,6 +313,15 @@ impl Validator {
                         "duplicate path: another route already answers it; change path or host",
                     );
                 }
+                if route.delivery.mode != DeliveryMode::Sync && !store.durable() {
+                    self.problem(
+                        format!("{key}.delivery.mode"),
+                        format!(
+                            "{} mode promises that accepted events survive a restart, which needs a durable store; set store.kind: redb (and store.path)",
+                            route.delivery.mode.name()
+                        ),
+                    );
+                }
                 routes.push(Arc::new(route));
             }
         }
@@ -311,6 +330,7 @@ impl Validator {
             server,
             admin,
             log,
+            store,
             forward,
             reload,
             routes,
@@ -369,6 +389,143 @@ impl Validator {
                 self.problem(key, format!("{}: {e}", path.display()));
                 None
             }
+        }
+    }
+
+    fn store(&mut self, f: &StoreFile) -> StoreConfig {
+        let kind = f.kind.as_deref().unwrap_or("memory");
+        if f.url.is_some() {
+            self.problem(
+                "store.url",
+                "only for kind redis, which this build does not have; remove the key",
+            );
+        }
+        match kind {
+            "memory" => {
+                if f.path.is_some() {
+                    self.problem(
+                        "store.path",
+                        "only for kind redb; set store.kind: redb or remove the key",
+                    );
+                }
+                StoreConfig::Memory
+            }
+            "redb" => match f.path.as_deref() {
+                Some("") => {
+                    self.problem("store.path", "empty; e.g. data/hookgate.redb");
+                    StoreConfig::Memory
+                }
+                p => StoreConfig::Redb {
+                    path: p.unwrap_or("data/hookgate.redb").into(),
+                },
+            },
+            "redis" => {
+                self.problem(
+                    "store.kind",
+                    "redis is not available in this build; use memory or redb",
+                );
+                StoreConfig::Memory
+            }
+            other => {
+                self.problem(
+                    "store.kind",
+                    format!("`{other}` is not a store; use memory or redb"),
+                );
+                StoreConfig::Memory
+            }
+        }
+    }
+
+    fn dedup(&mut self, key: &str, f: DedupFile) -> Dedup {
+        let template = f.key.and_then(|k| {
+            KeyTemplate::parse(&k)
+                .map_err(|e| self.problem(format!("{key}.key"), e))
+                .ok()
+        });
+        Dedup {
+            key: template,
+            ttl: self.duration(&format!("{key}.ttl"), f.ttl, 24 * 3600),
+        }
+    }
+
+    fn delivery(&mut self, key: &str, f: Option<DeliveryFile>, timeout: Duration) -> Delivery {
+        let d = Delivery::default();
+        let Some(f) = f else { return d };
+        let mode = match f.mode.as_deref() {
+            None | Some("sync") => DeliveryMode::Sync,
+            Some("queue") => DeliveryMode::Queue,
+            Some("hybrid") => DeliveryMode::Hybrid,
+            Some(other) => {
+                self.problem(
+                    format!("{key}.mode"),
+                    format!("`{other}` is not a mode; use sync, queue or hybrid"),
+                );
+                DeliveryMode::Sync
+            }
+        };
+        let deadline_given = f.deadline.is_some();
+        let deadline = self.duration(&format!("{key}.deadline"), f.deadline, 8);
+        if mode == DeliveryMode::Hybrid && deadline >= timeout {
+            let hint = if deadline_given {
+                "shorten it"
+            } else {
+                "the default is 8s; set a shorter deadline"
+            };
+            self.problem(
+                format!("{key}.deadline"),
+                format!(
+                    "{deadline:?} is not shorter than the route's timeout ({timeout:?}), so the backend would time out first; {hint}"
+                ),
+            );
+        }
+        let concurrency = self.count(&format!("{key}.concurrency"), f.concurrency, 16);
+        let max_attempts = self.count(&format!("{key}.max_attempts"), f.max_attempts, 12);
+        let max_age = self.duration(&format!("{key}.max_age"), f.max_age, 72 * 3600);
+        let retry_on = match f.retry_on {
+            None => RetryOn::default(),
+            Some(items) => RetryOn(
+                items
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, item)| {
+                        let text = match item {
+                            Scalar::Int(n) => n.to_string(),
+                            Scalar::Str(s) => s.clone(),
+                        };
+                        StatusMatch::parse(&text).or_else(|| {
+                            self.problem(
+                                format!("{key}.retry_on[{i}]"),
+                                format!("`{text}` is not a status; write e.g. 429 or 5xx"),
+                            );
+                            None
+                        })
+                    })
+                    .collect(),
+            ),
+        };
+        let backoff = match f.backoff {
+            None => Backoff::default(),
+            Some(b) => {
+                let def = Backoff::default();
+                let base = self.duration(&format!("{key}.backoff.base"), b.base, 1);
+                let max = self.duration(&format!("{key}.backoff.max"), b.max, def.max.as_secs());
+                if base > max {
+                    self.problem(
+                        format!("{key}.backoff.base"),
+                        format!("{base:?} is longer than backoff.max ({max:?}); lower it"),
+                    );
+                }
+                Backoff { base, max }
+            }
+        };
+        Delivery {
+            mode,
+            deadline,
+            concurrency,
+            max_attempts: u32::try_from(max_attempts).unwrap_or(u32::MAX),
+            max_age,
+            retry_on,
+            backoff,
         }
     }
 
@@ -439,6 +596,8 @@ impl Validator {
         let schema = r
             .schema
             .and_then(|s| self.schema(&format!("{key}.schema"), s));
+        let dedup = r.dedup.map(|d| self.dedup(&format!("{key}.dedup"), d));
+        let delivery = self.delivery(&format!("{key}.delivery"), r.delivery, timeout);
         Some(Route {
             name: name?,
             path: path?,
@@ -448,6 +607,8 @@ impl Validator {
             verifier: verifier?,
             rate_limit,
             schema,
+            dedup,
+            delivery,
         })
     }
 
@@ -1197,6 +1358,76 @@ mod tests {
             p[0].starts_with("routes[0].upstream: environment variable HOOKGATE_SURELY_UNSET_2"),
             "{p:?}"
         );
+    }
+
+    #[test]
+    fn dedup_and_delivery_defaults() {
+        let c = parse(&format!("{ROUTE}    dedup: {{}}\n")).unwrap();
+        let r = &c.routes[0];
+        assert_eq!(c.store, StoreConfig::Memory);
+        let d = r.dedup.as_ref().unwrap();
+        assert!(d.key.is_none());
+        assert_eq!(d.ttl, Duration::from_secs(24 * 3600));
+        assert_eq!(r.delivery.mode, DeliveryMode::Sync);
+        assert_eq!(r.delivery.max_attempts, 12);
+        assert_eq!(r.delivery.concurrency, 16);
+        assert_eq!(r.delivery.deadline, Duration::from_secs(8));
+        assert_eq!(r.delivery.max_age, Duration::from_secs(72 * 3600));
+        assert_eq!(r.delivery.retry_on, RetryOn::default());
+        assert!(parse(ROUTE).unwrap().routes[0].dedup.is_none());
+    }
+
+    #[test]
+    fn queue_config_loads() {
+        let c = parse(&format!(
+            "store: {{kind: redb, path: /tmp/x.redb}}\n{ROUTE}    dedup: {{key: \"{{header.X-Id}}\", ttl: 1h}}\n    delivery: {{mode: queue, concurrency: 2, max_attempts: 3, max_age: 1h, retry_on: [503, 4xx], backoff: {{base: 10ms, max: 1s}}}}\n"
+        ))
+        .unwrap();
+        let d = &c.routes[0].delivery;
+        assert_eq!(
+            c.store,
+            StoreConfig::Redb {
+                path: "/tmp/x.redb".into()
+            }
+        );
+        assert_eq!(d.mode, DeliveryMode::Queue);
+        assert_eq!(
+            d.retry_on,
+            RetryOn(vec![StatusMatch::Exact(503), StatusMatch::Class(4)])
+        );
+        assert_eq!(d.backoff.base, Duration::from_millis(10));
+        assert_eq!(d.max_attempts, 3);
+    }
+
+    #[test]
+    fn dedup_and_delivery_problems_are_named() {
+        let p = problems(&format!(
+            "store: {{kind: redis, url: redis://x}}\n{ROUTE}    dedup: {{key: \"{{nope}}\", ttl: forever, extra: 1}}\n    delivery: {{mode: queue, deadline: 20s, concurrency: 0, max_attempts: 0, retry_on: [200x, 503], backoff: {{base: 2m, max: 1m}}}}\n"
+        ));
+        for key in [
+            "store.kind:",
+            "store.url:",
+            "routes[0].dedup.key:",
+            "routes[0].dedup.ttl:",
+            "routes[0].dedup.extra: unknown key",
+            "routes[0].delivery.concurrency:",
+            "routes[0].delivery.max_attempts:",
+            "routes[0].delivery.retry_on[0]:",
+            "routes[0].delivery.backoff.base:",
+            "routes[0].delivery.mode: queue mode",
+        ] {
+            assert!(p.iter().any(|p| p.starts_with(key)), "{key} not in {p:?}");
+        }
+        let p = problems(&format!(
+            "store: {{kind: redb}}\n{ROUTE}    delivery: {{mode: hybrid, deadline: 9s}}\n"
+        ));
+        assert!(
+            p.iter()
+                .any(|p| p.starts_with("routes[0].delivery.deadline:")),
+            "{p:?}"
+        );
+        let p = problems(&format!("store: {{kind: memory, path: x}}\n{ROUTE}"));
+        assert!(p.iter().any(|p| p.starts_with("store.path:")), "{p:?}");
     }
 
     #[test]

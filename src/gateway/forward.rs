@@ -14,7 +14,8 @@ use sha2::{Digest, Sha256};
 use super::headers::{strip_hop_by_hop, Trusted};
 use super::{route, Rejection};
 use crate::config::{Route, Secret};
-use crate::verify::{Algorithm, Verified};
+use crate::metrics::Metrics;
+use crate::verify::Algorithm;
 
 /// The pooled HTTP client to every backend.
 pub type UpstreamClient = Client<HttpConnector, Full<Bytes>>;
@@ -23,7 +24,18 @@ pub type UpstreamClient = Client<HttpConnector, Full<Bytes>>;
 /// is 5 s), so a request is rarely written to a connection the backend is closing.
 const POOL_IDLE: Duration = Duration::from_secs(4);
 
+thread_local! {
+    /// One pool per worker thread: a worker's requests reuse its own upstream connections, which
+    /// live on the same single-threaded runtime.
+    static CLIENT: UpstreamClient = build_client();
+}
+
+/// This thread's upstream client (cheap to clone: the pool is shared).
 pub fn client() -> UpstreamClient {
+    CLIENT.with(Clone::clone)
+}
+
+fn build_client() -> UpstreamClient {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     connector.set_keepalive(Some(Duration::from_secs(30)));
@@ -69,7 +81,7 @@ pub fn attest(
     secret: &Secret,
     body: &[u8],
     provider: &str,
-    verified: &Verified,
+    key_id: &str,
     now: u64,
 ) {
     let msg = format!(
@@ -77,7 +89,7 @@ pub fn attest(
         req.method(),
         req.uri().path(),
         hex::encode(Sha256::digest(body)),
-        verified.key_id
+        key_id
     );
     let mac = Algorithm::Sha256.sign(secret.expose(), &[msg.as_bytes()]);
     if let Ok(v) = HeaderValue::from_str(&format!("t={now},v1={}", hex::encode(mac))) {
@@ -104,4 +116,24 @@ pub async fn send(
             Ok((res, started.elapsed()))
         }
     }
+}
+
+/// [`send`], timed in `hookgate_upstream_duration_seconds`.
+pub async fn send_observed(
+    client: &UpstreamClient,
+    metrics: &Metrics,
+    route: &Route,
+    req: Request<Full<Bytes>>,
+) -> Result<(Response<Incoming>, Duration), Rejection> {
+    let result = send(client, req, route.timeout).await;
+    let (class, elapsed) = match &result {
+        Ok((res, d)) => (super::status_class(res.status()), d.as_secs_f64()),
+        Err(Rejection::UpstreamTimeout) => ("timeout", route.timeout.as_secs_f64()),
+        Err(_) => ("error", route.timeout.as_secs_f64()),
+    };
+    metrics
+        .upstream_duration
+        .with_label_values(&[&route.name, class])
+        .observe(elapsed);
+    result
 }

@@ -42,6 +42,12 @@ pub struct Trusted {
     pub route: HeaderName,
     pub key_id: HeaderName,
     pub attestation: HeaderName,
+    /// The dedup key, when dedup is on.
+    pub id: HeaderName,
+    /// `sync` (hybrid's first attempt), `queued` or `deferred`.
+    pub delivery: HeaderName,
+    /// 1 for the first attempt.
+    pub attempt: HeaderName,
 }
 
 impl Trusted {
@@ -58,6 +64,9 @@ impl Trusted {
             route: name("Route"),
             key_id: name("Key-Id"),
             attestation: name("Attestation"),
+            id: name("Id"),
+            delivery: name("Delivery"),
+            attempt: name("Attempt"),
         }
     }
 

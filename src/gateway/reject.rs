@@ -34,6 +34,12 @@ pub enum Rejection {
     UpstreamUnreachable,
     #[error("backend did not answer within the route's timeout")]
     UpstreamTimeout,
+    #[error("duplicate of a delivered event")]
+    Duplicate,
+    #[error("duplicate of an event still being delivered")]
+    InFlight,
+    #[error("the event could not be stored")]
+    StoreFailed,
 }
 
 impl From<Limited> for Rejection {
@@ -65,6 +71,9 @@ impl Rejection {
             Self::Schema(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::UpstreamUnreachable => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::Duplicate => StatusCode::OK,
+            Self::InFlight => StatusCode::CONFLICT,
+            Self::StoreFailed => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -88,13 +97,18 @@ impl Rejection {
             Self::Schema(_) => "schema",
             Self::UpstreamUnreachable => "upstream_unreachable",
             Self::UpstreamTimeout => "upstream_timeout",
+            Self::Duplicate => "delivered",
+            Self::InFlight => "in_flight",
+            Self::StoreFailed => "store",
         }
     }
 
-    /// `rejected` when the sender is at fault, `failed` when hookgate or the backend is.
+    /// `rejected` when the sender is at fault, `failed` when hookgate or the backend is,
+    /// `duplicate` when the event was seen before.
     pub fn outcome(&self) -> &'static str {
         match self {
-            Self::UpstreamUnreachable | Self::UpstreamTimeout => "failed",
+            Self::UpstreamUnreachable | Self::UpstreamTimeout | Self::StoreFailed => "failed",
+            Self::Duplicate | Self::InFlight => "duplicate",
             _ => "rejected",
         }
     }
@@ -120,6 +134,9 @@ impl Rejection {
             }
             Self::UpstreamUnreachable => r#"{"error":"bad gateway"}"#,
             Self::UpstreamTimeout => r#"{"error":"gateway timeout"}"#,
+            Self::Duplicate => r#"{"status":"duplicate"}"#,
+            Self::InFlight => r#"{"error":"duplicate in flight"}"#,
+            Self::StoreFailed => r#"{"error":"internal error"}"#,
         };
         Bytes::from_static(fixed.as_bytes())
     }

@@ -1,18 +1,28 @@
-//! The admin listener: `/metrics`, `/healthz`, `/readyz`. Bind it to loopback or a private
-//! interface; it has no authentication.
+//! The admin listener: `/metrics`, `/healthz`, `/readyz`, and the dead-letter API used by
+//! `hookgate dlq`. Bind it to loopback or a private interface; it has no authentication.
+//!
+//! - `GET /admin/dlq[?route=NAME]`: the dead letters, oldest first.
+//! - `POST /admin/dlq/replay` and `POST /admin/dlq/drop` with a JSON body selecting
+//!   `{"ids": [..]}`, `{"route": "NAME"}` or `{"all": true}`.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use serde::Deserialize;
+use serde_json::json;
 use tokio::net::TcpListener;
 
 use crate::gateway::Gateway;
+use crate::store::{Meta, Selection};
+
+/// Largest admin request body.
+const MAX_BODY: usize = 64 * 1024;
 
 pub async fn serve(listener: TcpListener, gateway: Arc<Gateway>) {
     loop {
@@ -24,7 +34,7 @@ pub async fn serve(listener: TcpListener, gateway: Arc<Gateway>) {
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let gw = gw.clone();
-                async move { Ok::<_, std::convert::Infallible>(handle(&gw, &req)) }
+                async move { Ok::<_, std::convert::Infallible>(handle(&gw, req).await) }
             });
             let _ = http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -35,21 +45,7 @@ pub async fn serve(listener: TcpListener, gateway: Arc<Gateway>) {
     }
 }
 
-fn handle(gateway: &Gateway, req: &Request<Incoming>) -> Response<Full<Bytes>> {
-    let (status, content_type, body) = match (req.method(), req.uri().path()) {
-        (&Method::GET, "/metrics") => (
-            StatusCode::OK,
-            "text/plain; version=0.0.4",
-            Bytes::from(gateway.metrics().render()),
-        ),
-        (&Method::GET, "/healthz") => (StatusCode::OK, "text/plain", Bytes::from_static(b"ok\n")),
-        (&Method::GET, "/readyz") => (StatusCode::OK, "text/plain", Bytes::from_static(b"ready\n")),
-        _ => (
-            StatusCode::NOT_FOUND,
-            "text/plain",
-            Bytes::from_static(b"not found\n"),
-        ),
-    };
+fn respond(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<Full<Bytes>> {
     let mut res = Response::new(Full::new(body));
     *res.status_mut() = status;
     res.headers_mut().insert(
@@ -57,4 +53,126 @@ fn handle(gateway: &Gateway, req: &Request<Incoming>) -> Response<Full<Bytes>> {
         header::HeaderValue::from_static(content_type),
     );
     res
+}
+
+fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<Full<Bytes>> {
+    respond(
+        status,
+        "application/json",
+        Bytes::from(value.to_string() + "\n"),
+    )
+}
+
+fn error(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
+    json_response(status, &json!({ "error": message }))
+}
+
+async fn handle(gateway: &Gateway, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    match (req.method(), req.uri().path()) {
+        (&Method::GET, "/metrics") => {
+            gateway.engine().refresh_gauges();
+            respond(
+                StatusCode::OK,
+                "text/plain; version=0.0.4",
+                Bytes::from(gateway.metrics().render()),
+            )
+        }
+        (&Method::GET, "/healthz") => {
+            respond(StatusCode::OK, "text/plain", Bytes::from_static(b"ok\n"))
+        }
+        (&Method::GET, "/readyz") => {
+            respond(StatusCode::OK, "text/plain", Bytes::from_static(b"ready\n"))
+        }
+        (&Method::GET, "/admin/dlq") => {
+            let which = query_route(req.uri().query()).map_or(Selection::All, Selection::Route);
+            match gateway.engine().dead_letters(&which).await {
+                Ok(list) => json_response(
+                    StatusCode::OK,
+                    &json!({ "dead_letters": list.iter().map(describe).collect::<Vec<_>>() }),
+                ),
+                Err(e) => {
+                    tracing::error!(error = %e, "listing dead letters failed");
+                    error(StatusCode::INTERNAL_SERVER_ERROR, "store error")
+                }
+            }
+        }
+        (&Method::POST, path @ ("/admin/dlq/replay" | "/admin/dlq/drop")) => {
+            let replay = path.ends_with("replay");
+            let which = match selection(req.into_body()).await {
+                Ok(w) => w,
+                Err(msg) => return error(StatusCode::BAD_REQUEST, &msg),
+            };
+            let engine = gateway.engine();
+            let result = if replay {
+                engine.replay(&which).await
+            } else {
+                engine.drop_dead(&which).await
+            };
+            match result {
+                Ok(done) => {
+                    let ids: Vec<u64> = done.iter().map(|m| m.id).collect();
+                    let verb = if replay { "replayed" } else { "dropped" };
+                    tracing::info!(count = ids.len(), ?ids, "dead letters {verb}");
+                    json_response(StatusCode::OK, &json!({ verb: ids.len(), "ids": ids }))
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "dead-letter operation failed");
+                    error(StatusCode::INTERNAL_SERVER_ERROR, "store error")
+                }
+            }
+        }
+        (_, "/admin/dlq" | "/admin/dlq/replay" | "/admin/dlq/drop") => {
+            error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+        }
+        _ => respond(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            Bytes::from_static(b"not found\n"),
+        ),
+    }
+}
+
+/// One dead letter as the API shows it. Never the body or headers: they may hold secrets.
+fn describe(m: &Meta) -> serde_json::Value {
+    json!({
+        "id": m.id,
+        "route": m.route,
+        "dedup_key": m.key,
+        "attempts": m.attempts,
+        "received_ms": m.received_ms,
+        "error": m.last_error,
+    })
+}
+
+fn query_route(query: Option<&str>) -> Option<String> {
+    query?
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == "route")
+        .map(|(_, v)| v.to_string())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SelectionBody {
+    ids: Option<Vec<u64>>,
+    route: Option<String>,
+    all: Option<bool>,
+}
+
+async fn selection(body: Incoming) -> Result<Selection, String> {
+    let bytes = Limited::new(body, MAX_BODY)
+        .collect()
+        .await
+        .map_err(|_| "body unreadable or too large".to_string())?
+        .to_bytes();
+    let b: SelectionBody = serde_json::from_slice(&bytes).map_err(|e| {
+        format!("expected {{\"ids\": [..]}}, {{\"route\": \"NAME\"}} or {{\"all\": true}}: {e}")
+    })?;
+    match (b.ids, b.route, b.all) {
+        (Some(ids), None, None) if !ids.is_empty() => Ok(Selection::Ids(ids)),
+        (None, Some(r), None) if !r.is_empty() => Ok(Selection::Route(r)),
+        (None, None, Some(true)) => Ok(Selection::All),
+        _ => Err("select exactly one of a non-empty ids list, a route, or all: true".into()),
+    }
 }

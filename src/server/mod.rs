@@ -7,24 +7,23 @@
 
 mod admin;
 mod idle;
+mod listen;
 pub mod tls;
+mod worker;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
 
 use crate::config::{reload, Config};
-use crate::gateway::{Conn, Gateway};
+use crate::delivery::SystemClock;
+use crate::gateway::Gateway;
 use crate::metrics::Metrics;
+use crate::store::AnyStore;
 
 /// Why the server could not run.
 #[derive(Debug, thiserror::Error)]
@@ -37,26 +36,28 @@ pub enum ServerError {
     },
     #[error("server.tls: {0}")]
     Tls(#[from] tls::TlsError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
-
-/// Largest request head accepted (HTTP/1 buffer, HTTP/2 header list).
-const MAX_HEADER_BYTES: usize = 64 * 1024;
 
 /// Runs the gateway until `shutdown` resolves, then drains in-flight requests for at most
 /// `server.shutdown_grace`.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
-    let bind = |what, addr| async move {
-        TcpListener::bind(addr)
-            .await
-            .map_err(|source| ServerError::Bind { what, addr, source })
-    };
-    let listener = bind("server.listen", config.server.listen).await?;
-    let admin_listener = bind("admin.listen", config.admin.listen).await?;
-    let local = listener.local_addr().map_err(|source| ServerError::Bind {
-        what: "server.listen",
-        addr: config.server.listen,
-        source,
-    })?;
+    let workers = config.server.workers;
+    let listeners =
+        listen::bind(config.server.listen, workers).map_err(|source| ServerError::Bind {
+            what: "server.listen",
+            addr: config.server.listen,
+            source,
+        })?;
+    let admin_listener = TcpListener::bind(config.admin.listen)
+        .await
+        .map_err(|source| ServerError::Bind {
+            what: "admin.listen",
+            addr: config.admin.listen,
+            source,
+        })?;
+    let local = listeners.local_addr;
     let admin_local = admin_listener
         .local_addr()
         .map_err(|source| ServerError::Bind {
@@ -65,6 +66,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             source,
         })?;
 
+    let store = AnyStore::open(&config.store)?;
     let metrics = Metrics::new();
     let server_cfg = config.server.clone();
     // TLS is on or off for the life of the listener; a reload only swaps the certificate.
@@ -75,7 +77,19 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let acceptor = certs.clone().map(tls::acceptor).transpose()?;
     let hangup = reload::Hangup::install();
     let running = config.clone();
-    let gateway = Arc::new(Gateway::new(config, metrics.clone()));
+    let gateway = Arc::new(Gateway::with_store(
+        config,
+        metrics.clone(),
+        store.clone(),
+        Arc::new(SystemClock),
+    ));
+    let resumed = gateway.resume().await?;
+    tracing::info!(
+        kind = store.kind(),
+        path = store.path().map(|p| p.display().to_string()),
+        resumed,
+        "store open"
+    );
     let admin_task = tokio::spawn(admin::serve(admin_listener, gateway.clone()));
     let sweeper = tokio::spawn(sweep_limits(gateway.clone(), crate::limit::SWEEP_INTERVAL));
     let reload_task = {
@@ -92,145 +106,67 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             },
         ))
     };
-    tracing::info!(listen = %local, admin = %admin_local, tls = acceptor.is_some(), "listening");
+    tracing::info!(
+        listen = %local,
+        admin = %admin_local,
+        tls = acceptor.is_some(),
+        workers,
+        "listening"
+    );
 
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(server_cfg.header_timeout)
-        .max_buf_size(MAX_HEADER_BYTES);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(MAX_HEADER_BYTES as u32)
-        .max_concurrent_streams(256)
-        .keep_alive_interval(Some(Duration::from_secs(30)));
-    let builder = Arc::new(builder);
-    let graceful = GracefulShutdown::new();
-    let permits = Arc::new(Semaphore::new(server_cfg.max_connections));
+    let shared = Arc::new(Shared {
+        gateway: gateway.clone(),
+        acceptor,
+        permits: Arc::new(Semaphore::new(server_cfg.max_connections)),
+        header_timeout: server_cfg.header_timeout,
+    });
+    let (stop, stopped) = watch::channel(false);
+    let mut sockets = listeners.sockets.into_iter();
+    let first = sockets.next();
+    // Workers 1..n: a thread each, with its own single-threaded runtime, listener and upstream
+    // pool, like nginx's worker processes. Worker 0 runs here, beside the admin listener.
+    let threads: Vec<_> = sockets
+        .enumerate()
+        .map(|(i, socket)| {
+            let shared = shared.clone();
+            let stopped = stopped.clone();
+            std::thread::Builder::new()
+                .name(format!("hookgate-worker-{}", i + 1))
+                .spawn(move || worker::run_thread(socket, shared, stopped))
+        })
+        .collect::<Result<_, _>>()
+        .map_err(|source| ServerError::Bind {
+            what: "server.workers",
+            addr: local,
+            source,
+        })?;
+    let first = first.map(|socket| tokio::spawn(worker::run(socket, shared, stopped)));
 
-    tokio::pin!(shutdown);
-    loop {
-        let permit = tokio::select! {
-            _ = &mut shutdown => break,
-            p = permits.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-        };
-        let (stream, peer) = tokio::select! {
-            _ = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
-        let ctx = Serve {
-            builder: builder.clone(),
-            watcher: graceful.watcher(),
-            gateway: gateway.clone(),
-            idle: server_cfg.header_timeout,
-        };
-        let acceptor = acceptor.clone();
-        // From accept to the first request (TLS handshake included) within `header_timeout`:
-        // a client that never finishes a handshake or a request head cannot hold a slot.
-        let accepted = tokio::time::Instant::now();
-        let deadline = accepted + server_cfg.header_timeout;
-        tokio::spawn(async move {
-            match acceptor {
-                None => ctx.serve(stream, Conn { peer, tls: false }, accepted).await,
-                Some(acceptor) => {
-                    match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
-                        Ok(Ok(tls_stream)) => {
-                            ctx.serve(tls_stream, Conn { peer, tls: true }, accepted)
-                                .await
-                        }
-                        Ok(Err(e)) => tracing::debug!(error = %e, %peer, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                    }
-                }
-            }
-            drop(permit);
-        });
-    }
-
-    drop(listener);
+    shutdown.await;
+    let _ = stop.send(true);
     reload_task.abort();
-    // The grace of the config in force now: a reload may have changed it.
-    let grace = gateway.state().config.server.shutdown_grace;
-    tracing::info!(?grace, "shutting down: draining in-flight requests");
-    match tokio::time::timeout(grace, graceful.shutdown()).await {
-        Ok(()) => tracing::info!("all connections closed"),
-        Err(_) => tracing::warn!("shutdown grace elapsed; closing remaining connections"),
+    if let Some(first) = first {
+        let _ = first.await;
     }
+    // Worker threads drain on their own runtimes; wait for them off this one.
+    let _ = tokio::task::spawn_blocking(move || {
+        for t in threads {
+            let _ = t.join();
+        }
+    })
+    .await;
     admin_task.abort();
     sweeper.abort();
     Ok(())
 }
 
-/// What serving one connection needs, plain or TLS.
-struct Serve {
-    builder: Arc<auto::Builder<TokioExecutor>>,
-    watcher: Watcher,
-    gateway: Arc<Gateway>,
-    /// A connection with no request in flight for this long is closed (`header_timeout`).
-    idle: Duration,
-}
-
-impl Serve {
-    /// Serves `io` until it closes, or until it has had no request in flight for `idle`: from
-    /// `accepted` until the first request (hyper's own header timeout only starts once HTTP/1
-    /// is detected), and between requests (HTTP/2 has no such timeout of its own).
-    async fn serve<I>(self, io: I, conn_info: Conn, accepted: tokio::time::Instant)
-    where
-        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
-        let gw = self.gateway;
-        let activity = idle::Activity::new(accepted);
-        let tracker = activity.clone();
-        let service = service_fn(move |req| {
-            let in_flight = tracker.begin();
-            let gw = gw.clone();
-            async move {
-                let res = gw.handle(req, conn_info).await;
-                Ok::<_, std::convert::Infallible>(res.map(|b| idle::Tracked::new(b, in_flight)))
-            }
-        });
-        let conn = self
-            .builder
-            .serve_connection(TokioIo::new(io), service)
-            .into_owned();
-        let conn = self.watcher.watch(conn);
-        tokio::pin!(conn);
-        let peer = conn_info.peer;
-        let result = loop {
-            let wake = activity
-                .idle_deadline(self.idle)
-                .unwrap_or_else(|| tokio::time::Instant::now() + self.idle);
-            tokio::select! {
-                r = &mut conn => break r,
-                _ = tokio::time::sleep_until(wake) => {
-                    if activity
-                        .idle_deadline(self.idle)
-                        .is_some_and(|at| at <= tokio::time::Instant::now())
-                    {
-                        tracing::debug!(%peer, "no request in flight for header_timeout; closing");
-                        break Ok(());
-                    }
-                }
-            }
-        };
-        if let Err(e) = result {
-            tracing::debug!(error = %e, %peer, "connection ended with an error");
-        }
-    }
+/// What every worker shares.
+pub(crate) struct Shared {
+    pub gateway: Arc<Gateway>,
+    pub acceptor: Option<tokio_rustls::TlsAcceptor>,
+    /// `max_connections`, across all workers.
+    pub permits: Arc<Semaphore>,
+    pub header_timeout: Duration,
 }
 
 /// Keeps the per-IP limits' memory to the addresses seen recently.

@@ -512,6 +512,17 @@ impl Gateway {
         assert!(st.success(), "kill -TERM failed");
     }
 
+    /// Kill the process with SIGKILL (no chance to clean up), and reap it.
+    pub fn kill9(&self) {
+        let st = Command::new("kill")
+            .arg("-KILL")
+            .arg(self.pid.to_string())
+            .status()
+            .expect("run kill");
+        assert!(st.success(), "kill -KILL failed");
+        let _ = self.child.lock().unwrap().wait();
+    }
+
     /// Wait (bounded) for the process to exit.
     pub fn wait_exit(&self, timeout: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + timeout;
@@ -782,6 +793,7 @@ pub struct Backend {
     addr: SocketAddr,
     records: Arc<Mutex<Vec<Recorded>>>,
     behaviour: Arc<Mutex<Behaviour>>,
+    extras: Extras,
     count: tokio::sync::watch::Receiver<usize>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -794,7 +806,15 @@ impl Backend {
 
     /// Start a backend with a given behaviour.
     pub fn start_with(b: Behaviour) -> Backend {
+        Self::start_on(0, b)
+    }
+
+    /// Start a backend on a given port of 127.0.0.1 (0: any), e.g. one a gateway was already
+    /// pointed at while nothing listened there ([`dead_port`]).
+    pub fn start_on(port: u16, b: Behaviour) -> Backend {
         let records: Arc<Mutex<Vec<Recorded>>> = Arc::default();
+        let extras = Extras::default();
+        let x2 = extras.clone();
         let behaviour = Arc::new(Mutex::new(b));
         let (count_tx, count_rx) = tokio::sync::watch::channel(0usize);
         let count_tx = Arc::new(count_tx);
@@ -808,7 +828,7 @@ impl Backend {
                 .build()
                 .expect("backend runtime");
             rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
                     .await
                     .expect("bind");
                 addr_tx.send(listener.local_addr().unwrap()).unwrap();
@@ -818,10 +838,14 @@ impl Backend {
                             continue;
                         };
                         let (r3, b3, c3) = (r2.clone(), b2.clone(), count_tx.clone());
+                        let x3 = x2.clone();
                         tokio::spawn(async move {
                             let svc = service_fn(move |req: hyper::Request<Incoming>| {
                                 let (r4, b4, c4) = (r3.clone(), b3.clone(), c3.clone());
-                                async move { Ok::<_, hyper::Error>(handle(req, r4, b4, c4).await) }
+                                let x4 = x3.clone();
+                                async move {
+                                    Ok::<_, hyper::Error>(handle(req, r4, b4, c4, x4).await)
+                                }
                             });
                             let _ =
                                 hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
@@ -842,6 +866,7 @@ impl Backend {
             addr,
             records,
             behaviour,
+            extras,
             count: count_rx,
             stop: Some(stop_tx),
         }
@@ -870,6 +895,30 @@ impl Backend {
     /// Replace the behaviour.
     pub fn set(&self, b: Behaviour) {
         *self.behaviour.lock().unwrap() = b;
+    }
+
+    /// Answer the next requests with these, one each, in order; then the behaviour again.
+    pub fn script(&self, answers: Vec<Behaviour>) {
+        self.extras.script.lock().unwrap().extend(answers);
+    }
+
+    /// From now on, hold every request (after recording it) until [`Backend::release`].
+    pub fn hold(&self) {
+        *self.extras.gate.lock().unwrap() = Some(Arc::new(tokio::sync::Semaphore::new(0)));
+    }
+
+    /// Let `n` held requests (present or future) answer.
+    pub fn release(&self, n: usize) {
+        if let Some(g) = self.extras.gate.lock().unwrap().as_ref() {
+            g.add_permits(n);
+        }
+    }
+
+    /// Stop holding: every held request answers, and later ones are not held.
+    pub fn unhold(&self) {
+        if let Some(g) = self.extras.gate.lock().unwrap().take() {
+            g.add_permits(tokio::sync::Semaphore::MAX_PERMITS / 2);
+        }
     }
 
     /// Set only the delay.
@@ -906,11 +955,19 @@ impl Drop for Backend {
     }
 }
 
+/// Per-request answers and a gate a test controls.
+#[derive(Clone, Default)]
+struct Extras {
+    script: Arc<Mutex<std::collections::VecDeque<Behaviour>>>,
+    gate: Arc<Mutex<Option<Arc<tokio::sync::Semaphore>>>>,
+}
+
 async fn handle(
     req: hyper::Request<Incoming>,
     records: Arc<Mutex<Vec<Recorded>>>,
     behaviour: Arc<Mutex<Behaviour>>,
     count: Arc<tokio::sync::watch::Sender<usize>>,
+    extras: Extras,
 ) -> hyper::Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
     let body = body
@@ -940,7 +997,14 @@ async fn handle(
     };
     records.lock().unwrap().push(rec);
     count.send_modify(|c| *c += 1);
-    let b = behaviour.lock().unwrap().clone();
+    let scripted = extras.script.lock().unwrap().pop_front();
+    let b = scripted.unwrap_or_else(|| behaviour.lock().unwrap().clone());
+    let gate = extras.gate.lock().unwrap().clone();
+    if let Some(g) = gate {
+        if let Ok(p) = g.acquire().await {
+            p.forget();
+        }
+    }
     if !b.delay.is_zero() {
         tokio::time::sleep(b.delay).await;
     }

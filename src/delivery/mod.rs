@@ -1,0 +1,548 @@
+//! Background delivery for `queue` and `hybrid` routes: the spool's in-memory index, one
+//! dispatcher per route (at most `concurrency` attempts in flight), the retry schedule and the
+//! dead letters.
+//!
+//! The store holds the truth; the index only says what is due when. At start every pending
+//! event is loaded back, so a restart (or a crash) resumes where it left off. An event leaves
+//! the store only after the backend answered 2xx (ack) or as a dead letter.
+
+pub mod schedule;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Request, Uri};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+
+pub use self::schedule::{Attempt, Backoff, Decision, RetryOn, StatusMatch};
+use crate::config::{DeliveryMode, Route};
+use crate::gateway::{forward, Rejection, State};
+use crate::metrics::Metrics;
+use crate::store::{AnyStore, Event, Meta, Selection, Store, StoreError};
+
+/// Unix milliseconds; injected so tests and the schedule can be driven without waiting.
+pub trait Clock: Send + Sync {
+    fn now_ms(&self) -> u64;
+}
+
+/// The wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, schedule::millis)
+    }
+}
+
+/// How often expired dedup marks are purged from the store.
+const PURGE_EVERY: Duration = Duration::from_secs(60);
+/// How long to wait before retrying after the store itself failed.
+const STORE_RETRY: Duration = Duration::from_secs(1);
+/// The part of a backend's answer read (and dropped) so its connection can be reused.
+const DRAIN_LIMIT: usize = 64 * 1024;
+
+#[derive(Default)]
+struct Index {
+    /// (due ms, id) of events waiting for their next attempt.
+    due: BTreeSet<(u64, u64)>,
+    /// Every event of the route not yet delivered or dead, including those in flight.
+    items: HashMap<u64, Meta>,
+}
+
+struct RouteQueue {
+    index: Mutex<Index>,
+    notify: Notify,
+    permits: Arc<Semaphore>,
+}
+
+impl RouteQueue {
+    fn index(&self) -> std::sync::MutexGuard<'_, Index> {
+        self.index.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn schedule(&self, meta: Meta) {
+        let mut idx = self.index();
+        idx.due.insert((meta.next_ms, meta.id));
+        idx.items.insert(meta.id, meta);
+        drop(idx);
+        self.notify.notify_one();
+    }
+
+    fn forget(&self, id: u64) {
+        let mut idx = self.index();
+        if let Some(m) = idx.items.remove(&id) {
+            // Usually already taken off `due` by the dispatcher; this covers the rest.
+            idx.due.remove(&(m.next_ms, id));
+        }
+    }
+}
+
+/// The delivery engine shared by the gateway and the admin API.
+pub struct Engine {
+    store: AnyStore,
+    clock: Arc<dyn Clock>,
+    client: forward::UpstreamClient,
+    metrics: Metrics,
+    state: Arc<ArcSwap<State>>,
+    queues: Mutex<HashMap<String, Arc<RouteQueue>>>,
+    dead: Mutex<HashMap<String, i64>>,
+    /// The runtime background deliveries run on (the one that called `resume`), whichever
+    /// worker thread accepted the event.
+    runtime: OnceLock<tokio::runtime::Handle>,
+}
+
+impl Engine {
+    pub fn new(
+        store: AnyStore,
+        clock: Arc<dyn Clock>,
+        client: forward::UpstreamClient,
+        metrics: Metrics,
+        state: Arc<ArcSwap<State>>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            clock,
+            client,
+            metrics,
+            state,
+            queues: Mutex::default(),
+            dead: Mutex::default(),
+            runtime: OnceLock::new(),
+        })
+    }
+
+    pub fn store(&self) -> &AnyStore {
+        &self.store
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// Loads every pending event and dead-letter count from the store and starts delivering.
+    /// Returns how many events were resumed.
+    pub async fn resume(self: &Arc<Self>) -> Result<usize, StoreError> {
+        let _ = self.runtime.set(tokio::runtime::Handle::current());
+        let pending = self.store.pending().await?;
+        let n = pending.len();
+        for meta in pending {
+            self.queue(&meta.route).schedule(meta);
+        }
+        let dead = self.store.dead_letters().await?;
+        {
+            let mut counts = self.dead_counts();
+            for m in &dead {
+                *counts.entry(m.route.clone()).or_default() += 1;
+            }
+        }
+        let me = Arc::downgrade(self);
+        self.spawn(async move {
+            let mut tick = tokio::time::interval(PURGE_EVERY);
+            loop {
+                tick.tick().await;
+                let Some(engine) = me.upgrade() else { return };
+                if let Err(e) = engine.store.purge_expired(engine.now_ms()).await {
+                    tracing::warn!(error = %e, "purging expired dedup keys failed");
+                }
+            }
+        });
+        Ok(n)
+    }
+
+    fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        match self.runtime.get() {
+            Some(rt) => drop(rt.spawn(task)),
+            None => drop(tokio::spawn(task)),
+        }
+    }
+
+    fn dead_counts(&self) -> std::sync::MutexGuard<'_, HashMap<String, i64>> {
+        self.dead.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The route's queue, its dispatcher started on first use.
+    fn queue(self: &Arc<Self>, route: &str) -> Arc<RouteQueue> {
+        let mut queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(q) = queues.get(route) {
+            return q.clone();
+        }
+        let concurrency = self
+            .route(route)
+            .map_or(1, |r| r.delivery.concurrency.max(1));
+        let q = Arc::new(RouteQueue {
+            index: Mutex::default(),
+            notify: Notify::new(),
+            permits: Arc::new(Semaphore::new(concurrency)),
+        });
+        queues.insert(route.to_string(), q.clone());
+        self.spawn(self.clone().dispatch(q.clone()));
+        q
+    }
+
+    fn route(&self, name: &str) -> Option<Arc<Route>> {
+        self.state
+            .load()
+            .config
+            .routes
+            .iter()
+            .find(|r| &*r.name == name)
+            .cloned()
+    }
+
+    /// Stores an accepted event durably and schedules it now. The event's dedup key, if any,
+    /// is marked delivered in the same commit.
+    pub async fn accept(
+        self: &Arc<Self>,
+        event: &Event,
+        meta: Meta,
+        dedup_expires_ms: Option<u64>,
+    ) -> Result<Meta, StoreError> {
+        let meta = self.store.enqueue(event, meta, dedup_expires_ms).await?;
+        self.queue(&meta.route).schedule(meta.clone());
+        Ok(meta)
+    }
+
+    /// Hybrid: stores an event whose first attempt is still in flight. It is not scheduled:
+    /// [`Engine::settle`] does that with the first attempt's result. If the process dies
+    /// first, `meta.next_ms` is when a restart retries it.
+    pub async fn defer(
+        self: &Arc<Self>,
+        event: &Event,
+        meta: Meta,
+        dedup_expires_ms: Option<u64>,
+    ) -> Result<Meta, StoreError> {
+        let meta = self.store.enqueue(event, meta, dedup_expires_ms).await?;
+        self.queue(&meta.route)
+            .index()
+            .items
+            .insert(meta.id, meta.clone());
+        Ok(meta)
+    }
+
+    /// Waits for due events and starts their attempts, `concurrency` at a time.
+    async fn dispatch(self: Arc<Self>, q: Arc<RouteQueue>) {
+        loop {
+            let Ok(permit) = q.permits.clone().acquire_owned().await else {
+                return;
+            };
+            let meta = loop {
+                let next = q.index().due.first().copied();
+                match next {
+                    None => q.notify.notified().await,
+                    Some((at, id)) => {
+                        let now = self.now_ms();
+                        if at <= now {
+                            let mut idx = q.index();
+                            idx.due.remove(&(at, id));
+                            if let Some(m) = idx.items.get(&id) {
+                                break m.clone();
+                            }
+                            continue;
+                        }
+                        tokio::select! {
+                            _ = tokio::time::sleep(Duration::from_millis(at - now)) => {}
+                            _ = q.notify.notified() => {}
+                        }
+                    }
+                }
+            };
+            self.spawn(self.clone().attempt(q.clone(), meta, permit));
+        }
+    }
+
+    /// One delivery attempt of a stored event.
+    async fn attempt(
+        self: Arc<Self>,
+        q: Arc<RouteQueue>,
+        mut meta: Meta,
+        _permit: OwnedSemaphorePermit,
+    ) {
+        let state = self.state.load_full();
+        let Some(route) = state
+            .config
+            .routes
+            .iter()
+            .find(|r| *r.name == meta.route)
+            .cloned()
+        else {
+            meta.last_error = format!("route {} is no longer configured", meta.route);
+            self.bury(&q, meta).await;
+            return;
+        };
+        if route.delivery.mode == DeliveryMode::Queue {
+            if let Err(limited) = state.limits.check_route(&route.name) {
+                // The route's rate limit paces queued deliveries: wait for the bucket without
+                // counting an attempt (nothing is written; a restart simply tries again).
+                meta.next_ms = self.now_ms() + limited.retry_after.saturating_mul(1000);
+                q.schedule(meta);
+                return;
+            }
+        }
+        let event = match self.store.event(meta.id).await {
+            Ok(Some(e)) => e,
+            Ok(None) => {
+                q.forget(meta.id);
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, id = meta.id, "cannot read a queued event; will retry");
+                meta.next_ms = self.now_ms() + schedule::millis(STORE_RETRY);
+                q.schedule(meta);
+                return;
+            }
+        };
+        meta.attempts += 1;
+        let req = match self.request(&state, &route, &event, &meta) {
+            Ok(r) => r,
+            Err(e) => {
+                meta.last_error = e;
+                self.bury(&q, meta).await;
+                return;
+            }
+        };
+        let result = forward::send_observed(&self.client, &self.metrics, &route, req).await;
+        let outcome = attempt_of(result);
+        self.settle_in(&q, &route, meta, outcome).await;
+    }
+
+    /// The request for one attempt: the stored request, to the route's current upstream, with
+    /// the per-attempt trusted headers.
+    fn request(
+        &self,
+        state: &State,
+        route: &Route,
+        event: &Event,
+        meta: &Meta,
+    ) -> Result<Request<Full<Bytes>>, String> {
+        let uri = Uri::builder()
+            .scheme(route.upstream.scheme.clone())
+            .authority(route.upstream.authority.clone())
+            .path_and_query(event.path_and_query.as_str())
+            .build()
+            .map_err(|e| format!("stored path is not usable: {e}"))?;
+        let mut req = Request::new(Full::new(event.body.clone()));
+        *req.method_mut() = http::Method::POST;
+        *req.uri_mut() = uri;
+        let h = req.headers_mut();
+        for (k, v) in &event.headers {
+            if let (Ok(k), Ok(v)) = (
+                HeaderName::from_bytes(k.as_bytes()),
+                HeaderValue::from_bytes(v),
+            ) {
+                h.append(k, v);
+            }
+        }
+        let trusted = &state.trusted;
+        let mode = if meta.deferred { "deferred" } else { "queued" };
+        h.insert(trusted.delivery.clone(), HeaderValue::from_static(mode));
+        h.insert(trusted.attempt.clone(), HeaderValue::from(meta.attempts));
+        if let Some(secret) = &state.config.forward.attestation {
+            forward::attest(
+                &mut req,
+                trusted,
+                secret,
+                &event.body,
+                &event.provider,
+                &event.key_id,
+                self.now_ms() / 1000,
+            );
+        }
+        Ok(req)
+    }
+
+    /// Hybrid: the first attempt (made while the sender waited) has ended after the sender got
+    /// 202; act on its result as on any attempt's.
+    pub async fn settle(self: &Arc<Self>, meta: Meta, outcome: Attempt) {
+        let q = self.queue(&meta.route);
+        match self.route(&meta.route) {
+            Some(route) => self.settle_in(&q, &route, meta, outcome).await,
+            None => {
+                let mut meta = meta;
+                meta.last_error = format!("route {} is no longer configured", meta.route);
+                self.bury(&q, meta).await;
+            }
+        }
+    }
+
+    async fn settle_in(&self, q: &RouteQueue, route: &Route, mut meta: Meta, outcome: Attempt) {
+        let now = self.now_ms();
+        let decision = schedule::decide(
+            &route.delivery,
+            &outcome,
+            meta.attempts,
+            meta.received_ms,
+            now,
+            fastrand::f64(),
+        );
+        let label = match &decision {
+            Decision::Done => "delivered",
+            Decision::Retry { .. } => "retry",
+            Decision::Dead { .. } => "dead_letter",
+        };
+        match decision {
+            Decision::Done => {
+                if let Err(e) = self.store.ack(meta.id).await {
+                    // Still pending in the store: delivered again after a restart.
+                    tracing::error!(error = %e, id = meta.id, "cannot remove a delivered event");
+                    self.store_error("ack");
+                }
+                q.forget(meta.id);
+                tracing::info!(
+                    target: "hookgate::delivery",
+                    route = %meta.route,
+                    id = meta.id,
+                    attempt = meta.attempts,
+                    dedup_key = meta.key.as_deref(),
+                    "delivered"
+                );
+            }
+            Decision::Retry { at_ms } => {
+                meta.next_ms = at_ms;
+                meta.last_error = outcome.describe();
+                if let Err(e) = self.store.reschedule(&meta).await {
+                    tracing::error!(error = %e, id = meta.id, "cannot save the retry state");
+                    self.store_error("reschedule");
+                }
+                tracing::info!(
+                    target: "hookgate::delivery",
+                    route = %meta.route,
+                    id = meta.id,
+                    attempt = meta.attempts,
+                    error = %meta.last_error,
+                    retry_in_ms = at_ms.saturating_sub(now),
+                    "attempt failed; will retry"
+                );
+                q.schedule(meta);
+            }
+            Decision::Dead { reason } => {
+                meta.last_error = reason;
+                self.bury(q, meta).await;
+            }
+        }
+        // Counted once the store and the index reflect it.
+        self.metrics
+            .delivery_attempts
+            .with_label_values(&[&route.name, label])
+            .inc();
+    }
+
+    /// Moves an event to the dead letters.
+    async fn bury(&self, q: &RouteQueue, meta: Meta) {
+        tracing::warn!(
+            target: "hookgate::delivery",
+            route = %meta.route,
+            id = meta.id,
+            attempts = meta.attempts,
+            error = %meta.last_error,
+            dedup_key = meta.key.as_deref(),
+            "dead letter"
+        );
+        match self.store.dead_letter(&meta).await {
+            Ok(()) => *self.dead_counts().entry(meta.route.clone()).or_default() += 1,
+            Err(e) => {
+                tracing::error!(error = %e, id = meta.id, "cannot store a dead letter");
+                self.store_error("dead_letter");
+            }
+        }
+        q.forget(meta.id);
+    }
+
+    fn store_error(&self, op: &str) {
+        self.metrics.store_errors.with_label_values(&[op]).inc();
+    }
+
+    /// The dead letters `which` selects.
+    pub async fn dead_letters(&self, which: &Selection) -> Result<Vec<Meta>, StoreError> {
+        let all = self.store.dead_letters().await?;
+        Ok(all.into_iter().filter(|m| which.matches(m)).collect())
+    }
+
+    /// Puts dead letters back in the queue, due now, attempts reset; their dedup keys stay.
+    pub async fn replay(self: &Arc<Self>, which: &Selection) -> Result<Vec<Meta>, StoreError> {
+        let replayed = self.store.replay(which, self.now_ms()).await?;
+        for m in &replayed {
+            *self.dead_counts().entry(m.route.clone()).or_default() -= 1;
+            self.queue(&m.route).schedule(m.clone());
+        }
+        Ok(replayed)
+    }
+
+    /// Deletes dead letters for good.
+    pub async fn drop_dead(&self, which: &Selection) -> Result<Vec<Meta>, StoreError> {
+        let dropped = self.store.drop_dead(which).await?;
+        for m in &dropped {
+            *self.dead_counts().entry(m.route.clone()).or_default() -= 1;
+        }
+        Ok(dropped)
+    }
+
+    /// Sets the queue gauges from the index (called before each scrape).
+    pub fn refresh_gauges(&self) {
+        let now = self.now_ms();
+        let queues: Vec<(String, Arc<RouteQueue>)> = self
+            .queues
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (route, q) in queues {
+            let idx = q.index();
+            let depth = idx.items.len();
+            let oldest = idx.items.values().map(|m| m.received_ms).min();
+            drop(idx);
+            self.metrics
+                .queue_depth
+                .with_label_values(&[&route])
+                .set(i64::try_from(depth).unwrap_or(i64::MAX));
+            let age = oldest.map_or(0.0, |t| now.saturating_sub(t) as f64 / 1000.0);
+            self.metrics
+                .queue_oldest_age
+                .with_label_values(&[&route])
+                .set(age);
+        }
+        for (route, n) in self.dead_counts().iter() {
+            self.metrics
+                .dead_letters
+                .with_label_values(&[route])
+                .set(*n);
+        }
+    }
+}
+
+/// What a finished send came to. The backend's body is read (bounded) in the background so
+/// its connection can be reused.
+pub fn attempt_of(result: Result<(hyper::Response<Incoming>, Duration), Rejection>) -> Attempt {
+    match result {
+        Ok((res, _)) => {
+            let status = res.status().as_u16();
+            let retry_after = res
+                .headers()
+                .get(http::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| schedule::retry_after(v, SystemTime::now()));
+            tokio::spawn(async move {
+                let body = Limited::new(res.into_body(), DRAIN_LIMIT);
+                let _ = tokio::time::timeout(Duration::from_secs(5), body.collect()).await;
+            });
+            if (200..300).contains(&status) {
+                Attempt::Delivered
+            } else {
+                Attempt::Status {
+                    status,
+                    retry_after,
+                }
+            }
+        }
+        Err(Rejection::UpstreamTimeout) => Attempt::Timeout,
+        Err(_) => Attempt::Unreachable,
+    }
+}

@@ -1,0 +1,193 @@
+//! One worker: an accept loop on its own listener, serving each connection with hyper
+//! (HTTP/1.1 and HTTP/2, plain or TLS), and draining its connections on shutdown.
+//!
+//! Workers run on single-threaded runtimes, one per core: a connection, its requests and their
+//! upstream connections stay on one thread, with no work stealing or cross-thread wake-ups.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use super::{idle, Shared};
+use crate::gateway::{Conn, Gateway};
+
+/// Largest request head accepted (HTTP/1 buffer, HTTP/2 header list).
+const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// Runs a worker on a new single-threaded runtime, on the calling thread.
+pub fn run_thread(socket: std::net::TcpListener, shared: Arc<Shared>, stop: watch::Receiver<bool>) {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(run(socket, shared, stop)),
+        Err(e) => tracing::error!(error = %e, "worker runtime failed to start"),
+    }
+}
+
+/// Accepts until `stop` turns true, then drains this worker's connections within the
+/// configured `shutdown_grace`.
+pub async fn run(
+    socket: std::net::TcpListener,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let listener = match TcpListener::from_std(socket) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "worker cannot use its listener");
+            return;
+        }
+    };
+    let builder = Arc::new(builder(shared.header_timeout));
+    let graceful = GracefulShutdown::new();
+    let stopping = async move {
+        while !*stop.borrow_and_update() {
+            if stop.changed().await.is_err() {
+                break;
+            }
+        }
+    };
+    tokio::pin!(stopping);
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = &mut stopping => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        // The permit is taken after accept, so idle workers hold none: past `max_connections`
+        // each worker keeps at most this one connection waiting, the rest wait in the backlog.
+        let permit = tokio::select! {
+            _ = &mut stopping => break,
+            p = shared.permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let ctx = Serve {
+            builder: builder.clone(),
+            watcher: graceful.watcher(),
+            gateway: shared.gateway.clone(),
+            idle: shared.header_timeout,
+        };
+        let acceptor = shared.acceptor.clone();
+        // From accept to the first request (TLS handshake included) within `header_timeout`:
+        // a client that never finishes a handshake or a request head cannot hold a slot.
+        let accepted = tokio::time::Instant::now();
+        let deadline = accepted + shared.header_timeout;
+        tokio::spawn(async move {
+            match acceptor {
+                None => ctx.serve(stream, Conn { peer, tls: false }, accepted).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
+                        Ok(Ok(tls_stream)) => {
+                            ctx.serve(tls_stream, Conn { peer, tls: true }, accepted)
+                                .await
+                        }
+                        Ok(Err(e)) => tracing::debug!(error = %e, %peer, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                }
+            }
+            drop(permit);
+        });
+    }
+
+    drop(listener);
+    // The grace of the config in force now: a reload may have changed it.
+    let grace = shared.gateway.state().config.server.shutdown_grace;
+    tracing::info!(?grace, "shutting down: draining in-flight requests");
+    match tokio::time::timeout(grace, graceful.shutdown()).await {
+        Ok(()) => tracing::info!("all connections closed"),
+        Err(_) => tracing::warn!("shutdown grace elapsed; closing remaining connections"),
+    }
+}
+
+fn builder(header_timeout: Duration) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .max_buf_size(MAX_HEADER_BYTES);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(MAX_HEADER_BYTES as u32)
+        .max_concurrent_streams(256)
+        .keep_alive_interval(Some(Duration::from_secs(30)));
+    builder
+}
+
+/// What serving one connection needs, plain or TLS.
+struct Serve {
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    watcher: Watcher,
+    gateway: Arc<Gateway>,
+    /// A connection with no request in flight for this long is closed (`header_timeout`).
+    idle: Duration,
+}
+
+impl Serve {
+    /// Serves `io` until it closes, or until it has had no request in flight for `idle`: from
+    /// `accepted` until the first request (hyper's own header timeout only starts once HTTP/1
+    /// is detected), and between requests (HTTP/2 has no such timeout of its own).
+    async fn serve<I>(self, io: I, conn_info: Conn, accepted: tokio::time::Instant)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let gw = self.gateway;
+        let activity = idle::Activity::new(accepted);
+        let tracker = activity.clone();
+        let service = service_fn(move |req| {
+            let in_flight = tracker.begin();
+            let gw = gw.clone();
+            async move {
+                let res = gw.handle(req, conn_info).await;
+                Ok::<_, std::convert::Infallible>(res.map(|b| idle::Tracked::new(b, in_flight)))
+            }
+        });
+        let conn = self
+            .builder
+            .serve_connection(TokioIo::new(io), service)
+            .into_owned();
+        let conn = self.watcher.watch(conn);
+        tokio::pin!(conn);
+        let peer = conn_info.peer;
+        let result = loop {
+            let wake = activity
+                .idle_deadline(self.idle)
+                .unwrap_or_else(|| tokio::time::Instant::now() + self.idle);
+            tokio::select! {
+                r = &mut conn => break r,
+                _ = tokio::time::sleep_until(wake) => {
+                    if activity
+                        .idle_deadline(self.idle)
+                        .is_some_and(|at| at <= tokio::time::Instant::now())
+                    {
+                        tracing::debug!(%peer, "no request in flight for header_timeout; closing");
+                        break Ok(());
+                    }
+                }
+            }
+        };
+        if let Err(e) = result {
+            tracing::debug!(error = %e, %peer, "connection ended with an error");
+        }
+    }
+}
