@@ -130,11 +130,35 @@ def payload_seeds():
         write("payload", f"payload-{i:02d}", p + b"\n" + body)
 
 
+def dedup_key_seeds():
+    body = b'{"job_id":"job_1","status":"completed","n":[1,{"id":"x"}],"a/b":{"~":"t"},"u":"\\u00e9"}'
+    cases = [
+        ("{body./job_id}:{body./status}", "content-type: application/json\n", body),
+        ("{header.X-Event-Id}", "X-Event-Id: evt_1\n", body),
+        ("{header.X-Event-Id}", "X-Event-Id: a\nX-Event-Id: b\n", body),
+        ("{body_sha256}", "", b"not json"),
+        ("id-{body./n/1/id}-{body./a~1b/~0}", "", body),
+        ("{body./missing}", "", body),
+        ("{body./n}", "", body),
+        ("{body./u}", "", body),
+        ("", "x-delivery: d-1\n", body),
+        ("", "x-delivery: " + "d" * 300 + "\n", body),
+        ("", "", b""),
+        ("{body.job_id}", "", body),
+        ("{header.bad name}", "", body),
+        ("plain", "", body),
+        ("{body./job_id", "", body),
+    ]
+    for i, (tpl, head, b) in enumerate(cases):
+        write("dedup_key", f"dedup-{i:02d}", tpl.encode() + b"\n" + head.encode() + b"\n" + b)
+
+
 if __name__ == "__main__":
     verify_seeds()
     timestamp_seeds()
     client_ip_seeds()
     config_seeds()
     payload_seeds()
+    dedup_key_seeds()
     for d in sorted(SEEDS.iterdir()):
         print(f"{d.name}: {len(list(d.iterdir()))} seeds")

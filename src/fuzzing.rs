@@ -423,3 +423,57 @@ pub fn payload(data: &[u8]) {
         }
     }
 }
+
+/// The dedup key (`routes[].dedup.key`) of a request: the template parsed, then rendered over
+/// arbitrary headers and an arbitrary (JSON or not) body.
+///
+/// Input: `<template>\n<headers as in verify>\n\n<body>`; an empty template line means no
+/// template, and the scheme's delivery id (the `x-delivery` header here) is the key.
+///
+/// Invariants: never a panic; every key is 1 to 200 visible ASCII bytes, so it fits a header
+/// value and the store; the same request gives the same key; a template that cannot be filled
+/// falls back to the body's SHA-256.
+pub fn dedup_key(data: &[u8]) {
+    use sha2::{Digest, Sha256};
+
+    let (template, headers, body) = split_request(data);
+    let Ok(template) = std::str::from_utf8(template) else {
+        return;
+    };
+    let template = if template.is_empty() {
+        None
+    } else {
+        match crate::dedup::KeyTemplate::parse(template) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                assert!(!e.is_empty());
+                return;
+            }
+        }
+    };
+    let verified = crate::verify::Verified {
+        key_id: "k".into(),
+        delivery_id: headers
+            .get("x-delivery")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        challenge: None,
+    };
+    let json: Option<Value> = serde_json::from_slice(body).ok();
+    let (key, fallback) = crate::dedup::key(template.as_ref(), &verified, &headers, body, || {
+        json.as_ref()
+    });
+    assert!(!key.is_empty() && key.len() <= 200, "key {key:?}");
+    assert!(
+        key.bytes().all(|b| (0x21..=0x7e).contains(&b)),
+        "key {key:?} cannot be a header value"
+    );
+    assert!(HeaderValue::from_str(&key).is_ok());
+    let again = crate::dedup::key(template.as_ref(), &verified, &headers, body, || {
+        json.as_ref()
+    });
+    assert_eq!((key.as_str(), fallback), (again.0.as_str(), again.1));
+    if fallback {
+        assert_eq!(key, hex::encode(Sha256::digest(body)));
+    }
+}

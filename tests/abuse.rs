@@ -541,14 +541,15 @@ async fn connection_flood_beyond_max_connections() {
     let (rss0, _) = gw.memory_kib();
     let fds0 = gw.open_fds();
     let flood: Vec<TcpStream> = (0..FLOOD).map(|_| connect(gw.addr())).collect();
-    // While the flood is queued, the gateway holds at most MAX of those sockets.
+    // While the flood is queued, the gateway holds at most MAX of those sockets, plus one per
+    // worker waiting for a permit (and a few descriptors of its own): not the 200.
     let mut most = 0;
     for _ in 0..10 {
         most = most.max(gw.open_fds().saturating_sub(fds0));
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(
-        most <= MAX as usize + 2,
+        most <= MAX as usize + 8,
         "{most} more descriptors than before the flood"
     );
     let t = Instant::now();

@@ -57,6 +57,9 @@ const TOKENS: &[&[u8]] = &[
     b"~1",
     b"~0",
     b"routes:\n  - ",
+    b"{body./",
+    b"{header.",
+    b"{body_sha256}",
 ];
 
 fn mutate(rng: &mut Rng, seeds: &[Vec<u8>]) -> Vec<u8> {
@@ -157,6 +160,11 @@ fn config_loader() {
 #[test]
 fn payload_parse_and_schema_selection() {
     replay("payload", hookgate::fuzzing::payload);
+}
+
+#[test]
+fn dedup_key_template() {
+    replay("dedup_key", hookgate::fuzzing::dedup_key);
 }
 
 /// The `sign` seeds do reach past the MAC: each scheme verifies what it signed itself. (A form
