@@ -524,13 +524,13 @@ async fn slowloris_on_many_connections_while_honest_traffic_flows() {
     );
 }
 
-/// A flood of silent connections, 8 times `max_connections`: the gateway holds at most
+/// A flood of silent connections, 6 times `max_connections`: the gateway holds at most
 /// `max_connections` sockets (the rest wait in the kernel's backlog), cuts each after
 /// header_timeout, and an honest sender queued behind the flood is served.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_flood_beyond_max_connections() {
     const MAX: u32 = 25;
-    const FLOOD: usize = 200;
+    const FLOOD: usize = 150;
     let backend = Backend::start();
     let opts = Opts {
         header_timeout: "1s".into(),
@@ -542,7 +542,7 @@ async fn connection_flood_beyond_max_connections() {
     let fds0 = gw.open_fds();
     let flood: Vec<TcpStream> = (0..FLOOD).map(|_| connect(gw.addr())).collect();
     // While the flood is queued, the gateway holds at most MAX of those sockets, plus one per
-    // worker waiting for a permit (and a few descriptors of its own): not the 200.
+    // worker waiting for a permit (and a few descriptors of its own): not the 150.
     let mut most = 0;
     for _ in 0..10 {
         most = most.max(gw.open_fds().saturating_sub(fds0));
