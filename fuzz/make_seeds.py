@@ -38,6 +38,11 @@ def verify_seeds():
     write("verify", "zoom-challenge-sign", b"sign 1700000000\ncontent-type: application/json\n\n" + zoom)
     linear = b'{"action":"create","type":"Issue","webhookTimestamp":1700000000000}'
     write("verify", "linear-sign", b"sign 1700000000\n\n" + linear)
+    body = b'{"id":"evt_1","type":"order.created"}'
+    write("verify", "hmac-mismatch", b"1700000000\nX-Signature: sha256=" + b"ab" * 32 + b"\n\n" + body)
+    write("verify", "hmac-malformed", b"1700000000\nX-Signature: sha256=" + b"AB" * 32 + b"\n\n" + body)
+    write("verify", "hmac-timed", b"1700000000\nX-Ts: 1700000000\nX-Sig: " + b"A" * 86 + b"==\n\n" + body)
+    write("verify", "hmac-timed-expired", b"1700000000\nX-Ts: 1600000000\nX-Sig: " + b"A" * 86 + b"==\n\n" + body)
     form = b"AccountSid=AC1&Body=hi&Body=ho&From=%2B15550001"
     write("verify", "twilio-form-sign", b"sign 1700000000\ncontent-type: application/x-www-form-urlencoded\n\n" + form)
 

@@ -181,6 +181,15 @@ pub fn signed_passes(data: &[u8]) -> Result<(), String> {
     }
 }
 
+/// Each scheme's verdict on an input of [`verify`]: `ok`, or the refusal's reason. For
+/// checking that the corpus reaches every scheme's parser, well-formed and not.
+pub fn verdicts(data: &[u8]) -> Vec<(&'static str, &'static str)> {
+    verify_each(data)
+        .into_iter()
+        .map(|(scheme, r)| (scheme, r.map_or_else(VerifyError::reason, |_| "ok")))
+        .collect()
+}
+
 /// Each scheme's verdict (the matching key's id, or why not); a scheme that cannot sign a
 /// `sign` input's body is left out.
 fn verify_each(data: &[u8]) -> Vec<(&'static str, Result<String, VerifyError>)> {

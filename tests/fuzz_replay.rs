@@ -189,3 +189,35 @@ fn sign_seeds_pass_every_scheme() {
     }
     assert!(checked >= 15, "only {checked} sign seeds");
 }
+
+/// Rough coverage of the `verify` corpus: every scheme's parser is reached by inputs it
+/// accepts, inputs whose signature does not match, and inputs it finds malformed. Set
+/// `FUZZ_CORPUS` to a directory (e.g. `fuzz/corpus/verify`) to count a grown corpus too.
+#[test]
+fn verify_seeds_reach_every_scheme() {
+    use std::collections::{BTreeMap, BTreeSet};
+    let mut inputs: Vec<Vec<u8>> = seeds("verify").into_iter().map(|(_, d)| d).collect();
+    if let Ok(dir) = std::env::var("FUZZ_CORPUS") {
+        for e in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{dir}: {e}")) {
+            inputs.push(std::fs::read(e.expect("entry").path()).expect("read"));
+        }
+    }
+    let mut seen: BTreeMap<&str, BTreeMap<&str, usize>> = BTreeMap::new();
+    for data in &inputs {
+        for (scheme, verdict) in hookgate::fuzzing::verdicts(data) {
+            *seen.entry(scheme).or_default().entry(verdict).or_default() += 1;
+        }
+    }
+    println!("{} inputs", inputs.len());
+    for (scheme, verdicts) in &seen {
+        println!("{scheme:18} {verdicts:?}");
+        let reached: BTreeSet<&str> = verdicts.keys().copied().collect();
+        for want in ["ok", "mismatch", "malformed_header"] {
+            assert!(
+                reached.contains(want),
+                "{scheme}: no `{want}` input: {verdicts:?}"
+            );
+        }
+    }
+    assert_eq!(seen.len(), 15, "schemes reached: {:?}", seen.keys());
+}
