@@ -1,6 +1,7 @@
 -- wrk script: POST the signed body; print a JSON summary with tail latencies.
 -- Environment: BODY_FILE, SIG_HEADER, SIG_VALUE; optional XFF_FLOOD=1 gives each request a new
--- X-Forwarded-For address and FLOOD_COUNT stops each thread after that many requests.
+-- X-Forwarded-For address and FLOOD_COUNT stops each thread after that many requests;
+-- EVENT_IDS=<run tag> gives each request its own X-Event-Id (a new dedup key every time).
 
 local body_file = os.getenv("BODY_FILE")
 local f = assert(io.open(body_file, "rb"))
@@ -14,6 +15,8 @@ if sig_header and sig_header ~= "" then
 end
 
 local flood = os.getenv("XFF_FLOOD") == "1"
+local event_ids = os.getenv("EVENT_IDS")
+if event_ids == "" then event_ids = nil end
 local flood_count = tonumber(os.getenv("FLOOD_COUNT") or "0")
 local sent = 0
 local seen = 0
@@ -30,6 +33,14 @@ function request()
     -- 2001:db8:<thread>:<counter>: a new address per request, as an IPv6 attacker can.
     local xff = string.format("2001:db8:%x::%x:%x", thread_id, math.floor(sent / 65536), sent % 65536)
     return wrk.format(nil, nil, { ["X-Forwarded-For"] = xff })
+  end
+  if event_ids then
+    sent = sent + 1
+    -- wrk.format uses the given headers instead of wrk.headers: copy them.
+    local h = {}
+    for k, v in pairs(wrk.headers) do h[k] = v end
+    h["X-Event-Id"] = string.format("%s-%d-%d", event_ids, thread_id, sent)
+    return wrk.format(nil, nil, h)
   end
   return wrk.format()
 end

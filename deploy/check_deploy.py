@@ -190,6 +190,25 @@ def check_kubernetes(tag):
                     problem(where, f"terminationGracePeriodSeconds must exceed preStop ({pause}s) + shutdown_grace ({grace}s)")
                 if "requests" not in c.get("resources", {}):
                     problem(where, "hookgate needs resource requests")
+                check_store(where, cfg, c)
+
+
+def check_store(where, cfg, container):
+    """Several replicas must share one store: a Deployment of more than one pod on a memory or
+    redb store would dedup and limit per pod. A Redis URL comes from the environment (it may
+    carry a password), set from a Secret."""
+    store = cfg.get("store", {}) or {}
+    if store.get("kind") != "redis":
+        return
+    url = str(store.get("url", ""))
+    match = re.fullmatch(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", url)
+    if not match:
+        problem(where, "store.url must be ${VAR}, set from a Secret, not written in the ConfigMap")
+        return
+    env = {e["name"]: e for e in container.get("env", [])}
+    var = env.get(match.group(1))
+    if var is None or "secretKeyRef" not in var.get("valueFrom", {}):
+        problem(where, f"store.url reads ${{{match.group(1)}}}: set it from a Secret (env valueFrom.secretKeyRef)")
 
 
 def metric_names(text):

@@ -3,6 +3,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# redis-server for tests/redis.rs and tests/redis_store.rs, which start their own instances on
+# free loopback ports. The package starts a system service on install: stop that one.
+if ! command -v redis-server >/dev/null; then
+    echo "== installing redis-server"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends redis-server >/dev/null
+    if pid=$(pgrep -x redis-server); then
+        kill $pid || true
+    fi
+fi
+
 # The official webhook SDKs that tests/interop.rs signs and verifies with.
 bash tests/interop/setup.sh
 

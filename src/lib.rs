@@ -11,7 +11,8 @@
 //! - [`limit`]: per-IP and per-route rate limits, bounded in memory, generic over the clock.
 //! - [`schema`]: JSON Schema checks of payloads, compiled at load; the builtin schemas.
 //! - [`dedup`]: dedup key templates.
-//! - [`store`]: dedup marks and the spool (`memory`, `redb`).
+//! - [`store`]: dedup marks and the spool (`memory`, `redb`); `redis` shares dedup and the
+//!   route limits between replicas.
 //! - [`delivery`]: background delivery for queue and hybrid routes: retries, dead letters.
 //! - [`metrics`], [`telemetry`]: Prometheus metrics and JSON logs.
 //! - [`cli`], [`sign`], [`echo`], [`dlq`]: the command line and its helper tools.

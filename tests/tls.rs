@@ -239,6 +239,9 @@ async fn stalled_handshake_is_cut_off_and_frees_its_slot() {
     let opts = Opts {
         header_timeout: "1s".into(),
         max_connections: 1,
+        // One listener, so connections are taken in the order they arrive: with several, the
+        // second client may reach an idle worker before the stalled one is taken.
+        workers: 1,
         ..Opts::default()
     };
     let gw = start_tls(&backend, &opts, "", &cert);

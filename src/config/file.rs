@@ -39,6 +39,7 @@ pub struct StoreFile {
     pub kind: Option<String>,
     pub path: Option<String>,
     pub url: Option<String>,
+    pub prefix: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

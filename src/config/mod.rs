@@ -90,12 +90,25 @@ pub enum StoreConfig {
     Memory,
     /// A redb file: durable across restarts and crashes.
     Redb { path: PathBuf },
+    /// A Redis server shared by every replica: dedup keys and the route limits (not the spool).
+    Redis { url: RedisUrl, prefix: String },
 }
 
 impl StoreConfig {
     /// Whether accepted events survive a restart.
     pub fn durable(&self) -> bool {
         matches!(self, Self::Redb { .. })
+    }
+}
+
+/// `store.url`: may carry a password, so its `Debug` shows only the scheme.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisUrl(pub String);
+
+impl std::fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = self.0.split_once("://").map_or("?", |(s, _)| s);
+        write!(f, "RedisUrl({scheme}://<redacted>)")
     }
 }
 

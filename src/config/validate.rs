@@ -313,7 +313,17 @@ impl Validator {
                         "duplicate path: another route already answers it; change path or host",
                     );
                 }
-                if route.delivery.mode != DeliveryMode::Sync && !store.durable() {
+                if route.delivery.mode != DeliveryMode::Sync
+                    && matches!(store, StoreConfig::Redis { .. })
+                {
+                    self.problem(
+                        format!("{key}.delivery.mode"),
+                        format!(
+                            "{} mode is not available with store.kind redis (the Redis store shares dedup and route limits, not the queue); use mode: sync, or store.kind: redb",
+                            route.delivery.mode.name()
+                        ),
+                    );
+                } else if route.delivery.mode != DeliveryMode::Sync && !store.durable() {
                     self.problem(
                         format!("{key}.delivery.mode"),
                         format!(
@@ -394,11 +404,18 @@ impl Validator {
 
     fn store(&mut self, f: &StoreFile) -> StoreConfig {
         let kind = f.kind.as_deref().unwrap_or("memory");
-        if f.url.is_some() {
-            self.problem(
-                "store.url",
-                "only for kind redis, which this build does not have; remove the key",
-            );
+        if kind != "redis" {
+            for (key, set) in [
+                ("store.url", f.url.is_some()),
+                ("store.prefix", f.prefix.is_some()),
+            ] {
+                if set {
+                    self.problem(
+                        key,
+                        "only for kind redis; set store.kind: redis or remove the key",
+                    );
+                }
+            }
         }
         match kind {
             "memory" => {
@@ -420,16 +437,46 @@ impl Validator {
                 },
             },
             "redis" => {
-                self.problem(
-                    "store.kind",
-                    "redis is not available in this build; use memory or redb",
-                );
-                StoreConfig::Memory
+                if f.path.is_some() {
+                    self.problem(
+                        "store.path",
+                        "only for kind redb; remove the key (kind redis uses store.url)",
+                    );
+                }
+                let url = f.url.clone().unwrap_or_default();
+                match redis::Client::open(url.as_str()) {
+                    _ if url.is_empty() => self.problem(
+                        "store.url",
+                        "missing; set it, e.g. redis://127.0.0.1:6379/0 (rediss:// for TLS)",
+                    ),
+                    _ if !(url.starts_with("redis://") || url.starts_with("rediss://")) => self
+                        .problem(
+                            "store.url",
+                            "must start with redis:// or rediss:// (TLS); e.g. redis://127.0.0.1:6379/0",
+                        ),
+                    // The parser's message may echo the URL, password included: not shown.
+                    Err(_) => self.problem(
+                        "store.url",
+                        "not a valid Redis URL; e.g. redis://:PASSWORD@HOST:6379/0",
+                    ),
+                    Ok(_) => {}
+                }
+                let prefix = f.prefix.clone().unwrap_or_else(|| "hookgate:".into());
+                if prefix.is_empty() {
+                    self.problem(
+                        "store.prefix",
+                        "empty; every key would share the database's namespace; e.g. hookgate:",
+                    );
+                }
+                StoreConfig::Redis {
+                    url: super::RedisUrl(url),
+                    prefix,
+                }
             }
             other => {
                 self.problem(
                     "store.kind",
-                    format!("`{other}` is not a store; use memory or redb"),
+                    format!("`{other}` is not a store; use memory, redb or redis"),
                 );
                 StoreConfig::Memory
             }
@@ -1402,7 +1449,7 @@ mod tests {
     #[test]
     fn dedup_and_delivery_problems_are_named() {
         let p = problems(&format!(
-            "store: {{kind: redis, url: redis://x}}\n{ROUTE}    dedup: {{key: \"{{nope}}\", ttl: forever, extra: 1}}\n    delivery: {{mode: queue, deadline: 20s, concurrency: 0, max_attempts: 0, retry_on: [200x, 503], backoff: {{base: 2m, max: 1m}}}}\n"
+            "store: {{kind: nosql, url: redis://x}}\n{ROUTE}    dedup: {{key: \"{{nope}}\", ttl: forever, extra: 1}}\n    delivery: {{mode: queue, deadline: 20s, concurrency: 0, max_attempts: 0, retry_on: [200x, 503], backoff: {{base: 2m, max: 1m}}}}\n"
         ));
         for key in [
             "store.kind:",
@@ -1428,6 +1475,61 @@ mod tests {
         );
         let p = problems(&format!("store: {{kind: memory, path: x}}\n{ROUTE}"));
         assert!(p.iter().any(|p| p.starts_with("store.path:")), "{p:?}");
+    }
+
+    #[test]
+    fn redis_store_config() {
+        let c = parse(&format!(
+            "store: {{kind: redis, url: \"rediss://:pw@cache:6380/2\"}}\n{ROUTE}    dedup: {{}}\n"
+        ))
+        .unwrap();
+        let StoreConfig::Redis { url, prefix } = &c.store else {
+            panic!("{:?}", c.store);
+        };
+        assert_eq!(url.0, "rediss://:pw@cache:6380/2");
+        assert_eq!(prefix, "hookgate:");
+        // The password never shows in debug output.
+        assert!(!format!("{:?}", c.store).contains("pw"));
+        for (store, key) in [
+            ("{kind: redis}", "store.url: missing"),
+            (
+                "{kind: redis, url: \"http://x\"}",
+                "store.url: must start with",
+            ),
+            (
+                "{kind: redis, url: \"redis://a b:x\"}",
+                "store.url: not a valid",
+            ),
+            (
+                "{kind: redis, url: \"redis://x\", prefix: \"\"}",
+                "store.prefix: empty",
+            ),
+            (
+                "{kind: redis, url: \"redis://x\", path: a}",
+                "store.path: only for kind redb",
+            ),
+            (
+                "{kind: memory, url: \"redis://x\"}",
+                "store.url: only for kind redis",
+            ),
+            (
+                "{kind: redb, prefix: x}",
+                "store.prefix: only for kind redis",
+            ),
+        ] {
+            let p = problems(&format!("store: {store}\n{ROUTE}"));
+            assert!(p.iter().any(|p| p.starts_with(key)), "{key} not in {p:?}");
+        }
+        // The Redis store does not hold a queue: queue and hybrid routes are refused by name.
+        let p = problems(&format!(
+            "store: {{kind: redis, url: \"redis://x\"}}\n{ROUTE}    delivery: {{mode: queue}}\n"
+        ));
+        assert!(
+            p.iter().any(|p| p.starts_with(
+                "routes[0].delivery.mode: queue mode is not available with store.kind redis"
+            )),
+            "{p:?}"
+        );
     }
 
     #[test]

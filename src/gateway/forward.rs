@@ -24,6 +24,10 @@ pub type UpstreamClient = Client<HttpConnector, Full<Bytes>>;
 /// is 5 s), so a request is rarely written to a connection the backend is closing.
 const POOL_IDLE: Duration = Duration::from_secs(4);
 
+/// Idle connections kept per backend and worker: enough for bursts, without keeping one per
+/// client connection after a spike.
+const MAX_IDLE_PER_BACKEND: usize = 256;
+
 thread_local! {
     /// One pool per worker thread: a worker's requests reuse its own upstream connections, which
     /// live on the same single-threaded runtime.
@@ -41,6 +45,7 @@ fn build_client() -> UpstreamClient {
     connector.set_keepalive(Some(Duration::from_secs(30)));
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(POOL_IDLE)
+        .pool_max_idle_per_host(MAX_IDLE_PER_BACKEND)
         .pool_timer(hyper_util::rt::TokioTimer::new())
         .build(connector)
 }

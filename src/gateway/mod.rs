@@ -134,6 +134,10 @@ impl Gateway {
         &self.metrics
     }
 
+    pub fn store(&self) -> &AnyStore {
+        &self.store
+    }
+
     pub fn engine(&self) -> &Arc<Engine> {
         &self.engine
     }
@@ -321,7 +325,7 @@ impl Gateway {
         // 5. route limit: only verified traffic counts. A queue route spools instead of
         // refusing: its bucket paces the deliveries (see `delivery`), not the intake.
         if route.delivery.mode != DeliveryMode::Queue {
-            state.limits.check_route(&route.name)?;
+            self.check_route_limit(state, &route).await?;
         }
 
         // 6. validate: the JSON tree is built here, once, and kept in `payload`.
@@ -451,6 +455,32 @@ impl Gateway {
                 h.insert(state.trusted.attempt.clone(), HeaderValue::from_static("1"));
                 self.hybrid(route, upstream, event, meta, hold, ttl, rec)
                     .await
+            }
+        }
+    }
+
+    /// Stage 5. On a shared store the route's bucket is the fleet's (in Redis); when Redis
+    /// fails, this replica's own bucket for the route decides instead, so a route stays limited
+    /// (per replica) through an outage.
+    async fn check_route_limit(&self, state: &State, route: &Route) -> Result<(), Rejection> {
+        let (Some(redis), Some(limit)) = (self.store.redis(), route.rate_limit.route.as_ref())
+        else {
+            return Ok(state.limits.check_route(&route.name)?);
+        };
+        match redis.check_route(&route.name, limit).await {
+            Ok(None) => Ok(()),
+            Ok(Some(wait)) => Err(crate::limit::Limited {
+                scope: crate::limit::Scope::Route,
+                retry_after: crate::limit::retry_after(wait),
+            }
+            .into()),
+            Err(e) => {
+                self.metrics
+                    .store_errors
+                    .with_label_values(&["limit"])
+                    .inc();
+                tracing::warn!(route = %route.name, error = %e, "fleet rate limit unavailable; using this replica's own");
+                Ok(state.limits.check_route(&route.name)?)
             }
         }
     }

@@ -104,7 +104,7 @@ pub struct Limited {
 }
 
 /// Whole seconds, rounded up, never 0: `Retry-After: 0` would invite an immediate retry.
-fn retry_after(wait: Duration) -> u64 {
+pub fn retry_after(wait: Duration) -> u64 {
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     secs.max(1)
 }

@@ -80,9 +80,22 @@ async fn handle(gateway: &Gateway, req: Request<Incoming>) -> Response<Full<Byte
         (&Method::GET, "/healthz") => {
             respond(StatusCode::OK, "text/plain", Bytes::from_static(b"ok\n"))
         }
-        (&Method::GET, "/readyz") => {
-            respond(StatusCode::OK, "text/plain", Bytes::from_static(b"ready\n"))
-        }
+        (&Method::GET, "/readyz") => match gateway.store().ready().await {
+            Ok(()) => respond(StatusCode::OK, "text/plain", Bytes::from_static(b"ready\n")),
+            Err(e) => {
+                gateway
+                    .metrics()
+                    .store_errors
+                    .with_label_values(&["ping"])
+                    .inc();
+                tracing::warn!(error = %e, "not ready: store unreachable");
+                respond(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain",
+                    Bytes::from_static(b"store unreachable\n"),
+                )
+            }
+        },
         (&Method::GET, "/admin/dlq") => {
             let which = query_route(req.uri().query()).map_or(Selection::All, Selection::Route);
             match gateway.engine().dead_letters(&which).await {

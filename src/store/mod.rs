@@ -1,5 +1,6 @@
 //! Where dedup keys and the spool live (`store.kind`): `memory` (default, bounded, gone on
-//! restart) or `redb` (a file, durable: every write is an fsync'd commit before it returns).
+//! restart), `redb` (a file, durable: every write is an fsync'd commit before it returns) or
+//! `redis` (shared by replicas: dedup keys and the route limits; no spool).
 //!
 //! The interface is the [`Store`] trait: a handful of async operations, each one atomic, so a
 //! networked kind (Redis) can implement it the same way. `release` alone is synchronous: it
@@ -14,6 +15,7 @@ pub(crate) mod faulty;
 mod memory;
 mod record;
 mod redb;
+mod redis;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -23,6 +25,7 @@ use std::sync::Mutex;
 pub use self::memory::MemoryStore;
 pub use self::record::{Event, Malformed, Meta};
 pub use self::redb::RedbStore;
+pub use self::redis::{RedisStore, RESPONSE_TIMEOUT};
 use crate::config::StoreConfig;
 
 /// A store operation failed. Callers fail open for dedup and refuse (500) for the spool.
@@ -139,6 +142,7 @@ pub trait Store: Send + Sync {
 pub enum AnyStore {
     Memory(std::sync::Arc<MemoryStore>),
     Redb(std::sync::Arc<RedbStore>),
+    Redis(std::sync::Arc<RedisStore>),
     /// Fails every operation: drives the error paths in tests.
     #[cfg(test)]
     Faulty(std::sync::Arc<faulty::FaultyStore>),
@@ -150,13 +154,33 @@ impl AnyStore {
         Ok(match config {
             StoreConfig::Memory => Self::Memory(std::sync::Arc::new(MemoryStore::new())),
             StoreConfig::Redb { path } => Self::Redb(std::sync::Arc::new(RedbStore::open(path)?)),
+            StoreConfig::Redis { url, prefix } => {
+                Self::Redis(std::sync::Arc::new(RedisStore::open(&url.0, prefix)?))
+            }
         })
+    }
+
+    /// The shared store, when there is one: the route limits then hold for the whole fleet.
+    pub fn redis(&self) -> Option<&RedisStore> {
+        match self {
+            Self::Redis(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Whether the store answers: local kinds always do.
+    pub async fn ready(&self) -> Result<(), StoreError> {
+        match self {
+            Self::Redis(s) => s.ping().await,
+            _ => Ok(()),
+        }
     }
 
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Memory(_) => "memory",
             Self::Redb(_) => "redb",
+            Self::Redis(_) => "redis",
             #[cfg(test)]
             Self::Faulty(_) => "faulty",
         }
@@ -175,6 +199,7 @@ macro_rules! dispatch {
         match $self {
             AnyStore::Memory($s) => $call,
             AnyStore::Redb($s) => $call,
+            AnyStore::Redis($s) => $call,
             #[cfg(test)]
             AnyStore::Faulty($s) => $call,
         }

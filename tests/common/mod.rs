@@ -2,6 +2,7 @@
 //! backend, request signing, HTTP clients (HTTP/1.1, h2c, raw TCP) and test vectors.
 #![allow(dead_code)]
 
+pub mod redis;
 pub mod tls;
 
 use std::collections::BTreeMap;
@@ -50,6 +51,10 @@ pub struct Opts {
     pub forward_extra: String,
     /// `server.trusted_proxies` CIDRs.
     pub trusted_proxies: Vec<String>,
+    /// Top-level YAML lines placed before `routes:`, e.g. a `store:` block.
+    pub top_extra: String,
+    /// `server.workers`; 0 leaves the default (one per CPU).
+    pub workers: u32,
 }
 
 impl Default for Opts {
@@ -64,6 +69,8 @@ impl Default for Opts {
             header_prefix: "X-Webhook-".into(),
             forward_extra: String::new(),
             trusted_proxies: Vec::new(),
+            workers: 0,
+            top_extra: String::new(),
         }
     }
 }
@@ -71,11 +78,16 @@ impl Default for Opts {
 /// A whole config file: `routes` is the YAML of the route list items (see [`route`]).
 pub fn config(opts: &Opts, routes: &str) -> String {
     format!(
-        "server:\n  listen: 127.0.0.1:0\n  max_body_bytes: {}\n  header_timeout: {}\n  body_timeout: {}\n  max_connections: {}\n  shutdown_grace: {}\n  trusted_proxies: [{}]\nadmin:\n  listen: 127.0.0.1:0\nlog: {{format: json, level: {}}}\nforward:\n  header_prefix: {}\n{}routes:\n{}",
+        "server:\n  listen: 127.0.0.1:0\n  max_body_bytes: {}\n  header_timeout: {}\n  body_timeout: {}\n  max_connections: {}\n{}  shutdown_grace: {}\n  trusted_proxies: [{}]\nadmin:\n  listen: 127.0.0.1:0\nlog: {{format: json, level: {}}}\nforward:\n  header_prefix: {}\n{}{}routes:\n{}",
         opts.max_body_bytes,
         opts.header_timeout,
         opts.body_timeout,
         opts.max_connections,
+        if opts.workers > 0 {
+            format!("  workers: {}\n", opts.workers)
+        } else {
+            String::new()
+        },
         opts.shutdown_grace,
         opts
             .trusted_proxies
@@ -86,6 +98,7 @@ pub fn config(opts: &Opts, routes: &str) -> String {
         opts.log_level,
         opts.header_prefix,
         opts.forward_extra,
+        opts.top_extra,
         routes
     )
 }

@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""The per-request cost of the Redis store: requests/s of one route with dedup and a route
+limit on `store.kind: memory` and on `store.kind: redis`, same machine, same run, alternating.
+
+Two cases, each a 1.5 KB signed POST through wrk on 127.0.0.1:
+- new:       every request has its own X-Event-Id (the dedup key): limit check, claim and
+             delivered mark, then the backend (nginx answering 200). Redis: 3 round trips.
+- duplicate: the same event every time: limit check and claim, answered "duplicate" by
+             hookgate itself. Redis: 2 round trips.
+hookgate runs on CPU 0 with one worker; wrk, nginx and redis-server share CPU 1.
+
+    cargo build --release && python3 bench/store.py [--duration 10] [--rounds 3]
+"""
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import run  # noqa: E402  (the shared helpers of bench/run.py)
+
+
+def config(work, name, port, admin, backend, store):
+    cfg = work / f"{name}.yaml"
+    cfg.write_text(f"""
+server:
+  listen: 127.0.0.1:{port}
+  max_connections: 20000
+  header_timeout: 60s
+  workers: 1
+admin: {{listen: "127.0.0.1:{admin}"}}
+log: {{format: json, level: error}}
+{store}
+routes:
+  - name: mediaconvert
+    path: /webhooks/mediaconvert
+    upstream: http://127.0.0.1:{backend}/webhooks/mediaconvert
+    verify:
+      scheme: mediaconvert
+      secrets: [{{id: current, value: "{run.SECRET}"}}]
+    rate_limit:
+      route: {{rate: 1000000/s, burst: 1000000}}
+    dedup: {{key: "{{header.X-Event-Id}}", ttl: 1h}}
+""")
+    return cfg
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--conns", type=int, default=32)
+    args = ap.parse_args()
+    run.ensure_tools()
+    if shutil.which("redis-server") is None:
+        sys.exit("redis-server is missing: apt-get install redis-server")
+    work = Path(tempfile.mkdtemp(prefix="hookgate-store-bench-"))
+    procs = []
+    try:
+        body = work / "body.json"
+        run.make_body(body)
+        header, value = run.sign(body)
+        backend = run.free_port()
+        procs.append(run.start_nginx(work, "backend", f"""
+  server {{ listen 127.0.0.1:{backend}; location / {{ return 200 '{{"received":true}}'; }} }}""",
+                                     run.LOAD_CPU))
+        rport = run.free_port()
+        procs.append(subprocess.Popen(
+            ["taskset", "-c", run.LOAD_CPU, "redis-server", "--port", str(rport), "--bind",
+             "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        run.wait_port(backend)
+        run.wait_port(rport)
+        stores = {"memory": "store: {kind: memory}",
+                  "redis": f'store: {{kind: redis, url: "redis://127.0.0.1:{rport}/0"}}'}
+        urls = {}
+        for name, store in stores.items():
+            port, admin = run.free_port(), run.free_port()
+            procs.append(run.start_hookgate(config(work, name, port, admin, backend, store)))
+            run.wait_port(port)
+            urls[name] = f"http://127.0.0.1:{port}/webhooks/mediaconvert"
+        env = {"BODY_FILE": str(body), "SIG_HEADER": header, "SIG_VALUE": value}
+        results = {}
+        # Deliver the duplicate case's event once, so its every copy is a duplicate (copies
+        # racing the first delivery would get 409).
+        for url in urls.values():
+            req = urllib.request.Request(url, data=body.read_bytes(), method="POST",
+                                         headers={header: value, "Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=10) as r:
+                assert r.status == 200, r.status
+        # Duplicates first: the memory store keeps at most 1,000,000 marks, soonest to expire
+        # dropped first, and the new-event runs would push that first mark out.
+        for case in ("duplicate", "new"):
+            for r in range(args.rounds):
+                for name, url in urls.items():
+                    tag = f"{case}-{name}-{r}-{time.time_ns()}" if case == "new" else ""
+                    e = dict(env, EVENT_IDS=tag)
+                    if case == "duplicate":
+                        e["EVENT_IDS"] = ""
+                    res = run.wrk(url, args.conns, args.duration, e)
+                    if res["errors"]:
+                        raise RuntimeError(f"{case}/{name}: {res['errors']} errors (non-2xx or socket)")
+                    results.setdefault((case, name), []).append(res)
+                    run.log(f"{case:9} {name:6} round {r}: {res['rps']:.0f} req/s p99 {res['p99']:.2f} ms")
+        print(f"{'case':10} {'store':7} {'req/s (median)':>15} {'p50 ms':>8} {'p99 ms':>8}")
+        for (case, name), rs in results.items():
+            med = statistics.median(x["rps"] for x in rs)
+            p50 = statistics.median(x["p50"] for x in rs)
+            p99 = statistics.median(x["p99"] for x in rs)
+            print(f"{case:10} {name:7} {med:15.0f} {p50:8.2f} {p99:8.2f}")
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,252 @@
+//! The Redis store (`store.kind: redis`): dedup keys and route limits shared by every replica.
+//!
+//! Dedup is two steps on one key per event: `SET k processing:<token> NX PX <lease>` claims it
+//! (a copy reaching another replica meanwhile sees it in flight: 409), then `SET k delivered
+//! PXAT <expiry>` once the backend took it (a later copy: duplicate). A request that ends
+//! otherwise deletes the key only if it still holds its own token (compare-and-delete in Lua),
+//! so a replica whose lease ran out cannot free a claim another replica has taken since.
+//!
+//! The route limit is a GCRA in a Lua script, on Redis's clock: one round trip per request and
+//! no skew between replicas. The spool is not kept here: config validation refuses queue and
+//! hybrid routes on this store, and its spool operations fail.
+//!
+//! A [`ConnectionManager`] reconnects by itself; connecting and each answer are bounded by
+//! [`RESPONSE_TIMEOUT`], so a hung Redis costs a command about a second before the caller's
+//! fallback applies (dedup fails open, the route limit goes local).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::Script;
+
+use super::{dedup_key, Claim, Event, Meta, Selection, Store, StoreError};
+use crate::limit::Limit;
+
+/// Longest wait for a command's answer (and for a connection) before it counts as failed.
+pub const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
+
+const DELIVERED: &str = "delivered";
+
+/// 1: claimed; 2: delivered already; 3: in flight elsewhere.
+const CLAIM: &str = r"
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+if redis.call('GET', KEYS[1]) == 'delivered' then return 2 end
+return 3
+";
+
+/// Deletes the claim only if it is still this holder's.
+const RELEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+";
+
+/// GCRA on Redis's clock, in microseconds. ARGV: emission interval, burst. Returns 0 when the
+/// request passes, else the microseconds until it would.
+const GCRA: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local new_tat = tat + interval
+local allow_at = new_tat - burst * interval
+if now < allow_at then return allow_at - now end
+redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1)
+return 0
+";
+
+pub struct RedisStore {
+    conn: ConnectionManager,
+    prefix: String,
+    /// Tokens of the claims this process holds, by store key.
+    tokens: Mutex<HashMap<String, String>>,
+    /// Makes tokens unique within the process; `instance` across processes.
+    counter: AtomicU64,
+    instance: u64,
+    claim: Script,
+    release: Script,
+    gcra: Script,
+}
+
+fn backend(e: redis::RedisError) -> StoreError {
+    // The error's text names the command or the connection, never the URL's password.
+    StoreError::Backend(format!("redis: {e}"))
+}
+
+fn no_queue<T>() -> Result<T, StoreError> {
+    Err(StoreError::Backend(
+        "store.kind redis does not hold a queue".into(),
+    ))
+}
+
+impl RedisStore {
+    /// A store on `url`; connects lazily (on first use), so a Redis that is down at start-up
+    /// makes the process unready, not dead. Must run inside a Tokio runtime.
+    pub fn open(url: &str, prefix: &str) -> Result<Self, StoreError> {
+        let client = redis::Client::open(url)
+            .map_err(|_| StoreError::Backend("store.url: not a valid Redis URL".into()))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(RESPONSE_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(200));
+        let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(backend)?;
+        Ok(Self {
+            conn,
+            prefix: prefix.to_string(),
+            tokens: Mutex::default(),
+            counter: AtomicU64::new(0),
+            instance: fastrand::u64(..),
+            claim: Script::new(CLAIM),
+            release: Script::new(RELEASE),
+            gcra: Script::new(GCRA),
+        })
+    }
+
+    fn key(&self, route: &str, key: &str) -> String {
+        format!("{}dedup:{}", self.prefix, dedup_key(route, key))
+    }
+
+    fn tokens(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        self.tokens.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Answers when Redis does: what `/readyz` asks.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await
+            .map(drop)
+            .map_err(backend)
+    }
+
+    /// One request against the fleet-wide bucket of `route`: `None` if it passes, else how
+    /// long until it would.
+    pub async fn check_route(
+        &self,
+        route: &str,
+        limit: &Limit,
+    ) -> Result<Option<Duration>, StoreError> {
+        let interval = (limit.rate.per / limit.rate.count.get()).as_micros().max(1);
+        let interval = u64::try_from(interval).unwrap_or(u64::MAX);
+        let mut conn = self.conn.clone();
+        let wait: u64 = self
+            .gcra
+            .key(format!("{}limit:{route}", self.prefix))
+            .arg(interval)
+            .arg(limit.burst.get())
+            .invoke_async(&mut conn)
+            .await
+            .map_err(backend)?;
+        Ok((wait > 0).then(|| Duration::from_micros(wait)))
+    }
+}
+
+impl Store for RedisStore {
+    /// `now_ms` is not used: leases run on Redis's clock, shared by the fleet.
+    async fn claim(
+        &self,
+        route: &str,
+        key: &str,
+        _now_ms: u64,
+        lease_ms: u64,
+    ) -> Result<Claim, StoreError> {
+        let k = self.key(route, key);
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let token = format!("processing:{:016x}{n:x}", self.instance);
+        let mut conn = self.conn.clone();
+        let found: u8 = self
+            .claim
+            .key(&k)
+            .arg(&token)
+            .arg(lease_ms.max(1))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(backend)?;
+        Ok(match found {
+            1 => {
+                self.tokens().insert(k, token);
+                Claim::New
+            }
+            2 => Claim::Duplicate,
+            _ => Claim::InFlight,
+        })
+    }
+
+    /// Runs the compare-and-delete in the background: called from drop guards. Outside a
+    /// runtime, or if Redis fails, the claim simply lapses at the end of its lease.
+    fn release(&self, route: &str, key: &str) {
+        let k = self.key(route, key);
+        let Some(token) = self.tokens().remove(&k) else {
+            return;
+        };
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let mut conn = self.conn.clone();
+        let script = self.release.clone();
+        handle.spawn(async move {
+            let done: Result<u8, _> = script.key(&k).arg(&token).invoke_async(&mut conn).await;
+            if let Err(e) = done {
+                tracing::warn!(error = %e, "releasing a dedup claim failed; it lapses with its lease");
+            }
+        });
+    }
+
+    async fn mark_delivered(
+        &self,
+        route: &str,
+        key: &str,
+        expires_ms: u64,
+    ) -> Result<(), StoreError> {
+        let k = self.key(route, key);
+        self.tokens().remove(&k);
+        let mut conn = self.conn.clone();
+        redis::cmd("SET")
+            .arg(&k)
+            .arg(DELIVERED)
+            .arg("PXAT")
+            .arg(expires_ms.max(1))
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(backend)
+    }
+
+    async fn enqueue(&self, _: &Event, _: Meta, _: Option<u64>) -> Result<Meta, StoreError> {
+        no_queue()
+    }
+    async fn event(&self, _: u64) -> Result<Option<Event>, StoreError> {
+        Ok(None)
+    }
+    async fn ack(&self, _: u64) -> Result<(), StoreError> {
+        no_queue()
+    }
+    async fn reschedule(&self, _: &Meta) -> Result<(), StoreError> {
+        no_queue()
+    }
+    async fn dead_letter(&self, _: &Meta) -> Result<(), StoreError> {
+        no_queue()
+    }
+    /// Nothing is ever spooled here.
+    async fn pending(&self) -> Result<Vec<Meta>, StoreError> {
+        Ok(Vec::new())
+    }
+    async fn dead_letters(&self) -> Result<Vec<Meta>, StoreError> {
+        Ok(Vec::new())
+    }
+    async fn replay(&self, _: &Selection, _: u64) -> Result<Vec<Meta>, StoreError> {
+        Ok(Vec::new())
+    }
+    async fn drop_dead(&self, _: &Selection) -> Result<Vec<Meta>, StoreError> {
+        Ok(Vec::new())
+    }
+    /// Redis expires keys itself.
+    async fn purge_expired(&self, _: u64) -> Result<usize, StoreError> {
+        Ok(0)
+    }
+}

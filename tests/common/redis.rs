@@ -1,0 +1,152 @@
+//! A private `redis-server` on a free loopback port, killed on drop; no persistence.
+//!
+//! Tests that need it fail (never skip) when `redis-server` is not installed.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{dead_port, WAIT};
+
+pub struct RedisServer {
+    port: u16,
+    child: Option<Child>,
+    /// Certificate and key: TLS only on `port`.
+    tls: Option<(PathBuf, PathBuf)>,
+}
+
+impl RedisServer {
+    /// Starts a server on a free port and waits until it answers PING.
+    pub fn start() -> RedisServer {
+        let mut server = RedisServer {
+            port: dead_port(),
+            child: None,
+            tls: None,
+        };
+        server.restart();
+        server
+    }
+
+    /// A server that speaks only TLS, with this certificate (PEM files).
+    pub fn start_tls(cert: PathBuf, key: PathBuf) -> RedisServer {
+        let mut server = RedisServer {
+            port: dead_port(),
+            child: None,
+            tls: Some((cert, key)),
+        };
+        server.restart();
+        server
+    }
+
+    /// `redis://127.0.0.1:PORT/0` (`rediss://` for a TLS server).
+    pub fn url(&self) -> String {
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}/0", self.port)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// A `store:` block for [`super::Opts::top_extra`].
+    pub fn store_yaml(&self) -> String {
+        format!("store: {{kind: redis, url: {:?}}}\n", self.url())
+    }
+
+    /// Kills the server (SIGKILL): its data is gone, as with a lost pod.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts a fresh server on the same port (after [`RedisServer::stop`]).
+    pub fn restart(&mut self) {
+        self.stop();
+        let port = self.port.to_string();
+        let mut args = vec!["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"];
+        match &self.tls {
+            None => args.extend(["--port", &port]),
+            Some((cert, key)) => args.extend([
+                "--port",
+                "0",
+                "--tls-port",
+                &port,
+                "--tls-cert-file",
+                cert.to_str().expect("utf-8 path"),
+                "--tls-key-file",
+                key.to_str().expect("utf-8 path"),
+                "--tls-ca-cert-file",
+                cert.to_str().expect("utf-8 path"),
+                "--tls-auth-clients",
+                "no",
+            ]),
+        }
+        let child = Command::new("redis-server")
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot run redis-server ({e}); these tests need it: apt-get install redis-server"
+                )
+            });
+        self.child = Some(child);
+        let deadline = Instant::now() + WAIT;
+        while !self.pong() {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!(
+                    "redis-server exited at start-up ({status}) on port {}",
+                    self.port
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not answer PING on port {}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends one command (inline protocol) and returns the raw reply.
+    pub fn command(&self, line: &str) -> String {
+        let mut s = TcpStream::connect(self.addr()).expect("connect to redis");
+        s.set_read_timeout(Some(Duration::from_secs(2))).ok();
+        s.write_all(format!("{line}\r\n").as_bytes())
+            .expect("write");
+        let mut buf = [0u8; 4096];
+        let n = s.read(&mut buf).unwrap_or(0);
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+
+    /// PING answered; for a TLS server, the port accepting connections.
+    fn pong(&self) -> bool {
+        if self.tls.is_some() {
+            return TcpStream::connect_timeout(&self.addr(), Duration::from_millis(200)).is_ok();
+        }
+        let Ok(mut s) = TcpStream::connect_timeout(&self.addr(), Duration::from_millis(200)) else {
+            return false;
+        };
+        s.set_read_timeout(Some(Duration::from_millis(500))).ok();
+        if s.write_all(b"PING\r\n").is_err() {
+            return false;
+        }
+        let mut buf = [0u8; 16];
+        matches!(s.read(&mut buf), Ok(n) if buf[..n].starts_with(b"+PONG"))
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
