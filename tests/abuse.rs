@@ -1121,3 +1121,15 @@ async fn idle_connections_give_their_slots_back() {
         println!("idle {shape} connections: a new sender served after {waited:?}");
     }
 }
+
+/// SIGTERM the moment the gateway says it listens is a clean shutdown (exit 0), not death by
+/// signal: the handlers are in place before the `listening` line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_at_once_exits_cleanly() {
+    for _ in 0..20 {
+        let gw = start(&quick(), "http://127.0.0.1:9/in");
+        gw.sigterm();
+        let status = gw.wait_exit(WAIT).expect("exit after SIGTERM");
+        assert_eq!(status.code(), Some(0), "{status:?}");
+    }
+}
