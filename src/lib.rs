@@ -43,6 +43,8 @@ pub mod dedup;
 pub mod delivery;
 pub mod dlq;
 pub mod echo;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gateway;
 pub mod limit;
 pub mod metrics;

@@ -93,14 +93,33 @@ fn ignored_path(path: &serde_ignored::Path<'_>) -> String {
         P::Map { parent, key } => {
             let p = ignored_path(parent);
             if p.is_empty() {
-                key.clone()
+                shown_key(key).to_string()
             } else {
-                format!("{p}.{key}")
+                format!("{p}.{}", shown_key(key))
             }
         }
         P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => {
             ignored_path(parent)
         }
+    }
+}
+
+/// A mapping key as it appears in a key path: an empty one is shown quoted, so a problem never
+/// starts with a bare `:`.
+fn shown_key(key: &str) -> &str {
+    if key.is_empty() {
+        "\"\""
+    } else {
+        key
+    }
+}
+
+/// The key a `${VAR}` problem is reported under: a document that is a lone string has none.
+fn env_key(path: &str) -> String {
+    if path.is_empty() {
+        "(file)".to_string()
+    } else {
+        path.to_string()
     }
 }
 
@@ -113,14 +132,14 @@ fn expand_env(value: &mut Value, path: &mut String, problems: &mut Vec<Problem>)
             while let Some(start) = rest.find("${") {
                 out.push_str(&rest[..start]);
                 let Some(len) = rest[start..].find('}') else {
-                    problems.push(Problem::new(path.clone(), "unclosed `${` in value"));
+                    problems.push(Problem::new(env_key(path), "unclosed `${` in value"));
                     return;
                 };
                 let var = &rest[start + 2..start + len];
                 match std::env::var(var) {
                     Ok(v) => out.push_str(&v),
                     Err(_) => problems.push(Problem::new(
-                        path.clone(),
+                        env_key(path),
                         format!(
                             "environment variable {var} is not set (used as ${{{var}}}); export it"
                         ),
@@ -145,7 +164,7 @@ fn expand_env(value: &mut Value, path: &mut String, problems: &mut Vec<Problem>)
                 if !path.is_empty() {
                     path.push('.');
                 }
-                path.push_str(k);
+                path.push_str(shown_key(k));
                 expand_env(item, path, problems);
                 path.truncate(len);
             }
@@ -1318,6 +1337,22 @@ mod tests {
         assert_eq!(c.server.max_body_bytes, 1 << 20);
         assert_eq!(c.routes[0].timeout, Duration::from_secs(9));
         assert_eq!(c.forward.header_prefix, "X-Webhook-");
+    }
+
+    /// Found by fuzzing: a document that is one string had its `${` problem under an empty key.
+    #[test]
+    fn every_problem_names_a_key() {
+        for text in ["se${x", "${HOOKGATE_TEST_UNSET_VAR_7}", "[${x", "\"\": ${"] {
+            let p = problems(text);
+            assert!(!p.is_empty(), "{text:?}");
+            assert!(
+                p.iter().all(|p| !p.starts_with(':') && !p.starts_with(' ')),
+                "{text:?}: {p:?}"
+            );
+        }
+        assert!(problems("se${x")
+            .iter()
+            .any(|p| p.starts_with("(file): unclosed")));
     }
 
     #[test]

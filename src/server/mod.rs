@@ -6,6 +6,7 @@
 //! the kernel's backlog. The config reloads in the background (`config::reload`).
 
 mod admin;
+mod idle;
 mod listen;
 pub mod tls;
 mod worker;
@@ -105,6 +106,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             },
         ))
     };
+    // The signal handlers are registered when `shutdown` is first polled: poll it once before
+    // saying "listening", or a SIGTERM right after that line would kill the process outright.
+    tokio::pin!(shutdown);
+    let signalled = tokio::select! {
+        biased;
+        _ = &mut shutdown => true,
+        _ = std::future::ready(()) => false,
+    };
     tracing::info!(
         listen = %local,
         admin = %admin_local,
@@ -141,7 +150,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         })?;
     let first = first.map(|socket| tokio::spawn(worker::run(socket, shared, stopped)));
 
-    shutdown.await;
+    if !signalled {
+        shutdown.await;
+    }
     let _ = stop.send(true);
     reload_task.abort();
     if let Some(first) = first {

@@ -4,7 +4,6 @@
 //! Workers run on single-threaded runtimes, one per core: a connection, its requests and their
 //! upstream connections stay on one thread, with no work stealing or cross-thread wake-ups.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +15,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use super::Shared;
+use super::{idle, Shared};
 use crate::gateway::{Conn, Gateway};
 
 /// Largest request head accepted (HTTP/1 buffer, HTTP/2 header list).
@@ -84,18 +83,20 @@ pub async fn run(
             builder: builder.clone(),
             watcher: graceful.watcher(),
             gateway: shared.gateway.clone(),
+            idle: shared.header_timeout,
         };
         let acceptor = shared.acceptor.clone();
         // From accept to the first request (TLS handshake included) within `header_timeout`:
         // a client that never finishes a handshake or a request head cannot hold a slot.
-        let deadline = tokio::time::Instant::now() + shared.header_timeout;
+        let accepted = tokio::time::Instant::now();
+        let deadline = accepted + shared.header_timeout;
         tokio::spawn(async move {
             match acceptor {
-                None => ctx.serve(stream, Conn { peer, tls: false }, deadline).await,
+                None => ctx.serve(stream, Conn { peer, tls: false }, accepted).await,
                 Some(acceptor) => {
                     match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
                         Ok(Ok(tls_stream)) => {
-                            ctx.serve(tls_stream, Conn { peer, tls: true }, deadline)
+                            ctx.serve(tls_stream, Conn { peer, tls: true }, accepted)
                                 .await
                         }
                         Ok(Err(e)) => tracing::debug!(error = %e, %peer, "TLS handshake failed"),
@@ -138,22 +139,28 @@ struct Serve {
     builder: Arc<auto::Builder<TokioExecutor>>,
     watcher: Watcher,
     gateway: Arc<Gateway>,
+    /// A connection with no request in flight for this long is closed (`header_timeout`).
+    idle: Duration,
 }
 
 impl Serve {
-    /// Serves `io` until it closes; closes it at `first_request_deadline` if no request has
-    /// started by then (hyper's own header timeout only starts once HTTP/1 is detected).
-    async fn serve<I>(self, io: I, conn_info: Conn, first_request_deadline: tokio::time::Instant)
+    /// Serves `io` until it closes, or until it has had no request in flight for `idle`: from
+    /// `accepted` until the first request (hyper's own header timeout only starts once HTTP/1
+    /// is detected), and between requests (HTTP/2 has no such timeout of its own).
+    async fn serve<I>(self, io: I, conn_info: Conn, accepted: tokio::time::Instant)
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let gw = self.gateway;
-        let started = Arc::new(AtomicBool::new(false));
-        let seen = started.clone();
+        let activity = idle::Activity::new(accepted);
+        let tracker = activity.clone();
         let service = service_fn(move |req| {
-            seen.store(true, Ordering::Relaxed);
+            let in_flight = tracker.begin();
             let gw = gw.clone();
-            async move { Ok::<_, std::convert::Infallible>(gw.handle(req, conn_info).await) }
+            async move {
+                let res = gw.handle(req, conn_info).await;
+                Ok::<_, std::convert::Infallible>(res.map(|b| idle::Tracked::new(b, in_flight)))
+            }
         });
         let conn = self
             .builder
@@ -162,14 +169,20 @@ impl Serve {
         let conn = self.watcher.watch(conn);
         tokio::pin!(conn);
         let peer = conn_info.peer;
-        let result = tokio::select! {
-            r = &mut conn => r,
-            _ = tokio::time::sleep_until(first_request_deadline) => {
-                if started.load(Ordering::Relaxed) {
-                    conn.await
-                } else {
-                    tracing::debug!(%peer, "no request within header_timeout; closing");
-                    Ok(())
+        let result = loop {
+            let wake = activity
+                .idle_deadline(self.idle)
+                .unwrap_or_else(|| tokio::time::Instant::now() + self.idle);
+            tokio::select! {
+                r = &mut conn => break r,
+                _ = tokio::time::sleep_until(wake) => {
+                    if activity
+                        .idle_deadline(self.idle)
+                        .is_some_and(|at| at <= tokio::time::Instant::now())
+                    {
+                        tracing::debug!(%peer, "no request in flight for header_timeout; closing");
+                        break Ok(());
+                    }
                 }
             }
         };

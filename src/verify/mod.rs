@@ -42,6 +42,13 @@ pub use self::keys::{Keys, SigningKey};
 pub use self::timestamp::Window;
 pub use self::twilio::{add_body_hash, sender_url};
 
+/// For `crate::fuzzing`: the strict timestamp parser and the window check.
+pub(crate) use self::timestamp::parse_digits as parse_timestamp;
+
+pub(crate) fn check_window_secs(window: Window, ts: u64, now: u64) -> Result<(), VerifyError> {
+    window.check_secs(ts, now)
+}
+
 /// What verification needs to know about one request.
 #[derive(Debug, Clone, Copy)]
 pub struct Input<'a> {

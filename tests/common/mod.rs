@@ -447,6 +447,33 @@ impl Gateway {
         }
     }
 
+    /// Resident memory now and its peak (`VmRSS`, `VmHWM` of /proc/PID/status), in KiB.
+    pub fn memory_kib(&self) -> (u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))
+            .expect("read /proc/PID/status");
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or_else(|| panic!("no {name} in /proc/PID/status"))
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+
+    /// Open file descriptors of the process (sockets included).
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&self) -> bool {
+        matches!(self.child.lock().unwrap().try_wait(), Ok(None))
+    }
+
     /// The config file written by [`Gateway::start`]; rewrite it to test reloads.
     pub fn config_file(&self) -> PathBuf {
         self.dir.path().join("hookgate.yaml")
