@@ -6,6 +6,8 @@
 
 use http::HeaderMap;
 
+use super::encoding::Encoding;
+use super::timestamp::parse_digits;
 use super::VerifyError;
 
 /// The one value of header `name` (lowercase).
@@ -36,6 +38,62 @@ pub(crate) fn first_of<'a>(headers: &'a HeaderMap, names: &[&str]) -> Result<&'a
 /// and non-empty; otherwise nothing, never an error.
 pub(crate) fn optional<'a>(headers: &'a HeaderMap, names: &[&str]) -> Option<&'a str> {
     names.iter().find_map(|n| single(headers, n).ok())
+}
+
+/// A `key=value` list holding one timestamp and one or more HMAC-SHA256 signatures, as Stripe
+/// (`t=..,v1=..`) and Paddle (`ts=..;h1=..`) send it.
+pub(crate) struct TimestampedSignatures<'a> {
+    /// The timestamp as sent: it is part of the signed message.
+    pub ts_text: &'a str,
+    pub ts: u64,
+    /// Every signature under the signature key, decoded (32 bytes each).
+    pub signatures: Vec<Vec<u8>>,
+}
+
+/// Parses `value`, split on `sep`. Keys are compared exactly and unknown keys are skipped; a
+/// second timestamp, a signature that is not 64 lowercase hex digits, no timestamp or no
+/// signature is malformed. An item without `=` is skipped when `lenient` (Stripe's libraries do
+/// so), malformed otherwise.
+pub(crate) fn timestamped_signatures<'a>(
+    value: &'a str,
+    sep: char,
+    ts_key: &str,
+    sig_key: &str,
+    lenient: bool,
+) -> Result<TimestampedSignatures<'a>, VerifyError> {
+    let mut ts = None;
+    let mut signatures = Vec::new();
+    for item in value.split(sep) {
+        let Some((k, v)) = item.split_once('=') else {
+            if lenient {
+                continue;
+            }
+            return Err(VerifyError::MalformedHeader);
+        };
+        if k == ts_key {
+            if ts.is_some() {
+                return Err(VerifyError::MalformedHeader);
+            }
+            ts = Some(v);
+        } else if k == sig_key {
+            signatures.push(
+                Encoding::Hex
+                    .decode(v)
+                    .filter(|s| s.len() == 32)
+                    .ok_or(VerifyError::MalformedHeader)?,
+            );
+        }
+    }
+    let ts_text = ts.ok_or(VerifyError::MalformedHeader)?;
+    let ts = parse_digits(ts_text)?;
+    if signatures.is_empty() {
+        return Err(VerifyError::MalformedHeader);
+    }
+    Ok(TimestampedSignatures {
+        ts_text,
+        ts,
+        signatures,
+    })
 }
 
 #[cfg(test)]

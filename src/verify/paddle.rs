@@ -6,9 +6,9 @@
 //! skew; hookgate uses the route's `verify.tolerance`, because retries keep the original `ts`.
 
 use super::encoding::Encoding;
-use super::header::single;
+use super::header::{single, timestamped_signatures};
 use super::hmac::Algorithm;
-use super::timestamp::{parse_digits, Window};
+use super::timestamp::Window;
 use super::{body_field, first_match, Input, Keys, SignInput, Verified, VerifyError};
 
 const HEADER: &str = "paddle-signature";
@@ -19,31 +19,11 @@ pub(super) fn verify(
     window: Window,
 ) -> Result<Verified, VerifyError> {
     let value = single(input.headers, HEADER)?;
-    let mut ts = None;
-    let mut h1 = Vec::new();
-    for item in value.split(';') {
-        let (k, v) = item.split_once('=').ok_or(VerifyError::MalformedHeader)?;
-        match k {
-            "ts" if ts.is_some() => return Err(VerifyError::MalformedHeader),
-            "ts" => ts = Some(v),
-            "h1" => h1.push(
-                Encoding::Hex
-                    .decode(v)
-                    .filter(|s| s.len() == 32)
-                    .ok_or(VerifyError::MalformedHeader)?,
-            ),
-            _ => {}
-        }
-    }
-    let ts_text = ts.ok_or(VerifyError::MalformedHeader)?;
-    let ts = parse_digits(ts_text)?;
-    if h1.is_empty() {
-        return Err(VerifyError::MalformedHeader);
-    }
-    window.check_secs(ts, input.now)?;
-    let parts: [&[u8]; 3] = [ts_text.as_bytes(), b":", input.body];
+    let parsed = timestamped_signatures(value, ';', "ts", "h1", false)?;
+    window.check_secs(parsed.ts, input.now)?;
+    let parts: [&[u8]; 3] = [parsed.ts_text.as_bytes(), b":", input.body];
     let key_id = first_match(&keys.secrets, |k| {
-        Algorithm::Sha256.verify_any(k, &parts, &h1)
+        Algorithm::Sha256.verify_any(k, &parts, &parsed.signatures)
     })?;
     let id = body_field(input.body, &["notification_id", "event_id"]);
     Ok(Verified::new(key_id, id))

@@ -6,9 +6,9 @@
 //! Every `v1` is tried: Stripe sends one per active secret while a secret is rolled.
 
 use super::encoding::Encoding;
-use super::header::single;
+use super::header::{single, timestamped_signatures};
 use super::hmac::Algorithm;
-use super::timestamp::{parse_digits, Window};
+use super::timestamp::Window;
 use super::{body_field, first_match, Input, Keys, SignInput, Verified, VerifyError};
 
 const HEADER: &str = "stripe-signature";
@@ -19,30 +19,11 @@ pub(super) fn verify(
     window: Window,
 ) -> Result<Verified, VerifyError> {
     let value = single(input.headers, HEADER)?;
-    let mut t = None;
-    let mut v1 = Vec::new();
-    for (k, v) in value.split(',').filter_map(|item| item.split_once('=')) {
-        match k {
-            "t" if t.is_some() => return Err(VerifyError::MalformedHeader),
-            "t" => t = Some(v),
-            "v1" => v1.push(
-                Encoding::Hex
-                    .decode(v)
-                    .filter(|s| s.len() == 32)
-                    .ok_or(VerifyError::MalformedHeader)?,
-            ),
-            _ => {}
-        }
-    }
-    let t = t.ok_or(VerifyError::MalformedHeader)?;
-    let ts = parse_digits(t)?;
-    if v1.is_empty() {
-        return Err(VerifyError::MalformedHeader);
-    }
-    window.check_secs(ts, input.now)?;
-    let parts: [&[u8]; 3] = [t.as_bytes(), b".", input.body];
+    let parsed = timestamped_signatures(value, ',', "t", "v1", true)?;
+    window.check_secs(parsed.ts, input.now)?;
+    let parts: [&[u8]; 3] = [parsed.ts_text.as_bytes(), b".", input.body];
     let key_id = first_match(&keys.secrets, |k| {
-        Algorithm::Sha256.verify_any(k, &parts, &v1)
+        Algorithm::Sha256.verify_any(k, &parts, &parsed.signatures)
     })?;
     Ok(Verified::new(key_id, body_field(input.body, &["id"])))
 }
