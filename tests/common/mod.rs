@@ -1199,28 +1199,8 @@ pub async fn send_h2(
 // Raw TCP (for malformed, slow and hop-by-hop cases)
 // ---------------------------------------------------------------------------
 
-/// A response parsed from raw bytes.
-#[derive(Clone, Debug)]
-pub struct RawResponse {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl RawResponse {
-    /// First value of a header (case-insensitive).
-    pub fn header(&self, name: &str) -> Option<String> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.clone())
-    }
-
-    /// Body as lossy UTF-8.
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
+/// A response parsed from raw bytes: the same shape as [`Resp`].
+pub type RawResponse = Resp;
 
 /// Connect with a bounded timeout.
 pub fn connect(addr: SocketAddr) -> TcpStream {
