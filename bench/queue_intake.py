@@ -23,7 +23,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BINARY = ROOT / "target" / "release" / "hookgate"
 SECRET = "bench-secret-0123456789abcdef"
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import run  # noqa: E402  (the shared helpers of bench/run.py)
+from run import free_port  # noqa: E402
 
 LUA = """
 local f = assert(io.open(os.getenv("BODY_FILE"), "rb"))
@@ -50,12 +53,6 @@ function done(summary, latency, requests)
     summary.errors.status, latency:percentile(50), latency:percentile(99)))
 end
 """
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def metric(admin, name, labels):
@@ -146,13 +143,7 @@ routes:
         if args.backend == "down" and depth != queued:
             sys.exit("queue depth differs from the accepted count")
     finally:
-        for p in procs:
-            p.terminate()
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        shutil.rmtree(tmp, ignore_errors=True)
+        run.stop(procs, tmp)
 
 
 if __name__ == "__main__":

@@ -54,6 +54,18 @@ def ensure_tools():
         subprocess.run(["pkill", "-x", "nginx"], check=False)
 
 
+def stop(procs, work):
+    """Ends every started process (bounded wait, then kill) and removes the work directory."""
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+    shutil.rmtree(work, ignore_errors=True)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -436,14 +448,7 @@ def main():
         chart(med, conns_list, out / "results.png")
         log(f"wrote {out}/results.md, results.json, results.png")
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        shutil.rmtree(work, ignore_errors=True)
+        stop(procs, work)
 
 
 if __name__ == "__main__":

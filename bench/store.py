@@ -114,14 +114,7 @@ def main():
             p99 = statistics.median(x["p99"] for x in rs)
             print(f"{case:10} {name:7} {med:15.0f} {p50:8.2f} {p99:8.2f}")
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        shutil.rmtree(work, ignore_errors=True)
+        run.stop(procs, work)
 
 
 if __name__ == "__main__":
