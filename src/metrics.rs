@@ -89,7 +89,7 @@ impl Metrics {
             ),
             store_errors: counter(
                 "hookgate_store_errors_total",
-                "Store operations that failed, by operation (dedup fails open; a shared route limit goes local; spooling refuses with 500).",
+                "Store operations that failed, by operation (dedup fails open; a shared route limit goes local; spooling refuses with 503).",
                 &["operation"],
             ),
             queue_depth: gauge(

@@ -1,5 +1,6 @@
 //! The Redis store's operations against a real `redis-server`: the dedup claim's states,
-//! ownership of a release, and the fleet GCRA's exact answers.
+//! ownership of a release, the fleet GCRA's exact answers, and the queue on Redis Streams
+//! (lifecycle, ownership, adoption after a lease, dead letters shared by the fleet).
 
 mod common;
 
@@ -9,10 +10,48 @@ use std::time::{Duration, Instant};
 use common::redis::RedisServer;
 use common::WAIT;
 use hookgate::limit::{Limit, Rate};
-use hookgate::store::{Claim, RedisStore, Store};
+use bytes::Bytes;
+use hookgate::store::{Claim, Event, Meta, RedisStore, Selection, Store};
 
 fn open(redis: &RedisServer) -> RedisStore {
-    RedisStore::open(&redis.url(), "test:").expect("open")
+    open_leased(redis, Duration::from_secs(1))
+}
+
+fn open_leased(redis: &RedisServer, lease: Duration) -> RedisStore {
+    RedisStore::open(&redis.url(), "test:", lease).expect("open")
+}
+
+fn event(n: u8) -> Event {
+    Event {
+        path_and_query: "/up".into(),
+        headers: vec![("x-n".into(), vec![n, 0xff])],
+        body: Bytes::from(vec![n; 10]),
+        provider: "github".into(),
+        key_id: "k".into(),
+    }
+}
+
+fn meta(route: &str, key: Option<&str>) -> Meta {
+    Meta {
+        id: 0,
+        route: route.into(),
+        key: key.map(str::to_string),
+        received_ms: 1_000,
+        attempts: 0,
+        next_ms: 1_000,
+        deferred: false,
+        last_error: String::new(),
+    }
+}
+
+/// An integer reply (`:N`) of a raw command.
+fn int(redis: &RedisServer, command: &str) -> i64 {
+    let reply = redis.command(command);
+    reply
+        .trim()
+        .trim_start_matches(':')
+        .parse()
+        .unwrap_or_else(|_| panic!("{command}: {reply}"))
 }
 
 fn now_ms() -> u64 {
@@ -134,4 +173,164 @@ async fn unreachable_redis_is_an_error_not_a_hang() {
         s.claim("r", "k", now_ms(), 1_000).await.unwrap(),
         Claim::New
     );
+}
+
+/// The same lifecycle the local stores pass (see `store::tests::spool_lifecycle`), on Redis:
+/// enqueue (with its dedup mark), reschedule, ack, dead letter, replay, drop; and what it leaves
+/// in Redis: nothing once everything is settled.
+#[tokio::test]
+async fn queue_lifecycle_on_streams() {
+    let redis = RedisServer::start();
+    let s = open(&redis);
+    let t = now_ms();
+    assert_eq!(s.claim("r", "ka", t, 60_000).await.unwrap(), Claim::New);
+    let a = s
+        .enqueue(&event(1), meta("r", Some("ka")), Some(t + 60_000))
+        .await
+        .unwrap();
+    let b = s.enqueue(&event(2), meta("r", None), None).await.unwrap();
+    let c = s.enqueue(&event(3), meta("other", None), None).await.unwrap();
+    assert!(a.id < b.id && b.id < c.id, "{a:?} {b:?} {c:?}");
+    // Ids start from Redis's clock (ms x 1000), so they never repeat after Redis lost its data.
+    assert!(a.id / 1000 >= t - 5_000 && a.id / 1000 <= t + 5_000, "{}", a.id);
+    // Enqueued with a dedup expiry: the key is delivered for the fleet.
+    assert_eq!(s.claim("r", "ka", t, 1).await.unwrap(), Claim::Duplicate);
+    assert_eq!(s.event(b.id).await.unwrap(), Some(event(2)));
+    assert_eq!(s.pending().await.unwrap(), vec![a.clone(), b.clone(), c.clone()]);
+    assert_eq!(int(&redis, "XLEN test:queue"), 3);
+    // Each entry is in this replica's pending list from the start.
+    assert_eq!(
+        redis.command("XPENDING test:queue hookgate").lines().nth(1),
+        Some(":3")
+    );
+
+    let mut retry = a.clone();
+    retry.attempts = 1;
+    retry.next_ms = 5_000;
+    retry.last_error = "backend answered 503".into();
+    s.reschedule(&retry).await.unwrap();
+    assert!(s.pending().await.unwrap().contains(&retry));
+
+    s.ack(b.id).await.unwrap();
+    assert_eq!(s.event(b.id).await.unwrap(), None);
+    assert_eq!(int(&redis, "XLEN test:queue"), 2);
+    assert_eq!(int(&redis, &format!("EXISTS test:event:{}", b.id)), 0);
+
+    s.dead_letter(&retry).await.unwrap();
+    s.dead_letter(&c).await.unwrap();
+    assert!(s.pending().await.unwrap().is_empty());
+    assert_eq!(s.dead_letters().await.unwrap(), vec![retry.clone(), c.clone()]);
+    // A dead letter is not attempted.
+    assert_eq!(s.event(a.id).await.unwrap(), None);
+    let leases = s.renew(&[]).await.unwrap();
+    assert_eq!(leases.dead.get("r"), Some(&1));
+    assert_eq!(leases.dead.get("other"), Some(&1));
+
+    let replayed = s.replay(&Selection::Route("r".into()), 7_000).await.unwrap();
+    assert_eq!(replayed.len(), 1);
+    assert_eq!((replayed[0].id, replayed[0].attempts, replayed[0].next_ms), (a.id, 0, 7_000));
+    assert_eq!(replayed[0].key.as_deref(), Some("ka"));
+    assert_eq!(s.pending().await.unwrap(), replayed);
+    assert_eq!(s.event(a.id).await.unwrap(), Some(event(1)), "owned by the replayer");
+    // `c` is the only dead letter left: replaying everything moves just it; then none is left.
+    let all = s.replay(&Selection::All, 8_000).await.unwrap();
+    assert_eq!(all.iter().map(|m| m.id).collect::<Vec<_>>(), vec![c.id]);
+    assert!(s.replay(&Selection::All, 9_000).await.unwrap().is_empty());
+    let dropped = s.drop_dead(&Selection::Ids(vec![c.id, 12345])).await.unwrap();
+    assert!(dropped.is_empty(), "c is pending again: {dropped:?}");
+    assert!(s.renew(&[]).await.unwrap().dead.is_empty());
+
+    for m in s.pending().await.unwrap() {
+        s.ack(m.id).await.unwrap();
+    }
+    assert_eq!(int(&redis, "XLEN test:queue"), 0);
+    assert_eq!(int(&redis, "XLEN test:dead"), 0);
+    assert_eq!(int(&redis, "EXISTS test:dead:count"), 0);
+    let keys = redis.command("KEYS test:event:*");
+    assert!(keys.starts_with("*0"), "{keys}");
+}
+
+/// Dropping deletes the dead letter and its event; a second drop finds nothing.
+#[tokio::test]
+async fn drop_dead_deletes_event_and_count() {
+    let redis = RedisServer::start();
+    let (a, b) = (open(&redis), open(&redis));
+    let m = a.enqueue(&event(1), meta("r", None), None).await.unwrap();
+    a.dead_letter(&m).await.unwrap();
+    // Another replica sees the fleet's dead letters and drops them.
+    assert_eq!(b.dead_letters().await.unwrap(), vec![m.clone()]);
+    assert_eq!(b.drop_dead(&Selection::All).await.unwrap(), vec![m.clone()]);
+    assert!(a.drop_dead(&Selection::All).await.unwrap().is_empty());
+    assert!(a.dead_letters().await.unwrap().is_empty());
+    assert_eq!(int(&redis, &format!("EXISTS test:event:{}", m.id)), 0);
+    assert!(a.renew(&[]).await.unwrap().dead.is_empty());
+}
+
+/// Only the owner may attempt an event. Renewed, it stays its owner's; once its owner stops
+/// renewing for longer than the lease, another replica adopts it, and the old owner learns it
+/// lost it (and can no longer read it for an attempt).
+#[tokio::test]
+async fn ownership_renewal_and_adoption() {
+    let redis = RedisServer::start();
+    let lease = Duration::from_millis(300);
+    let (a, b) = (open_leased(&redis, lease), open_leased(&redis, lease));
+    assert_ne!(a.consumer(), b.consumer());
+    let m = a.enqueue(&event(1), meta("r", Some("k")), None).await.unwrap();
+    assert_eq!(b.event(m.id).await.unwrap(), None, "not b's");
+    assert_eq!(a.event(m.id).await.unwrap(), Some(event(1)));
+
+    // a renews well within the lease for a while: b adopts nothing.
+    let until = Instant::now() + lease * 3;
+    while Instant::now() < until {
+        let l = a.renew(&[m.id]).await.unwrap();
+        assert!(l.lost.is_empty() && l.adopted.is_empty(), "{l:?}");
+        assert!(b.renew(&[]).await.unwrap().adopted.is_empty(), "renewed: not adoptable");
+        tokio::time::sleep(lease / 6).await;
+    }
+
+    // a stops renewing (as if killed): b adopts it once it has been idle for the lease.
+    let deadline = Instant::now() + WAIT;
+    let adopted = loop {
+        let l = b.renew(&[]).await.unwrap();
+        if !l.adopted.is_empty() {
+            break l.adopted;
+        }
+        assert!(Instant::now() < deadline, "never adopted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(adopted, vec![m.clone()]);
+    assert_eq!(b.event(m.id).await.unwrap(), Some(event(1)));
+    assert_eq!(a.event(m.id).await.unwrap(), None, "a lost it");
+    let l = a.renew(&[m.id]).await.unwrap();
+    assert_eq!(l.lost, vec![m.id]);
+    // b renews it as its own; nobody adopts it again.
+    assert!(b.renew(&[m.id]).await.unwrap().lost.is_empty());
+    b.ack(m.id).await.unwrap();
+    assert_eq!(b.renew(&[m.id]).await.unwrap().lost, vec![m.id], "delivered: gone");
+    // a, which owns nothing and went idle, was removed from the group.
+    let deadline = Instant::now() + WAIT;
+    while redis
+        .command("XINFO CONSUMERS test:queue hookgate")
+        .contains(a.consumer())
+    {
+        assert!(Instant::now() < deadline, "idle consumer never removed");
+        b.renew(&[]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Redis restarted without its data: the queue and its group are recreated on the next write,
+/// and what replicas still remember is reported lost instead of failing forever.
+#[tokio::test]
+async fn lost_redis_data_recreates_the_queue() {
+    let mut redis = RedisServer::start();
+    let s = open(&redis);
+    let m = s.enqueue(&event(1), meta("r", None), None).await.unwrap();
+    redis.restart();
+    eventually(|| async { s.ping().await.is_ok() }).await;
+    assert_eq!(s.renew(&[m.id]).await.unwrap().lost, vec![m.id]);
+    assert_eq!(s.event(m.id).await.unwrap(), None);
+    let n = s.enqueue(&event(2), meta("r", None), None).await.unwrap();
+    assert!(n.id > m.id, "ids keep growing: {} then {}", m.id, n.id);
+    assert_eq!(s.event(n.id).await.unwrap(), Some(event(2)));
 }

@@ -40,6 +40,7 @@ pub struct StoreFile {
     pub path: Option<String>,
     pub url: Option<String>,
     pub prefix: Option<String>,
+    pub lease: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

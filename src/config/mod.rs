@@ -90,14 +90,20 @@ pub enum StoreConfig {
     Memory,
     /// A redb file: durable across restarts and crashes.
     Redb { path: PathBuf },
-    /// A Redis server shared by every replica: dedup keys and the route limits (not the spool).
-    Redis { url: RedisUrl, prefix: String },
+    /// A Redis server shared by every replica: dedup keys, the route limits and the queue.
+    Redis {
+        url: RedisUrl,
+        prefix: String,
+        /// How long a queued event may sit unrefreshed in a replica's hands before another
+        /// replica adopts it (`store.lease`): the time to notice a replica has died.
+        lease: Duration,
+    },
 }
 
 impl StoreConfig {
-    /// Whether accepted events survive a restart.
+    /// Whether accepted events survive a restart of this process.
     pub fn durable(&self) -> bool {
-        matches!(self, Self::Redb { .. })
+        matches!(self, Self::Redb { .. } | Self::Redis { .. })
     }
 }
 

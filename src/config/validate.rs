@@ -27,6 +27,9 @@ use crate::verify::{
     Algorithm, Encoding, HmacSpec, Keys, Scheme, Template, Verifier, SCHEME_NAMES,
 };
 
+/// The shortest `store.lease`: renewals run every third of it, and each is a Redis round trip.
+const MIN_LEASE: Duration = Duration::from_secs(1);
+
 /// Parses YAML text into a `Config`, or every problem found. Relative schema paths in it are
 /// read from `dir`.
 pub fn parse(text: &str, dir: &Path) -> Result<Config, Vec<Problem>> {
@@ -313,21 +316,11 @@ impl Validator {
                         "duplicate path: another route already answers it; change path or host",
                     );
                 }
-                if route.delivery.mode != DeliveryMode::Sync
-                    && matches!(store, StoreConfig::Redis { .. })
-                {
+                if route.delivery.mode != DeliveryMode::Sync && !store.durable() {
                     self.problem(
                         format!("{key}.delivery.mode"),
                         format!(
-                            "{} mode is not available with store.kind redis (the Redis store shares dedup and route limits, not the queue); use mode: sync, or store.kind: redb",
-                            route.delivery.mode.name()
-                        ),
-                    );
-                } else if route.delivery.mode != DeliveryMode::Sync && !store.durable() {
-                    self.problem(
-                        format!("{key}.delivery.mode"),
-                        format!(
-                            "{} mode promises that accepted events survive a restart, which needs a durable store; set store.kind: redb (and store.path)",
+                            "{} mode promises that accepted events survive a restart, which needs a durable store; set store.kind: redb (and store.path), or store.kind: redis",
                             route.delivery.mode.name()
                         ),
                     );
@@ -408,6 +401,7 @@ impl Validator {
             for (key, set) in [
                 ("store.url", f.url.is_some()),
                 ("store.prefix", f.prefix.is_some()),
+                ("store.lease", f.lease.is_some()),
             ] {
                 if set {
                     self.problem(
@@ -468,9 +462,20 @@ impl Validator {
                         "empty; every key would share the database's namespace; e.g. hookgate:",
                     );
                 }
+                let lease = self.duration("store.lease", f.lease.clone(), 30);
+                if lease < MIN_LEASE {
+                    self.problem(
+                        "store.lease",
+                        format!(
+                            "{} is too short: a replica renews its leases every third of it, so a busy replica would lose its events to the others; use at least 1s (default 30s)",
+                            humantime::format_duration(lease)
+                        ),
+                    );
+                }
                 StoreConfig::Redis {
                     url: super::RedisUrl(url),
                     prefix,
+                    lease,
                 }
             }
             other => {
@@ -1483,11 +1488,12 @@ mod tests {
             "store: {{kind: redis, url: \"rediss://:pw@cache:6380/2\"}}\n{ROUTE}    dedup: {{}}\n"
         ))
         .unwrap();
-        let StoreConfig::Redis { url, prefix } = &c.store else {
+        let StoreConfig::Redis { url, prefix, lease } = &c.store else {
             panic!("{:?}", c.store);
         };
         assert_eq!(url.0, "rediss://:pw@cache:6380/2");
         assert_eq!(prefix, "hookgate:");
+        assert_eq!(*lease, Duration::from_secs(30));
         // The password never shows in debug output.
         assert!(!format!("{:?}", c.store).contains("pw"));
         for (store, key) in [
@@ -1520,14 +1526,40 @@ mod tests {
             let p = problems(&format!("store: {store}\n{ROUTE}"));
             assert!(p.iter().any(|p| p.starts_with(key)), "{key} not in {p:?}");
         }
-        // The Redis store does not hold a queue: queue and hybrid routes are refused by name.
-        let p = problems(&format!(
-            "store: {{kind: redis, url: \"redis://x\"}}\n{ROUTE}    delivery: {{mode: queue}}\n"
-        ));
+        // The queue lives in Redis too: queue and hybrid routes are accepted, with the lease.
+        let c = parse(&format!(
+            "store: {{kind: redis, url: \"redis://x\", lease: 1500ms}}\n{ROUTE}    delivery: {{mode: queue}}\n"
+        ))
+        .unwrap();
+        assert!(matches!(c.store, StoreConfig::Redis { lease, .. } if lease == Duration::from_millis(1500)));
+        assert!(parse(&format!(
+            "store: {{kind: redis, url: \"redis://x\"}}\n{ROUTE}    delivery: {{mode: hybrid, deadline: 1s}}\n"
+        ))
+        .is_ok());
+        for (store, key) in [
+            (
+                "{kind: redis, url: \"redis://x\", lease: soon}",
+                "store.lease: `soon` is not a duration",
+            ),
+            (
+                "{kind: redis, url: \"redis://x\", lease: 0s}",
+                "store.lease: `0s` is not a duration",
+            ),
+            (
+                "{kind: redis, url: \"redis://x\", lease: 200ms}",
+                "store.lease: 200ms is too short",
+            ),
+            ("{kind: redb, lease: 30s}", "store.lease: only for kind redis"),
+            ("{lease: 30s}", "store.lease: only for kind redis"),
+        ] {
+            let p = problems(&format!("store: {store}\n{ROUTE}"));
+            assert!(p.iter().any(|p| p.starts_with(key)), "{key} not in {p:?}");
+        }
+        // The memory store still refuses them, naming both durable kinds.
+        let p = problems(&format!("{ROUTE}    delivery: {{mode: queue}}\n"));
         assert!(
-            p.iter().any(|p| p.starts_with(
-                "routes[0].delivery.mode: queue mode is not available with store.kind redis"
-            )),
+            p.iter().any(|p| p.starts_with("routes[0].delivery.mode: queue mode promises")
+                && p.contains("store.kind: redis")),
             "{p:?}"
         );
     }

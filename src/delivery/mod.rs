@@ -5,10 +5,15 @@
 //! The store holds the truth; the index only says what is due when. At start every pending
 //! event is loaded back, so a restart (or a crash) resumes where it left off. An event leaves
 //! the store only after the backend answered 2xx (ack) or as a dead letter.
+//!
+//! On a shared store (Redis) each replica indexes only the events it owns: those it accepted,
+//! replayed or adopted. A lease task renews them every third of `store.lease`, forgets those
+//! another replica has taken, and adopts those whose owner stopped renewing (a replica that
+//! died): a restart there is any other replica's next lease round.
 
 pub mod schedule;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -94,6 +99,9 @@ pub struct Engine {
     state: Arc<ArcSwap<State>>,
     queues: Mutex<HashMap<String, Arc<RouteQueue>>>,
     dead: Mutex<HashMap<String, i64>>,
+    /// Shared store: delivered events whose ack failed, retried each lease round (until then
+    /// they stay renewed, so no other replica delivers them again).
+    unacked: Mutex<HashSet<u64>>,
     /// The runtime background deliveries run on (the one that called `resume`), whichever
     /// worker thread accepted the event.
     runtime: OnceLock<tokio::runtime::Handle>,
@@ -115,6 +123,7 @@ impl Engine {
             state,
             queues: Mutex::default(),
             dead: Mutex::default(),
+            unacked: Mutex::default(),
             runtime: OnceLock::new(),
         })
     }
@@ -131,6 +140,21 @@ impl Engine {
     /// Returns how many events were resumed.
     pub async fn resume(self: &Arc<Self>) -> Result<usize, StoreError> {
         let _ = self.runtime.set(tokio::runtime::Handle::current());
+        if let Some(lease) = self.store.lease() {
+            // A shared store: this process owns nothing yet, and Redis may be down at start-up
+            // (the process then starts unready). The lease task adopts and counts.
+            let me = Arc::downgrade(self);
+            self.spawn(async move {
+                let mut tick = tokio::time::interval(lease / 3);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    let Some(engine) = me.upgrade() else { return };
+                    engine.lease_round().await;
+                }
+            });
+            return Ok(0);
+        }
         let pending = self.store.pending().await?;
         let n = pending.len();
         for meta in pending {
@@ -155,6 +179,78 @@ impl Engine {
             }
         });
         Ok(n)
+    }
+
+    /// Shared store: retries failed acks, renews every event this process holds, forgets those
+    /// it lost, schedules those it adopted and takes the fleet's dead-letter counts.
+    async fn lease_round(self: &Arc<Self>) {
+        let unacked: Vec<u64> = self.unacked().iter().copied().collect();
+        for id in unacked {
+            match self.store.ack(id).await {
+                Ok(()) => drop(self.unacked().remove(&id)),
+                Err(_) => {
+                    self.store_error("ack");
+                    break;
+                }
+            }
+        }
+        let queues = self.queues();
+        let mut owns: Vec<u64> = queues
+            .iter()
+            .flat_map(|(_, q)| q.index().items.keys().copied().collect::<Vec<_>>())
+            .collect();
+        owns.extend(self.unacked().iter().copied());
+        let leases = match self.store.renew(&owns).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "renewing queue leases failed; will retry");
+                self.store_error("lease");
+                return;
+            }
+        };
+        for id in &leases.lost {
+            self.unacked().remove(id);
+            for (_, q) in &queues {
+                q.forget(*id);
+            }
+        }
+        if !leases.lost.is_empty() {
+            tracing::warn!(
+                target: "hookgate::delivery",
+                events = leases.lost.len(),
+                "events taken over by another replica (this one did not renew them in time) or already settled"
+            );
+        }
+        let mut adopted = 0usize;
+        for meta in leases.adopted {
+            let q = self.queue(&meta.route);
+            if q.index().items.contains_key(&meta.id) {
+                continue;
+            }
+            adopted += 1;
+            q.schedule(meta);
+        }
+        if adopted > 0 {
+            tracing::info!(
+                target: "hookgate::delivery",
+                events = adopted,
+                "adopted queued events whose replica stopped renewing them"
+            );
+        }
+        *self.dead_counts() = leases.dead;
+    }
+
+    fn unacked(&self) -> std::sync::MutexGuard<'_, HashSet<u64>> {
+        self.unacked.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn queues(&self) -> Vec<(String, Arc<RouteQueue>)> {
+        self.queues
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 
     fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
@@ -293,6 +389,7 @@ impl Engine {
                 return;
             }
             Err(e) => {
+                self.store_error("event");
                 tracing::error!(error = %e, id = meta.id, "cannot read a queued event; will retry");
                 meta.next_ms = self.now_ms() + schedule::millis(STORE_RETRY);
                 q.schedule(meta);
@@ -390,9 +487,13 @@ impl Engine {
         match decision {
             Decision::Done => {
                 if let Err(e) = self.store.ack(meta.id).await {
-                    // Still pending in the store: delivered again after a restart.
+                    // Still pending in the store: delivered again after a restart. A shared
+                    // store is asked again each lease round, and meanwhile keeps it renewed.
                     tracing::error!(error = %e, id = meta.id, "cannot remove a delivered event");
                     self.store_error("ack");
+                    if self.store.lease().is_some() {
+                        self.unacked().insert(meta.id);
+                    }
                 }
                 q.forget(meta.id);
                 tracing::info!(
@@ -487,14 +588,7 @@ impl Engine {
     /// Sets the queue gauges from the index (called before each scrape).
     pub fn refresh_gauges(&self) {
         let now = self.now_ms();
-        let queues: Vec<(String, Arc<RouteQueue>)> = self
-            .queues
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        for (route, q) in queues {
+        for (route, q) in self.queues() {
             let idx = q.index();
             let depth = idx.items.len();
             let oldest = idx.items.values().map(|m| m.received_ms).min();

@@ -743,7 +743,7 @@ mod tests {
     }
 
     /// When the store fails, dedup fails open (forwarded, counted) and queue mode refuses with
-    /// 500 so the sender retries; nothing is answered 202 that was not stored.
+    /// 503 so the sender retries; nothing is answered 202 that was not stored.
     #[tokio::test]
     async fn store_failures_fail_open_for_dedup_and_closed_for_the_queue() {
         let (up, hits) = backend().await;
@@ -771,7 +771,7 @@ mod tests {
         assert_eq!(metrics.store_errors.with_label_values(&["claim"]).get(), 2);
 
         let r = post(&client, format!("http://{addr}/q"), b"{\"a\":2}").await;
-        assert_eq!(r, (500, r#"{"error":"internal error"}"#.to_string()));
+        assert_eq!(r, (503, r#"{"error":"service unavailable"}"#.to_string()));
         assert_eq!(
             metrics.store_errors.with_label_values(&["enqueue"]).get(),
             1

@@ -73,7 +73,9 @@ impl Rejection {
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::Duplicate => StatusCode::OK,
             Self::InFlight => StatusCode::CONFLICT,
-            Self::StoreFailed => StatusCode::INTERNAL_SERVER_ERROR,
+            // Not a fault in the request, nor one a retry cannot fix: the store (a Redis that
+            // is down, a full disk) cannot take the event now. Never 202 for an unstored event.
+            Self::StoreFailed => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -136,7 +138,7 @@ impl Rejection {
             Self::UpstreamTimeout => r#"{"error":"gateway timeout"}"#,
             Self::Duplicate => r#"{"status":"duplicate"}"#,
             Self::InFlight => r#"{"error":"duplicate in flight"}"#,
-            Self::StoreFailed => r#"{"error":"internal error"}"#,
+            Self::StoreFailed => r#"{"error":"service unavailable"}"#,
         };
         Bytes::from_static(fixed.as_bytes())
     }
@@ -223,6 +225,15 @@ mod tests {
         assert_eq!(res.headers()[header::RETRY_AFTER], "1");
         assert!(res.headers().get(header::CONNECTION).is_none());
         assert_eq!(route.reason(), "rate_limited_route");
+    }
+
+    #[test]
+    fn an_event_that_cannot_be_stored_is_503() {
+        let r = Rejection::StoreFailed;
+        let res = r.response();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.body(), r#"{"error":"service unavailable"}"#);
+        assert_eq!((r.reason(), r.outcome()), ("store", "failed"));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Where dedup keys and the spool live (`store.kind`): `memory` (default, bounded, gone on
 //! restart), `redb` (a file, durable: every write is an fsync'd commit before it returns) or
-//! `redis` (shared by replicas: dedup keys and the route limits; no spool).
+//! `redis` (shared by replicas: dedup keys, the route limits and the spool, on Redis Streams).
 //!
 //! The interface is the [`Store`] trait: a handful of async operations, each one atomic, so a
 //! networked kind (Redis) can implement it the same way. `release` alone is synchronous: it
@@ -16,19 +16,22 @@ mod memory;
 mod record;
 mod redb;
 mod redis;
+mod streams;
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::Duration;
 
 pub use self::memory::MemoryStore;
 pub use self::record::{Event, Malformed, Meta};
+pub use self::streams::GROUP;
 pub use self::redb::RedbStore;
 pub use self::redis::{RedisStore, RESPONSE_TIMEOUT};
 use crate::config::StoreConfig;
 
-/// A store operation failed. Callers fail open for dedup and refuse (500) for the spool.
+/// A store operation failed. Callers fail open for dedup and refuse (503) for the spool.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("store.path {path}: cannot open: {message}")]
@@ -70,6 +73,16 @@ impl Selection {
     }
 }
 
+/// What a lease round on a shared store found: the events this process held but another has
+/// taken (or delivered) since, the events it adopted from replicas that stopped renewing, and
+/// the fleet's dead letters per route.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Leases {
+    pub lost: Vec<u64>,
+    pub adopted: Vec<Meta>,
+    pub dead: HashMap<String, i64>,
+}
+
 /// The operations hookgate needs from a store. Times are unix milliseconds, passed in so tests
 /// control the clock.
 pub trait Store: Send + Sync {
@@ -102,7 +115,8 @@ pub trait Store: Send + Sync {
         dedup_expires_ms: Option<u64>,
     ) -> impl Future<Output = Result<Meta, StoreError>> + Send;
 
-    /// The event of a pending or dead id.
+    /// The event of a pending or dead id. On a shared store, only a pending event this process
+    /// owns: `None` tells the caller another process has it (or it is gone).
     fn event(&self, id: u64) -> impl Future<Output = Result<Option<Event>, StoreError>> + Send;
 
     /// Delivered: forget the event.
@@ -135,6 +149,13 @@ pub trait Store: Send + Sync {
 
     /// Forgets delivered marks that expired; returns how many.
     fn purge_expired(&self, now_ms: u64) -> impl Future<Output = Result<usize, StoreError>> + Send;
+
+    /// Shared stores: renews this process's hold on the pending events it `owns` and adopts
+    /// those whose holder stopped renewing. Local stores have a single owner: nothing to do.
+    fn renew(&self, owns: &[u64]) -> impl Future<Output = Result<Leases, StoreError>> + Send {
+        let _ = owns;
+        async { Ok(Leases::default()) }
+    }
 }
 
 /// The configured store.
@@ -154,9 +175,9 @@ impl AnyStore {
         Ok(match config {
             StoreConfig::Memory => Self::Memory(std::sync::Arc::new(MemoryStore::new())),
             StoreConfig::Redb { path } => Self::Redb(std::sync::Arc::new(RedbStore::open(path)?)),
-            StoreConfig::Redis { url, prefix } => {
-                Self::Redis(std::sync::Arc::new(RedisStore::open(&url.0, prefix)?))
-            }
+            StoreConfig::Redis { url, prefix, lease } => Self::Redis(std::sync::Arc::new(
+                RedisStore::open(&url.0, prefix, *lease)?,
+            )),
         })
     }
 
@@ -173,6 +194,15 @@ impl AnyStore {
         match self {
             Self::Redis(s) => s.ping().await,
             _ => Ok(()),
+        }
+    }
+
+    /// Shared stores: how long an event may go unrenewed before another process adopts it.
+    /// `None`: this process is the store's only user.
+    pub fn lease(&self) -> Option<Duration> {
+        match self {
+            Self::Redis(s) => Some(s.lease()),
+            _ => None,
         }
     }
 
@@ -261,6 +291,9 @@ impl Store for AnyStore {
     }
     async fn purge_expired(&self, now_ms: u64) -> Result<usize, StoreError> {
         dispatch!(self, s => s.purge_expired(now_ms).await)
+    }
+    async fn renew(&self, owns: &[u64]) -> Result<Leases, StoreError> {
+        dispatch!(self, s => s.renew(owns).await)
     }
 }
 

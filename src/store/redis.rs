@@ -1,4 +1,5 @@
-//! The Redis store (`store.kind: redis`): dedup keys and route limits shared by every replica.
+//! The Redis store (`store.kind: redis`): dedup keys, route limits and the queue shared by
+//! every replica.
 //!
 //! Dedup is two steps on one key per event: `SET k processing:<token> NX PX <lease>` claims it
 //! (a copy reaching another replica meanwhile sees it in flight: 409), then `SET k delivered
@@ -7,12 +8,11 @@
 //! so a replica whose lease ran out cannot free a claim another replica has taken since.
 //!
 //! The route limit is a GCRA in a Lua script, on Redis's clock: one round trip per request and
-//! no skew between replicas. The spool is not kept here: config validation refuses queue and
-//! hybrid routes on this store, and its spool operations fail.
+//! no skew between replicas. The spool is a stream with a consumer group ([`super::streams`]).
 //!
 //! A [`ConnectionManager`] reconnects by itself; connecting and each answer are bounded by
 //! [`RESPONSE_TIMEOUT`], so a hung Redis costs a command about a second before the caller's
-//! fallback applies (dedup fails open, the route limit goes local).
+//! fallback applies (dedup fails open, the route limit goes local, spooling refuses with 503).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,7 +22,8 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Script;
 
-use super::{dedup_key, Claim, Event, Meta, Selection, Store, StoreError};
+use super::streams::Streams;
+use super::{dedup_key, Claim, Event, Leases, Meta, Selection, Store, StoreError};
 use crate::limit::Limit;
 
 /// Longest wait for a command's answer (and for a connection) before it counts as failed.
@@ -70,6 +71,7 @@ pub struct RedisStore {
     claim: Script,
     release: Script,
     gcra: Script,
+    streams: Streams,
 }
 
 fn backend(e: redis::RedisError) -> StoreError {
@@ -77,16 +79,11 @@ fn backend(e: redis::RedisError) -> StoreError {
     StoreError::Backend(format!("redis: {e}"))
 }
 
-fn no_queue<T>() -> Result<T, StoreError> {
-    Err(StoreError::Backend(
-        "store.kind redis does not hold a queue".into(),
-    ))
-}
-
 impl RedisStore {
     /// A store on `url`; connects lazily (on first use), so a Redis that is down at start-up
     /// makes the process unready, not dead. Must run inside a Tokio runtime.
-    pub fn open(url: &str, prefix: &str) -> Result<Self, StoreError> {
+    /// `lease`: how long a queued event may go unrenewed before another replica adopts it.
+    pub fn open(url: &str, prefix: &str, lease: Duration) -> Result<Self, StoreError> {
         let client = redis::Client::open(url)
             .map_err(|_| StoreError::Backend("store.url: not a valid Redis URL".into()))?;
         let config = ConnectionManagerConfig::new()
@@ -104,7 +101,17 @@ impl RedisStore {
             claim: Script::new(CLAIM),
             release: Script::new(RELEASE),
             gcra: Script::new(GCRA),
+            streams: Streams::new(prefix, lease),
         })
+    }
+
+    pub fn lease(&self) -> Duration {
+        self.streams.lease()
+    }
+
+    /// This process's consumer name in the queue's group.
+    pub fn consumer(&self) -> &str {
+        self.streams.consumer()
     }
 
     fn key(&self, route: &str, key: &str) -> String {
@@ -217,33 +224,75 @@ impl Store for RedisStore {
             .map_err(backend)
     }
 
-    async fn enqueue(&self, _: &Event, _: Meta, _: Option<u64>) -> Result<Meta, StoreError> {
-        no_queue()
+    async fn enqueue(
+        &self,
+        event: &Event,
+        meta: Meta,
+        dedup_expires_ms: Option<u64>,
+    ) -> Result<Meta, StoreError> {
+        let dedup = match (&meta.key, dedup_expires_ms) {
+            (Some(key), Some(expires)) => Some((self.key(&meta.route, key), expires)),
+            _ => None,
+        };
+        let mut conn = self.conn.clone();
+        let stored = self
+            .streams
+            .enqueue(&mut conn, event, meta, dedup.clone())
+            .await?;
+        if let Some((k, _)) = dedup {
+            // Marked delivered by the script: the claim's token is no longer needed.
+            self.tokens().remove(&k);
+        }
+        Ok(stored)
     }
-    async fn event(&self, _: u64) -> Result<Option<Event>, StoreError> {
-        Ok(None)
+    async fn event(&self, id: u64) -> Result<Option<Event>, StoreError> {
+        self.streams.event(&mut self.conn.clone(), id).await
     }
-    async fn ack(&self, _: u64) -> Result<(), StoreError> {
-        no_queue()
+    async fn ack(&self, id: u64) -> Result<(), StoreError> {
+        self.streams.ack(&mut self.conn.clone(), id).await
     }
-    async fn reschedule(&self, _: &Meta) -> Result<(), StoreError> {
-        no_queue()
+    async fn reschedule(&self, meta: &Meta) -> Result<(), StoreError> {
+        self.streams.reschedule(&mut self.conn.clone(), meta).await
     }
-    async fn dead_letter(&self, _: &Meta) -> Result<(), StoreError> {
-        no_queue()
+    async fn dead_letter(&self, meta: &Meta) -> Result<(), StoreError> {
+        self.streams.dead_letter(&mut self.conn.clone(), meta).await
     }
-    /// Nothing is ever spooled here.
+    /// The fleet's pending events (the engine does not load these: it adopts with `renew`).
     async fn pending(&self) -> Result<Vec<Meta>, StoreError> {
-        Ok(Vec::new())
+        self.streams.pending(&mut self.conn.clone()).await
     }
     async fn dead_letters(&self) -> Result<Vec<Meta>, StoreError> {
-        Ok(Vec::new())
+        self.streams.dead_letters(&mut self.conn.clone()).await
     }
-    async fn replay(&self, _: &Selection, _: u64) -> Result<Vec<Meta>, StoreError> {
-        Ok(Vec::new())
+    async fn replay(&self, which: &Selection, now_ms: u64) -> Result<Vec<Meta>, StoreError> {
+        let mut conn = self.conn.clone();
+        let chosen = self
+            .streams
+            .dead_letters(&mut conn)
+            .await?
+            .into_iter()
+            .filter(|m| which.matches(m))
+            .map(|mut m| {
+                m.attempts = 0;
+                m.next_ms = now_ms;
+                m
+            })
+            .collect();
+        self.streams.replay(&mut conn, chosen).await
     }
-    async fn drop_dead(&self, _: &Selection) -> Result<Vec<Meta>, StoreError> {
-        Ok(Vec::new())
+    async fn drop_dead(&self, which: &Selection) -> Result<Vec<Meta>, StoreError> {
+        let mut conn = self.conn.clone();
+        let chosen = self
+            .streams
+            .dead_letters(&mut conn)
+            .await?
+            .into_iter()
+            .filter(|m| which.matches(m))
+            .collect();
+        self.streams.drop_dead(&mut conn, chosen).await
+    }
+    async fn renew(&self, owns: &[u64]) -> Result<Leases, StoreError> {
+        self.streams.renew(&mut self.conn.clone(), owns).await
     }
     /// Redis expires keys itself.
     async fn purge_expired(&self, _: u64) -> Result<usize, StoreError> {
