@@ -237,7 +237,12 @@ impl Engine {
                 "adopted queued events whose replica stopped renewing them"
             );
         }
-        *self.dead_counts() = leases.dead;
+        let mut counts = self.dead_counts();
+        // A route whose last dead letter went keeps its gauge, at zero.
+        for n in counts.values_mut() {
+            *n = 0;
+        }
+        counts.extend(leases.dead);
     }
 
     fn unacked(&self) -> std::sync::MutexGuard<'_, HashSet<u64>> {

@@ -1,4 +1,5 @@
-//! A private `redis-server` on a free loopback port, killed on drop; no persistence.
+//! A private `redis-server` on a free loopback port, killed on drop; no persistence unless
+//! started with [`RedisServer::start_durable`].
 //!
 //! Tests that need it fail (never skip) when `redis-server` is not installed.
 
@@ -15,6 +16,8 @@ pub struct RedisServer {
     child: Option<Child>,
     /// Certificate and key: TLS only on `port`.
     tls: Option<(PathBuf, PathBuf)>,
+    /// Durable: an append-only file here, fsync'd before each write is acknowledged.
+    dir: Option<tempfile::TempDir>,
 }
 
 impl RedisServer {
@@ -24,6 +27,20 @@ impl RedisServer {
             port: dead_port(),
             child: None,
             tls: None,
+            dir: None,
+        };
+        server.restart();
+        server
+    }
+
+    /// A server that keeps its data across [`RedisServer::stop`] and [`RedisServer::restart`]:
+    /// `appendonly yes`, `appendfsync always` (a write is on disk before Redis answers it).
+    pub fn start_durable() -> RedisServer {
+        let mut server = RedisServer {
+            port: dead_port(),
+            child: None,
+            tls: None,
+            dir: Some(tempfile::tempdir().expect("tempdir")),
         };
         server.restart();
         server
@@ -35,6 +52,7 @@ impl RedisServer {
             port: dead_port(),
             child: None,
             tls: Some((cert, key)),
+            dir: None,
         };
         server.restart();
         server
@@ -59,7 +77,15 @@ impl RedisServer {
         format!("store: {{kind: redis, url: {:?}}}\n", self.url())
     }
 
-    /// Kills the server (SIGKILL): its data is gone, as with a lost pod.
+    /// `store:` with a `lease` (queue ownership), for [`super::Opts::top_extra`].
+    pub fn store_yaml_leased(&self, lease: &str) -> String {
+        format!(
+            "store: {{kind: redis, url: {:?}, lease: {lease}}}\n",
+            self.url()
+        )
+    }
+
+    /// Kills the server (SIGKILL): its data is gone, as with a lost pod (unless durable).
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
@@ -71,7 +97,15 @@ impl RedisServer {
     pub fn restart(&mut self) {
         self.stop();
         let port = self.port.to_string();
-        let mut args = vec!["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"];
+        let dir = self
+            .dir
+            .as_ref()
+            .map(|d| d.path().to_str().expect("utf-8 path").to_string());
+        let mut args = vec!["--bind", "127.0.0.1", "--save", ""];
+        match &dir {
+            None => args.extend(["--appendonly", "no"]),
+            Some(d) => args.extend(["--appendonly", "yes", "--appendfsync", "always", "--dir", d]),
+        }
         match &self.tls {
             None => args.extend(["--port", &port]),
             Some((cert, key)) => args.extend([
