@@ -11,8 +11,8 @@
 //! - [`limit`]: per-IP and per-route rate limits, bounded in memory, generic over the clock.
 //! - [`schema`]: JSON Schema checks of payloads, compiled at load; the builtin schemas.
 //! - [`dedup`]: dedup key templates.
-//! - [`store`]: dedup marks and the spool (`memory`, `redb`); `redis` shares dedup and the
-//!   route limits between replicas.
+//! - [`store`]: dedup marks and the spool (`memory`, `redb`); `redis` shares dedup, the
+//!   route limits and the spool (Redis Streams) between replicas.
 //! - [`delivery`]: background delivery for queue and hybrid routes: retries, dead letters.
 //! - [`metrics`], [`telemetry`]: Prometheus metrics and JSON logs.
 //! - [`cli`], [`sign`], [`echo`], [`dlq`]: the command line and its helper tools.
@@ -32,7 +32,7 @@
 //! 8. **deliver**: inbound copies of trusted headers stripped, hop-by-hop headers removed,
 //!    `X-Forwarded-*` and the trusted headers set, the exact body sent to the upstream; its
 //!    answer streams back (502 unreachable, 504 too slow). `queue` routes store the event
-//!    durably and answer 202; `hybrid` routes answer 202 when the backend misses the deadline.
+//!    durably and answer 202 (503 when the store cannot take it); `hybrid` routes answer 202 when the backend misses the deadline.
 //!
 //! Every request is counted, timed and logged once.
 #![forbid(unsafe_code)]

@@ -160,8 +160,11 @@ async fn killed_replica_events_are_delivered_by_another_once() {
     a.kill9();
     let backend = Backend::start_on(port, Behaviour::default());
     assert!(
-        b.wait_log("adopted queued events whose replica stopped renewing them", |_| true)
-            .is_some(),
+        b.wait_log(
+            "adopted queued events whose replica stopped renewing them",
+            |_| true
+        )
+        .is_some(),
         "B adopted A's events"
     );
     assert!(backend.wait_count(N).await, "all {N} delivered");
@@ -233,7 +236,10 @@ async fn dead_letters_are_the_fleets_and_dlq_works_against_any_replica() {
     };
     let cols = row(first);
     assert_eq!((cols[1], cols[2]), ("q", "3"));
-    assert!(cols[5].contains("500") && cols[5].contains("max_attempts"), "{out}");
+    assert!(
+        cols[5].contains("500") && cols[5].contains("max_attempts"),
+        "{out}"
+    );
     let id = cols[0].to_string();
     let other = row(second)[0].to_string();
 
@@ -416,7 +422,12 @@ async fn redis_restart_mid_load_loses_no_accepted_event() {
     wait_until("the queue to empty", || queue_is_empty(&redis));
     let seen = bodies(&backend);
     for body in &accepted {
-        assert_eq!(seen.get(*body), Some(&1), "{}", String::from_utf8_lossy(body));
+        assert_eq!(
+            seen.get(*body),
+            Some(&1),
+            "{}",
+            String::from_utf8_lossy(body)
+        );
     }
     // A refused event can still have been stored (Redis died after running the write, before
     // answering): then it is delivered, once. Nothing was delivered twice either way.

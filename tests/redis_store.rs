@@ -7,10 +7,10 @@ mod common;
 use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use common::redis::RedisServer;
 use common::WAIT;
 use hookgate::limit::{Limit, Rate};
-use bytes::Bytes;
 use hookgate::store::{Claim, Event, Meta, RedisStore, Selection, Store};
 
 fn open(redis: &RedisServer) -> RedisStore {
@@ -189,14 +189,24 @@ async fn queue_lifecycle_on_streams() {
         .await
         .unwrap();
     let b = s.enqueue(&event(2), meta("r", None), None).await.unwrap();
-    let c = s.enqueue(&event(3), meta("other", None), None).await.unwrap();
+    let c = s
+        .enqueue(&event(3), meta("other", None), None)
+        .await
+        .unwrap();
     assert!(a.id < b.id && b.id < c.id, "{a:?} {b:?} {c:?}");
     // Ids start from Redis's clock (ms x 1000), so they never repeat after Redis lost its data.
-    assert!(a.id / 1000 >= t - 5_000 && a.id / 1000 <= t + 5_000, "{}", a.id);
+    assert!(
+        a.id / 1000 >= t - 5_000 && a.id / 1000 <= t + 5_000,
+        "{}",
+        a.id
+    );
     // Enqueued with a dedup expiry: the key is delivered for the fleet.
     assert_eq!(s.claim("r", "ka", t, 1).await.unwrap(), Claim::Duplicate);
     assert_eq!(s.event(b.id).await.unwrap(), Some(event(2)));
-    assert_eq!(s.pending().await.unwrap(), vec![a.clone(), b.clone(), c.clone()]);
+    assert_eq!(
+        s.pending().await.unwrap(),
+        vec![a.clone(), b.clone(), c.clone()]
+    );
     assert_eq!(int(&redis, "XLEN test:queue"), 3);
     // Each entry is in this replica's pending list from the start.
     assert_eq!(
@@ -219,24 +229,40 @@ async fn queue_lifecycle_on_streams() {
     s.dead_letter(&retry).await.unwrap();
     s.dead_letter(&c).await.unwrap();
     assert!(s.pending().await.unwrap().is_empty());
-    assert_eq!(s.dead_letters().await.unwrap(), vec![retry.clone(), c.clone()]);
+    assert_eq!(
+        s.dead_letters().await.unwrap(),
+        vec![retry.clone(), c.clone()]
+    );
     // A dead letter is not attempted.
     assert_eq!(s.event(a.id).await.unwrap(), None);
     let leases = s.renew(&[]).await.unwrap();
     assert_eq!(leases.dead.get("r"), Some(&1));
     assert_eq!(leases.dead.get("other"), Some(&1));
 
-    let replayed = s.replay(&Selection::Route("r".into()), 7_000).await.unwrap();
+    let replayed = s
+        .replay(&Selection::Route("r".into()), 7_000)
+        .await
+        .unwrap();
     assert_eq!(replayed.len(), 1);
-    assert_eq!((replayed[0].id, replayed[0].attempts, replayed[0].next_ms), (a.id, 0, 7_000));
+    assert_eq!(
+        (replayed[0].id, replayed[0].attempts, replayed[0].next_ms),
+        (a.id, 0, 7_000)
+    );
     assert_eq!(replayed[0].key.as_deref(), Some("ka"));
     assert_eq!(s.pending().await.unwrap(), replayed);
-    assert_eq!(s.event(a.id).await.unwrap(), Some(event(1)), "owned by the replayer");
+    assert_eq!(
+        s.event(a.id).await.unwrap(),
+        Some(event(1)),
+        "owned by the replayer"
+    );
     // `c` is the only dead letter left: replaying everything moves just it; then none is left.
     let all = s.replay(&Selection::All, 8_000).await.unwrap();
     assert_eq!(all.iter().map(|m| m.id).collect::<Vec<_>>(), vec![c.id]);
     assert!(s.replay(&Selection::All, 9_000).await.unwrap().is_empty());
-    let dropped = s.drop_dead(&Selection::Ids(vec![c.id, 12345])).await.unwrap();
+    let dropped = s
+        .drop_dead(&Selection::Ids(vec![c.id, 12345]))
+        .await
+        .unwrap();
     assert!(dropped.is_empty(), "c is pending again: {dropped:?}");
     assert!(s.renew(&[]).await.unwrap().dead.is_empty());
 
@@ -275,7 +301,10 @@ async fn ownership_renewal_and_adoption() {
     let lease = Duration::from_millis(300);
     let (a, b) = (open_leased(&redis, lease), open_leased(&redis, lease));
     assert_ne!(a.consumer(), b.consumer());
-    let m = a.enqueue(&event(1), meta("r", Some("k")), None).await.unwrap();
+    let m = a
+        .enqueue(&event(1), meta("r", Some("k")), None)
+        .await
+        .unwrap();
     assert_eq!(b.event(m.id).await.unwrap(), None, "not b's");
     assert_eq!(a.event(m.id).await.unwrap(), Some(event(1)));
 
@@ -284,7 +313,10 @@ async fn ownership_renewal_and_adoption() {
     while Instant::now() < until {
         let l = a.renew(&[m.id]).await.unwrap();
         assert!(l.lost.is_empty() && l.adopted.is_empty(), "{l:?}");
-        assert!(b.renew(&[]).await.unwrap().adopted.is_empty(), "renewed: not adoptable");
+        assert!(
+            b.renew(&[]).await.unwrap().adopted.is_empty(),
+            "renewed: not adoptable"
+        );
         tokio::time::sleep(lease / 6).await;
     }
 
@@ -306,7 +338,11 @@ async fn ownership_renewal_and_adoption() {
     // b renews it as its own; nobody adopts it again.
     assert!(b.renew(&[m.id]).await.unwrap().lost.is_empty());
     b.ack(m.id).await.unwrap();
-    assert_eq!(b.renew(&[m.id]).await.unwrap().lost, vec![m.id], "delivered: gone");
+    assert_eq!(
+        b.renew(&[m.id]).await.unwrap().lost,
+        vec![m.id],
+        "delivered: gone"
+    );
     // a, which owns nothing and went idle, was removed from the group.
     let deadline = Instant::now() + WAIT;
     while redis

@@ -1531,7 +1531,9 @@ mod tests {
             "store: {{kind: redis, url: \"redis://x\", lease: 1500ms}}\n{ROUTE}    delivery: {{mode: queue}}\n"
         ))
         .unwrap();
-        assert!(matches!(c.store, StoreConfig::Redis { lease, .. } if lease == Duration::from_millis(1500)));
+        assert!(
+            matches!(c.store, StoreConfig::Redis { lease, .. } if lease == Duration::from_millis(1500))
+        );
         assert!(parse(&format!(
             "store: {{kind: redis, url: \"redis://x\"}}\n{ROUTE}    delivery: {{mode: hybrid, deadline: 1s}}\n"
         ))
@@ -1549,7 +1551,10 @@ mod tests {
                 "{kind: redis, url: \"redis://x\", lease: 200ms}",
                 "store.lease: 200ms is too short",
             ),
-            ("{kind: redb, lease: 30s}", "store.lease: only for kind redis"),
+            (
+                "{kind: redb, lease: 30s}",
+                "store.lease: only for kind redis",
+            ),
             ("{lease: 30s}", "store.lease: only for kind redis"),
         ] {
             let p = problems(&format!("store: {store}\n{ROUTE}"));
@@ -1558,8 +1563,10 @@ mod tests {
         // The memory store still refuses them, naming both durable kinds.
         let p = problems(&format!("{ROUTE}    delivery: {{mode: queue}}\n"));
         assert!(
-            p.iter().any(|p| p.starts_with("routes[0].delivery.mode: queue mode promises")
-                && p.contains("store.kind: redis")),
+            p.iter().any(
+                |p| p.starts_with("routes[0].delivery.mode: queue mode promises")
+                    && p.contains("store.kind: redis")
+            ),
             "{p:?}"
         );
     }

@@ -383,7 +383,11 @@ impl Streams {
             .map_err(backend)
     }
 
-    async fn list(&self, conn: &mut ConnectionManager, stream: String) -> Result<Vec<Meta>, StoreError> {
+    async fn list(
+        &self,
+        conn: &mut ConnectionManager,
+        stream: String,
+    ) -> Result<Vec<Meta>, StoreError> {
         let rows: Vec<(String, Vec<u8>)> = self
             .list
             .key(stream)
@@ -430,7 +434,10 @@ impl Streams {
             .iter()
             .map(|s| id_of(s))
             .collect::<Result<Vec<u64>, _>>()?;
-        Ok(chosen.into_iter().filter(|m| moved.contains(&m.id)).collect())
+        Ok(chosen
+            .into_iter()
+            .filter(|m| moved.contains(&m.id))
+            .collect())
     }
 
     /// Deletes these dead letters; returns those that were still there.
@@ -452,7 +459,10 @@ impl Streams {
             .iter()
             .map(|s| id_of(s))
             .collect::<Result<Vec<u64>, _>>()?;
-        Ok(chosen.into_iter().filter(|m| gone.contains(&m.id)).collect())
+        Ok(chosen
+            .into_iter()
+            .filter(|m| gone.contains(&m.id))
+            .collect())
     }
 
     /// One lease round: renew what this process owns, adopt what nobody renewed, and read the
