@@ -3,8 +3,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# redis-server for tests/redis.rs and tests/redis_store.rs, which start their own instances on
-# free loopback ports. The package starts a system service on install: stop that one.
+# redis-server for tests/redis.rs, tests/redis_store.rs and tests/redis_queue.rs, which start
+# their own instances on free loopback ports. The package starts a system service on install:
+# stop that one.
 if ! command -v redis-server >/dev/null; then
     echo "== installing redis-server"
     apt-get update -qq

@@ -143,6 +143,36 @@ fn bad_duration() {
     assert_problem("bad duration", &yaml, "server.header_timeout", None);
 }
 
+/// `store.lease` (kind redis): a duration of at least 1s, and only for redis; a queue route on
+/// redis passes.
+#[test]
+fn store_lease_checked_and_queue_on_redis_accepted() {
+    let store = |lease: &str| {
+        format!("store: {{kind: redis, url: \"redis://127.0.0.1:9/0\", lease: {lease}}}\n")
+    };
+    let queue = ok_route("mc", "/a") + "    delivery: {mode: queue}\n";
+    let (code, lines) = check(&(store("5s") + &base("", &queue)), &[]);
+    assert_eq!(code, Some(0), "stderr:\n{}", lines.join("\n"));
+    assert_problem(
+        "lease not a duration",
+        &(store("soon") + &base("", &queue)),
+        "store.lease",
+        Some("not a duration"),
+    );
+    assert_problem(
+        "lease too short",
+        &(store("100ms") + &base("", &queue)),
+        "store.lease",
+        Some("at least 1s"),
+    );
+    assert_problem(
+        "lease on redb",
+        &("store: {kind: redb, path: x.redb, lease: 5s}\n".to_string() + &base("", &queue)),
+        "store.lease",
+        Some("only for kind redis"),
+    );
+}
+
 #[test]
 fn bad_route_timeout() {
     let yaml = base(
