@@ -190,6 +190,72 @@ async fn killed_replica_events_are_delivered_by_another_once() {
     no_panic(&b);
 }
 
+/// A replica shut down (SIGTERM) with events still queued hands them back: right after it
+/// exits its entries are already idle for the lease, and another replica delivers them at its
+/// next lease round, well before a lease would have run out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_hands_queued_events_to_another_replica() {
+    const N: usize = 10;
+    let redis = RedisServer::start();
+    let port = dead_port();
+    let opts = Opts {
+        top_extra: redis.store_yaml_leased("10s"),
+        shutdown_grace: "1s".into(),
+        ..Opts::default()
+    };
+    let routes = route(
+        "q",
+        "/hooks/q",
+        &format!("http://127.0.0.1:{port}/up"),
+        &mc_verify(&[("k1", SECRET)]),
+    ) + QUEUE;
+    let a = Gateway::start(&config(&opts, &routes));
+    let b = Gateway::start(&config(&opts, &routes));
+    for i in 0..N {
+        let body = format!("{{\"job_id\":\"term-{i}\"}}");
+        let r = post_mc(a.addr(), "/hooks/q", SECRET, body.as_bytes()).await;
+        assert_eq!(r.status, 202, "{}", r.text());
+    }
+    a.wait_metric(
+        "hookgate_delivery_attempts_total",
+        &[("route", "q"), ("result", "retry")],
+        |v| v >= N as f64,
+    );
+    a.sigterm();
+    assert!(a.wait_exit(WAIT).is_some_and(|s| s.success()));
+    assert!(a
+        .wait_log("handed queued events back to the other replicas", |v| v
+            ["events"]
+            == N)
+        .is_some());
+    let exited = Instant::now();
+    // Every entry is idle for more than the lease at once: adoptable by the next round.
+    let pending = redis.command("XPENDING hookgate:queue hookgate - + 100");
+    // Each entry is `id, consumer, :idle ms, :deliveries`.
+    let idles: Vec<i64> = pending
+        .lines()
+        .filter_map(|l| l.strip_prefix(':'))
+        .step_by(2)
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    assert_eq!(idles.len(), N, "{pending}");
+    assert!(idles.iter().all(|&ms| ms > 10_000), "idle times {idles:?}");
+    let backend = Backend::start_on(port, Behaviour::default());
+    assert!(backend.wait_count(N).await);
+    assert!(
+        exited.elapsed() < Duration::from_secs(9),
+        "delivered by b {:?} after a exited: before a lease (10s) would have run out",
+        exited.elapsed()
+    );
+    b.wait_metric(
+        "hookgate_delivery_attempts_total",
+        &[("route", "q"), ("result", "delivered")],
+        |v| v == N as f64,
+    );
+    wait_until("the queue to empty", || queue_is_empty(&redis));
+    assert_eq!(backend.requests().len(), N);
+}
+
 /// After `max_attempts` the event is a dead letter in Redis, seen by every replica:
 /// `hookgate dlq list` against B shows what A buried, `dlq replay` against B delivers it (B owns
 /// it now), `dlq drop` against A deletes another; the gauge is the fleet's on each replica.

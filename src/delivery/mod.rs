@@ -14,6 +14,7 @@
 pub mod schedule;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -102,6 +103,10 @@ pub struct Engine {
     /// Shared store: delivered events whose ack failed, retried each lease round (until then
     /// they stay renewed, so no other replica delivers them again).
     unacked: Mutex<HashSet<u64>>,
+    /// Set once the events are being handed back at shutdown: no lease round may renew them
+    /// after. `rounds` is held by a lease round and by the hand-back, so they never overlap.
+    closing: AtomicBool,
+    rounds: tokio::sync::Mutex<()>,
     /// The runtime background deliveries run on (the one that called `resume`), whichever
     /// worker thread accepted the event.
     runtime: OnceLock<tokio::runtime::Handle>,
@@ -124,6 +129,8 @@ impl Engine {
             queues: Mutex::default(),
             dead: Mutex::default(),
             unacked: Mutex::default(),
+            closing: AtomicBool::new(false),
+            rounds: tokio::sync::Mutex::new(()),
             runtime: OnceLock::new(),
         })
     }
@@ -184,6 +191,10 @@ impl Engine {
     /// Shared store: retries failed acks, renews every event this process holds, forgets those
     /// it lost, schedules those it adopted and takes the fleet's dead-letter counts.
     async fn lease_round(self: &Arc<Self>) {
+        let _round = self.rounds.lock().await;
+        if self.closing.load(Ordering::SeqCst) {
+            return;
+        }
         let unacked: Vec<u64> = self.unacked().iter().copied().collect();
         for id in unacked {
             match self.store.ack(id).await {
@@ -195,11 +206,7 @@ impl Engine {
             }
         }
         let queues = self.queues();
-        let mut owns: Vec<u64> = queues
-            .iter()
-            .flat_map(|(_, q)| q.index().items.keys().copied().collect::<Vec<_>>())
-            .collect();
-        owns.extend(self.unacked().iter().copied());
+        let owns = self.owned();
         let leases = match self.store.renew(&owns).await {
             Ok(l) => l,
             Err(e) => {
@@ -243,6 +250,43 @@ impl Engine {
             *n = 0;
         }
         counts.extend(leases.dead);
+    }
+
+    /// Every event this process holds: indexed, in flight, or delivered but not acknowledged.
+    fn owned(&self) -> Vec<u64> {
+        let mut owns: Vec<u64> = self
+            .queues()
+            .iter()
+            .flat_map(|(_, q)| q.index().items.keys().copied().collect::<Vec<_>>())
+            .collect();
+        owns.extend(self.unacked().iter().copied());
+        owns
+    }
+
+    /// Shutting down on a shared store: the events this process holds go to the other replicas
+    /// at their next lease round instead of after the lease. Attempts still in flight are
+    /// abandoned as in a crash (at least once).
+    pub async fn hand_back(&self) {
+        if self.store.lease().is_none() {
+            return;
+        }
+        self.closing.store(true, Ordering::SeqCst);
+        let _round = self.rounds.lock().await;
+        let owns = self.owned();
+        if owns.is_empty() {
+            return;
+        }
+        match self.store.hand_back(&owns).await {
+            Ok(n) => tracing::info!(
+                target: "hookgate::delivery",
+                events = n,
+                "handed queued events back to the other replicas"
+            ),
+            Err(e) => {
+                self.store_error("lease");
+                tracing::warn!(error = %e, "handing queued events back failed; the other replicas adopt them after store.lease");
+            }
+        }
     }
 
     fn unacked(&self) -> std::sync::MutexGuard<'_, HashSet<u64>> {

@@ -165,10 +165,15 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         }
     })
     .await;
+    // On a shared store, queued events this process holds go to the other replicas now.
+    let _ = tokio::time::timeout(HAND_BACK_TIMEOUT, gateway.engine().hand_back()).await;
     admin_task.abort();
     sweeper.abort();
     Ok(())
 }
+
+/// Longest wait at shutdown for handing queued events back to the other replicas.
+const HAND_BACK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What every worker shares.
 pub(crate) struct Shared {

@@ -156,6 +156,13 @@ pub trait Store: Send + Sync {
         let _ = owns;
         async { Ok(Leases::default()) }
     }
+
+    /// Shared stores, at shutdown: makes the pending events this process `owns` adoptable by
+    /// the others now rather than after the lease. Returns how many it handed back.
+    fn hand_back(&self, owns: &[u64]) -> impl Future<Output = Result<usize, StoreError>> + Send {
+        let _ = owns;
+        async { Ok(0) }
+    }
 }
 
 /// The configured store.
@@ -294,6 +301,9 @@ impl Store for AnyStore {
     }
     async fn renew(&self, owns: &[u64]) -> Result<Leases, StoreError> {
         dispatch!(self, s => s.renew(owns).await)
+    }
+    async fn hand_back(&self, owns: &[u64]) -> Result<usize, StoreError> {
+        dispatch!(self, s => s.hand_back(owns).await)
     }
 }
 

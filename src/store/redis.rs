@@ -294,6 +294,9 @@ impl Store for RedisStore {
     async fn renew(&self, owns: &[u64]) -> Result<Leases, StoreError> {
         self.streams.renew(&mut self.conn.clone(), owns).await
     }
+    async fn hand_back(&self, owns: &[u64]) -> Result<usize, StoreError> {
+        self.streams.hand_back(&mut self.conn.clone(), owns).await
+    }
     /// Redis expires keys itself.
     async fn purge_expired(&self, _: u64) -> Result<usize, StoreError> {
         Ok(0)

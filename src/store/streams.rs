@@ -21,6 +21,7 @@
 //! adopter delivers too (the `X-Webhook-Id` header lets the backend tell).
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
@@ -28,6 +29,8 @@ use redis::Script;
 
 use super::{Event, Leases, Meta, StoreError};
 
+/// The start of a stream, and the cursor `XAUTOCLAIM` returns when it has scanned everything.
+const START: &str = "0-0";
 /// The consumer group every replica reads the queue with.
 pub const GROUP: &str = "hookgate";
 /// Ids per renewal script: bounds the time Redis spends in one script.
@@ -116,6 +119,23 @@ if ARGV[3] == '0-0' then
   end
 end
 return {r[1], out}
+";
+
+/// KEYS: queue. ARGV: consumer, idle ms, event key prefix, ids. Marks the entries this consumer
+/// owns as idle for `idle ms`, so the next lease round of any replica adopts them.
+const HAND_BACK: &str = r"
+local q, me, n = KEYS[1], ARGV[1], 0
+for i = 4, #ARGV do
+  local sid = redis.call('HGET', ARGV[3] .. ARGV[i], 'sid')
+  if sid then
+    local p = redis.pcall('XPENDING', q, 'hookgate', sid, sid, 1, me)
+    if type(p) == 'table' and p.err == nil and #p > 0 then
+      redis.call('XCLAIM', q, 'hookgate', me, 0, sid, 'IDLE', ARGV[2], 'JUSTID')
+      n = n + 1
+    end
+  end
+end
+return n
 ";
 
 /// KEYS: queue, event hash. ARGV: consumer. The event, if it is pending and this consumer's.
@@ -211,6 +231,9 @@ pub struct Streams {
     prefix: String,
     consumer: String,
     lease: Duration,
+    /// Where the next adoption scan starts: `XAUTOCLAIM` looks at a bounded part of the pending
+    /// entries per call, so each round goes on where the last one stopped.
+    cursor: Mutex<String>,
     enqueue: Script,
     renew: Script,
     adopt: Script,
@@ -221,6 +244,7 @@ pub struct Streams {
     list: Script,
     replay: Script,
     drop: Script,
+    hand_back: Script,
 }
 
 fn backend(e: redis::RedisError) -> StoreError {
@@ -258,6 +282,7 @@ impl Streams {
             prefix: prefix.to_string(),
             consumer: consumer_name(),
             lease,
+            cursor: Mutex::new(START.to_string()),
             enqueue: Script::new(ENQUEUE),
             renew: Script::new(RENEW),
             adopt: Script::new(ADOPT),
@@ -268,11 +293,41 @@ impl Streams {
             list: Script::new(LIST),
             replay: Script::new(REPLAY),
             drop: Script::new(DROP),
+            hand_back: Script::new(HAND_BACK),
         }
     }
 
     pub fn lease(&self) -> Duration {
         self.lease
+    }
+
+    fn lease_ms(&self) -> u64 {
+        u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn cursor(&self) -> std::sync::MutexGuard<'_, String> {
+        self.cursor.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Shutting down: the entries this process owns become adoptable at once (idle for the
+    /// lease) instead of after the lease. Returns how many.
+    pub async fn hand_back(
+        &self,
+        conn: &mut ConnectionManager,
+        owns: &[u64],
+    ) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for batch in owns.chunks(RENEW_BATCH) {
+            let mut call = self.hand_back.key(self.queue());
+            call.arg(&self.consumer)
+                .arg(self.lease_ms().saturating_add(1))
+                .arg(self.events());
+            for id in batch {
+                call.arg(id);
+            }
+            n += call.invoke_async::<usize>(conn).await.map_err(backend)?;
+        }
+        Ok(n)
     }
 
     /// This process's name in the consumer group.
@@ -484,8 +539,8 @@ impl Streams {
                 leases.lost.push(id_of(s)?);
             }
         }
-        let lease_ms = u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX);
-        let mut cursor = "0-0".to_string();
+        let lease_ms = self.lease_ms();
+        let mut cursor = self.cursor().clone();
         for _ in 0..ADOPT_CALLS {
             let (next, rows): (String, Vec<(String, Vec<u8>)>) = self
                 .adopt
@@ -501,7 +556,8 @@ impl Streams {
             for (id, m) in &rows {
                 leases.adopted.push(meta_of(id, m)?);
             }
-            if next == "0-0" {
+            *self.cursor() = next.clone();
+            if next == START {
                 break;
             }
             cursor = next;
