@@ -2,14 +2,18 @@
 """The per-request cost of the Redis store: requests/s of one route with dedup and a route
 limit on `store.kind: memory` and on `store.kind: redis`, same machine, same run, alternating.
 
-Two cases, each a 1.5 KB signed POST through wrk on 127.0.0.1:
+Cases, each a 1.5 KB signed POST through wrk on 127.0.0.1:
 - new:       every request has its own X-Event-Id (the dedup key): limit check, claim and
              delivered mark, then the backend (nginx answering 200). Redis: 3 round trips.
 - duplicate: the same event every time: limit check and claim, answered "duplicate" by
              hookgate itself. Redis: 2 round trips.
+- queued:    a `delivery.mode: queue` route on Redis (its own redis-server with appendonly yes,
+             appendfsync everysec): new events, each answered 202 once stored (limit, claim,
+             then one script storing the event and marking the key: 3 round trips), delivered
+             to nginx in the background meanwhile.
 hookgate runs on CPU 0 with one worker; wrk, nginx and redis-server share CPU 1.
 
-    cargo build --release && python3 bench/store.py [--duration 10] [--rounds 3]
+    cargo build --release && python3 bench/store.py [--duration 10] [--rounds 3] [--cases queued]
 """
 import argparse
 import shutil
@@ -25,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run  # noqa: E402  (the shared helpers of bench/run.py)
 
 
-def config(work, name, port, admin, backend, store):
+def config(work, name, port, admin, backend, store, delivery=""):
     cfg = work / f"{name}.yaml"
     cfg.write_text(f"""
 server:
@@ -46,7 +50,7 @@ routes:
     rate_limit:
       route: {{rate: 1000000/s, burst: 1000000}}
     dedup: {{key: "{{header.X-Event-Id}}", ttl: 1h}}
-""")
+{delivery}""")
     return cfg
 
 
@@ -55,6 +59,8 @@ def main():
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--conns", type=int, default=32)
+    ap.add_argument("--cases", default="duplicate,new,queued",
+                    help="comma-separated: duplicate, new, queued")
     args = ap.parse_args()
     run.ensure_tools()
     if shutil.which("redis-server") is None:
@@ -74,16 +80,31 @@ def main():
             ["taskset", "-c", run.LOAD_CPU, "redis-server", "--port", str(rport), "--bind",
              "127.0.0.1", "--save", "", "--appendonly", "no"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        qport = run.free_port()
+        procs.append(subprocess.Popen(
+            ["taskset", "-c", run.LOAD_CPU, "redis-server", "--port", str(qport), "--bind",
+             "127.0.0.1", "--save", "", "--appendonly", "yes", "--appendfsync", "everysec",
+             "--dir", str(work)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         run.wait_port(backend)
         run.wait_port(rport)
+        run.wait_port(qport)
         stores = {"memory": "store: {kind: memory}",
                   "redis": f'store: {{kind: redis, url: "redis://127.0.0.1:{rport}/0"}}'}
+        cases = args.cases.split(",")
         urls = {}
         for name, store in stores.items():
             port, admin = run.free_port(), run.free_port()
             procs.append(run.start_hookgate(config(work, name, port, admin, backend, store)))
             run.wait_port(port)
             urls[name] = f"http://127.0.0.1:{port}/webhooks/mediaconvert"
+        qport_hg, qadmin = run.free_port(), run.free_port()
+        procs.append(run.start_hookgate(config(
+            work, "queued", qport_hg, qadmin, backend,
+            f'store: {{kind: redis, url: "redis://127.0.0.1:{qport}/0"}}',
+            "    delivery: {mode: queue}\n")))
+        run.wait_port(qport_hg)
+        queued_url = f"http://127.0.0.1:{qport_hg}/webhooks/mediaconvert"
         env = {"BODY_FILE": str(body), "SIG_HEADER": header, "SIG_VALUE": value}
         results = {}
         # Deliver the duplicate case's event once, so its every copy is a duplicate (copies
@@ -95,10 +116,11 @@ def main():
                 assert r.status == 200, r.status
         # Duplicates first: the memory store keeps at most 1,000,000 marks, soonest to expire
         # dropped first, and the new-event runs would push that first mark out.
-        for case in ("duplicate", "new"):
+        for case in [c for c in ("duplicate", "new", "queued") if c in cases]:
+            targets = {"redis": queued_url} if case == "queued" else urls
             for r in range(args.rounds):
-                for name, url in urls.items():
-                    tag = f"{case}-{name}-{r}-{time.time_ns()}" if case == "new" else ""
+                for name, url in targets.items():
+                    tag = f"{case}-{name}-{r}-{time.time_ns()}" if case != "duplicate" else ""
                     e = dict(env, EVENT_IDS=tag)
                     if case == "duplicate":
                         e["EVENT_IDS"] = ""
