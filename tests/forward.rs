@@ -3,6 +3,8 @@
 mod common;
 
 use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
@@ -605,4 +607,119 @@ async fn custom_header_prefix() {
         v > 0.0
     });
     assert!(n > 0.0);
+}
+
+/// How the raw backend of the pool tests ends its answers.
+#[derive(Clone, Copy)]
+enum Answer {
+    /// `Content-Length` body.
+    Sized,
+    /// `Content-Length: 0`: a body the gateway never has to read.
+    Empty,
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+    /// `Connection: close`, then closes.
+    Close,
+}
+
+/// A keep-alive HTTP/1.1 backend that counts the connections it accepted.
+async fn counting_backend(answer: Answer) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let conns = Arc::new(AtomicUsize::new(0));
+    let counter = conns.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                loop {
+                    // One request: its head, then Content-Length bytes of body.
+                    let head_end = loop {
+                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break i + 4;
+                        }
+                        let mut chunk = [0u8; 4096];
+                        match s.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .map_or(0, |v| v.trim().parse().unwrap());
+                    while buf.len() < head_end + len {
+                        let mut chunk = [0u8; 4096];
+                        match s.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    buf.drain(..head_end + len);
+                    let res: &[u8] = match answer {
+                        Answer::Sized => b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+                        Answer::Empty => b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+                        Answer::Chunked => b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+                        Answer::Close => b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok",
+                    };
+                    if s.write_all(res).await.is_err() {
+                        return;
+                    }
+                    if matches!(answer, Answer::Close) {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, conns)
+}
+
+/// Sends `n` requests one after another on one client connection; returns the statuses.
+fn sequential(gw: &Gateway, n: usize) -> Vec<u16> {
+    let mut s = connect(gw.addr());
+    let mut statuses = Vec::new();
+    for i in 0..n {
+        let body = format!("{{\"n\":{i}}}");
+        let sig = sha256_header(SECRET, body.as_bytes());
+        let req = raw_post_bytes(
+            "/webhooks/mediaconvert",
+            &[("Host", "localhost"), ("X-MediaConvert-Signature", &sig)],
+            body.as_bytes(),
+        );
+        s.write_all(&req).unwrap();
+        statuses.push(read_response(&mut s, WAIT).expect("response").status);
+    }
+    statuses
+}
+
+/// Upstream connections are pooled: sequential requests share one, whether the backend's
+/// answer has a sized, empty or chunked body; a backend that says `Connection: close` gets a
+/// new connection for every request and none fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_connections_are_pooled_and_closed_ones_not_reused() {
+    for (answer, name, expected) in [
+        (Answer::Sized, "sized", 1),
+        (Answer::Empty, "empty", 1),
+        (Answer::Chunked, "chunked", 1),
+        (Answer::Close, "close", 10),
+    ] {
+        let (addr, conns) = counting_backend(answer).await;
+        let routes = route(
+            "mc",
+            "/webhooks/mediaconvert",
+            &format!("http://{addr}/hooks/mc"),
+            &mc_verify(&[("current", SECRET)]),
+        );
+        let opts = Opts {
+            workers: 1,
+            ..Opts::default()
+        };
+        let gw = Gateway::start(&config(&opts, &routes));
+        assert_eq!(sequential(&gw, 10), vec![200; 10], "{name}");
+        assert_eq!(conns.load(Ordering::SeqCst), expected, "{name}");
+    }
 }

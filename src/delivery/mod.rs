@@ -22,7 +22,6 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Request, Uri};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 pub use self::schedule::{Attempt, Backoff, Decision, RetryOn, StatusMatch};
@@ -663,7 +662,9 @@ impl Engine {
 
 /// What a finished send came to. The backend's body is read (bounded) in the background so
 /// its connection can be reused.
-pub fn attempt_of(result: Result<(hyper::Response<Incoming>, Duration), Rejection>) -> Attempt {
+pub fn attempt_of(
+    result: Result<(hyper::Response<forward::UpstreamBody>, Duration), Rejection>,
+) -> Attempt {
     match result {
         Ok((res, _)) => {
             let status = res.status().as_u16();

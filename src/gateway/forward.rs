@@ -6,48 +6,18 @@ use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, Request, Response, Uri};
 use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::TokioExecutor;
 use sha2::{Digest, Sha256};
 
 use super::headers::{strip_hop_by_hop, Trusted};
+pub use super::upstream::{UpstreamBody, UpstreamClient};
 use super::{route, Rejection};
 use crate::config::{Route, Secret};
 use crate::metrics::Metrics;
 use crate::verify::Algorithm;
 
-/// The pooled HTTP client to every backend.
-pub type UpstreamClient = Client<HttpConnector, Full<Bytes>>;
-
-/// Idle upstream connections are dropped before common backends' keep-alive timeouts (Node's
-/// is 5 s), so a request is rarely written to a connection the backend is closing.
-const POOL_IDLE: Duration = Duration::from_secs(4);
-
-/// Idle connections kept per backend and worker: enough for bursts, without keeping one per
-/// client connection after a spike.
-const MAX_IDLE_PER_BACKEND: usize = 256;
-
-thread_local! {
-    /// One pool per worker thread: a worker's requests reuse its own upstream connections, which
-    /// live on the same single-threaded runtime.
-    static CLIENT: UpstreamClient = build_client();
-}
-
-/// This thread's upstream client (cheap to clone: the pool is shared).
+/// The client every delivery uses: this worker thread's upstream pool.
 pub fn client() -> UpstreamClient {
-    CLIENT.with(Clone::clone)
-}
-
-fn build_client() -> UpstreamClient {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_keepalive(Some(Duration::from_secs(30)));
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(POOL_IDLE)
-        .pool_max_idle_per_host(MAX_IDLE_PER_BACKEND)
-        .pool_timer(hyper_util::rt::TokioTimer::new())
-        .build(connector)
+    UpstreamClient
 }
 
 /// Builds the upstream request from the sender's, whose headers were already cleaned and given
@@ -108,7 +78,7 @@ pub async fn send(
     client: &UpstreamClient,
     req: Request<Full<Bytes>>,
     timeout: Duration,
-) -> Result<(Response<Incoming>, Duration), Rejection> {
+) -> Result<(Response<UpstreamBody>, Duration), Rejection> {
     let started = Instant::now();
     match tokio::time::timeout(timeout, client.request(req)).await {
         Err(_) => Err(Rejection::UpstreamTimeout),
@@ -129,7 +99,7 @@ pub async fn send_observed(
     metrics: &Metrics,
     route: &Route,
     req: Request<Full<Bytes>>,
-) -> Result<(Response<Incoming>, Duration), Rejection> {
+) -> Result<(Response<UpstreamBody>, Duration), Rejection> {
     let result = send(client, req, route.timeout).await;
     let (class, elapsed) = match &result {
         Ok((res, d)) => (super::status_class(res.status()), d.as_secs_f64()),

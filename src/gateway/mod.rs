@@ -11,6 +11,7 @@ mod headers;
 mod payload;
 mod reject;
 mod route;
+mod upstream;
 mod validate;
 
 use std::net::SocketAddr;
@@ -39,7 +40,7 @@ use crate::store::{AnyStore, Event, MemoryStore, Meta, StoreError};
 use crate::verify::{Input, Verified};
 
 /// What hookgate answers with: its own small bodies, or the backend's streamed through.
-pub type Body = Either<Full<Bytes>, Incoming>;
+pub type Body = Either<Full<Bytes>, forward::UpstreamBody>;
 
 /// How long past its holder's own deadline an unreleased dedup claim lasts: a safety net for
 /// a store shared by several processes, where a crashed holder never releases.
@@ -488,7 +489,7 @@ impl Gateway {
     /// A synchronous attempt's answer goes back to the sender; 2xx marks the key delivered.
     async fn finish(
         &self,
-        result: Result<(Response<Incoming>, Duration), Rejection>,
+        result: Result<(Response<forward::UpstreamBody>, Duration), Rejection>,
         hold: Option<Hold>,
         ttl: Duration,
     ) -> Result<Reply, Rejection> {
@@ -594,7 +595,7 @@ impl Gateway {
 /// How a request that passed verification was answered.
 enum Reply {
     /// The backend's answer.
-    Forwarded(Response<Incoming>),
+    Forwarded(Response<forward::UpstreamBody>),
     /// hookgate's own JSON answer to a sender's challenge.
     Answered(String),
     /// Stored for background delivery: 202. `deferred`: hybrid, after the deadline.
