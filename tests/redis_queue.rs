@@ -382,14 +382,27 @@ async fn hybrid_on_redis_settles_the_first_attempt() {
 }
 
 /// Redis down: a queue route answers 503 (not 202: the event is not stored; not 500), counted
-/// as a store error, and the process stays up and unready. Back up, it answers 202 again and
-/// delivers, without a restart.
+/// as a store error, and the process stays up and unready; an event queued before the outage
+/// waits (its attempts count store errors) and is not dropped. Back up (Redis keeps its data
+/// here), the queued event is delivered and new ones get 202 again, without a restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queue_answers_503_while_redis_is_down_then_202() {
-    let mut redis = RedisServer::start();
-    let backend = Backend::start();
+    let mut redis = RedisServer::start_durable();
+    let backend = Backend::start_with(Behaviour {
+        status: 503,
+        ..Behaviour::default()
+    });
     let gw = replica(&redis, &backend.url("/up"), QUEUE);
     wait_ready(&gw, 200);
+    let waiting = b"{\"queued\":\"before the outage\"}";
+    let r = post_mc(gw.addr(), "/hooks/q", SECRET, waiting).await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    gw.wait_metric(
+        "hookgate_delivery_attempts_total",
+        &[("route", "q"), ("result", "retry")],
+        |v| v >= 1.0,
+    );
+
     redis.stop();
     wait_ready(&gw, 503);
     for i in 0..3 {
@@ -409,21 +422,38 @@ async fn queue_answers_503_while_redis_is_down_then_202() {
         ),
         3.0
     );
-    // The lease rounds fail too, and are counted.
-    gw.wait_metric(
-        "hookgate_store_errors_total",
-        &[("operation", "lease")],
-        |v| v >= 1.0,
-    );
-    assert!(backend.requests().is_empty());
+    // The queued event's attempts cannot read it, and lease rounds fail: both counted.
+    for op in ["event", "lease"] {
+        let v = gw.wait_metric("hookgate_store_errors_total", &[("operation", op)], |v| {
+            v >= 1.0
+        });
+        assert!(v >= 1.0, "{op}: {v}");
+    }
+    assert_eq!(gw.metric("hookgate_queue_depth", &[("route", "q")]), 1.0);
 
+    backend.set(Behaviour::default());
     redis.restart();
     wait_ready(&gw, 200);
+    gw.wait_metric(
+        "hookgate_delivery_attempts_total",
+        &[("route", "q"), ("result", "delivered")],
+        |v| v == 1.0,
+    );
     let r = post_mc(gw.addr(), "/hooks/q", SECRET, b"{\"up\":1}").await;
     assert_eq!(r.status, 202, "{}", r.text());
-    assert!(backend.wait_count(1).await);
-    assert_eq!(backend.single().body, b"{\"up\":1}");
+    gw.wait_metric(
+        "hookgate_delivery_attempts_total",
+        &[("route", "q"), ("result", "delivered")],
+        |v| v == 2.0,
+    );
     wait_until("the queue to empty", || queue_is_empty(&redis));
+    let seen = bodies(&backend);
+    assert_eq!(seen.get(b"{\"up\":1}".as_slice()), Some(&1));
+    assert!(seen.contains_key(waiting.as_slice()));
+    assert!(
+        seen.keys().all(|b| !b.starts_with(b"{\"down\"")),
+        "refused events never reach the backend"
+    );
     no_panic(&gw);
 }
 

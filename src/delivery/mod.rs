@@ -81,11 +81,16 @@ impl RouteQueue {
         self.notify.notify_one();
     }
 
-    fn forget(&self, id: u64) {
+    /// Drops the event from the index; whether it was there.
+    fn forget(&self, id: u64) -> bool {
         let mut idx = self.index();
-        if let Some(m) = idx.items.remove(&id) {
-            // Usually already taken off `due` by the dispatcher; this covers the rest.
-            idx.due.remove(&(m.next_ms, id));
+        match idx.items.remove(&id) {
+            Some(m) => {
+                // Usually already taken off `due` by the dispatcher; this covers the rest.
+                idx.due.remove(&(m.next_ms, id));
+                true
+            }
+            None => false,
         }
     }
 }
@@ -214,17 +219,19 @@ impl Engine {
                 return;
             }
         };
+        let mut lost = 0usize;
         for id in &leases.lost {
             self.unacked().remove(id);
             for (_, q) in &queues {
-                q.forget(*id);
+                // Not there any more: settled here while the round ran, not lost.
+                lost += usize::from(q.forget(*id));
             }
         }
-        if !leases.lost.is_empty() {
+        if lost > 0 {
             tracing::warn!(
                 target: "hookgate::delivery",
-                events = leases.lost.len(),
-                "events taken over by another replica (this one did not renew them in time) or already settled"
+                events = lost,
+                "queued events taken over by another replica (this one did not renew them within store.lease) or gone from Redis"
             );
         }
         let mut adopted = 0usize;

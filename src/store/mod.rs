@@ -28,7 +28,6 @@ pub use self::memory::MemoryStore;
 pub use self::record::{Event, Malformed, Meta};
 pub use self::redb::RedbStore;
 pub use self::redis::{RedisStore, RESPONSE_TIMEOUT};
-pub use self::streams::GROUP;
 use crate::config::StoreConfig;
 
 /// A store operation failed. Callers fail open for dedup and refuse (503) for the spool.

@@ -2,7 +2,7 @@
 //!
 //! Keys, under the store prefix `p`:
 //! - `{p}queue`: a stream with one entry (`id <n>`) per pending event, read by the consumer
-//!   group `hookgate`. Every entry sits in the pending entries list (PEL) of the replica that
+//!   group `hookgate` (named in the scripts). Every entry sits in the pending entries list (PEL) of the replica that
 //!   owns it: the one that accepted it, replayed it or adopted it.
 //! - `{p}event:<id>`: a hash per event: `event` and `meta` (the binary records of
 //!   `record.rs`), `sid` (its queue entry) while pending, `dsid` (its dead-letter entry) once dead.
@@ -10,7 +10,8 @@
 //! - `{p}seq`: the id counter. It starts from Redis's clock (ms × 1000), so ids issued after a
 //!   Redis that lost its data restarts never repeat ones replicas still remember.
 //!
-//! Every operation is one Lua script, atomic on the server. Accepting an event adds its entry
+//! Every operation is one Lua script, atomic on the server. Scripts that write the queue create
+//! it and its group when the stream is missing (first use, or a Redis that lost its data). Accepting an event adds its entry
 //! and reads it into this replica's PEL in the same script, so no other replica ever sees it
 //! unowned. Owners renew their entries (reset their idle time) every third of `store.lease`;
 //! an entry idle longer than the lease belongs to a replica that died or lost Redis, and the
@@ -31,8 +32,6 @@ use super::{Event, Leases, Meta, StoreError};
 
 /// The start of a stream, and the cursor `XAUTOCLAIM` returns when it has scanned everything.
 const START: &str = "0-0";
-/// The consumer group every replica reads the queue with.
-pub const GROUP: &str = "hookgate";
 /// Ids per renewal script: bounds the time Redis spends in one script.
 const RENEW_BATCH: usize = 500;
 /// Entries `XAUTOCLAIM` takes per call, and calls per lease round: a replica adopts at most
@@ -44,7 +43,7 @@ const ADOPT_CALLS: usize = 10;
 /// (unix ms, or empty). Returns the new id.
 const ENQUEUE: &str = r"
 local q, g, me = KEYS[1], 'hookgate', ARGV[1]
-redis.pcall('XGROUP', 'CREATE', q, g, '0', 'MKSTREAM')
+if redis.call('EXISTS', q) == 0 then redis.call('XGROUP', 'CREATE', q, g, '0', 'MKSTREAM') end
 if redis.call('EXISTS', KEYS[2]) == 0 then
   local t = redis.call('TIME')
   local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -89,7 +88,7 @@ return lost
 /// recreated by its next read.
 const ADOPT: &str = r"
 local q, g, me = KEYS[1], 'hookgate', ARGV[1]
-redis.pcall('XGROUP', 'CREATE', q, g, '0', 'MKSTREAM')
+if redis.call('EXISTS', q) == 0 then redis.call('XGROUP', 'CREATE', q, g, '0', 'MKSTREAM') end
 local r = redis.call('XAUTOCLAIM', q, g, me, ARGV[2], ARGV[3], 'COUNT', ARGV[4])
 local out = {}
 for _, e in ipairs(r[2]) do
@@ -194,7 +193,7 @@ return out
 /// dead letter. Moves each one still dead back into the queue, owned by this consumer.
 const REPLAY: &str = r"
 local q, g, me = KEYS[1], 'hookgate', ARGV[1]
-redis.pcall('XGROUP', 'CREATE', q, g, '0', 'MKSTREAM')
+if redis.call('EXISTS', q) == 0 then redis.call('XGROUP', 'CREATE', q, g, '0', 'MKSTREAM') end
 local moved = {}
 for i = 3, #ARGV, 3 do
   local h = ARGV[2] .. ARGV[i]
