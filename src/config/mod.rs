@@ -94,8 +94,8 @@ pub enum StoreConfig {
     Redis {
         url: RedisUrl,
         prefix: String,
-        /// How long a queued event may sit unrefreshed in a replica's hands before another
-        /// replica adopts it (`store.lease`): the time to notice a replica has died.
+        /// How long a replica's heartbeat lasts (`store.lease`): the time to notice a replica
+        /// has died, after which another adopts its queued events.
         lease: Duration,
     },
 }

@@ -27,7 +27,7 @@ use crate::verify::{
     Algorithm, Encoding, HmacSpec, Keys, Scheme, Template, Verifier, SCHEME_NAMES,
 };
 
-/// The shortest `store.lease`: renewals run every third of it, and each is a Redis round trip.
+/// The shortest `store.lease`: lease rounds run every third of it, a few Redis round trips each.
 const MIN_LEASE: Duration = Duration::from_secs(1);
 
 /// Parses YAML text into a `Config`, or every problem found. Relative schema paths in it are
@@ -467,7 +467,7 @@ impl Validator {
                     self.problem(
                         "store.lease",
                         format!(
-                            "{} is too short: a replica renews its leases every third of it, so a busy replica would lose its events to the others; use at least 1s (default 30s)",
+                            "{} is too short: a replica renews its heartbeat every third of it, and a busy or briefly slow one would lose its events to the others; use at least 1s (default 30s)",
                             humantime::format_duration(lease)
                         ),
                     );

@@ -7,9 +7,9 @@
 //! the store only after the backend answered 2xx (ack) or as a dead letter.
 //!
 //! On a shared store (Redis) each replica indexes only the events it owns: those it accepted,
-//! replayed or adopted. A lease task renews them every third of `store.lease`, forgets those
-//! another replica has taken, and adopts those whose owner stopped renewing (a replica that
-//! died): a restart there is any other replica's next lease round.
+//! replayed or adopted. A lease task runs every third of `store.lease`: it keeps this replica's
+//! heartbeat, forgets events another replica has taken, and adopts those of replicas whose
+//! heartbeat stopped (a replica that died): a restart there is any other replica's next round.
 
 pub mod schedule;
 

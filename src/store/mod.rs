@@ -149,8 +149,9 @@ pub trait Store: Send + Sync {
     /// Forgets delivered marks that expired; returns how many.
     fn purge_expired(&self, now_ms: u64) -> impl Future<Output = Result<usize, StoreError>> + Send;
 
-    /// Shared stores: renews this process's hold on the pending events it `owns` and adopts
-    /// those whose holder stopped renewing. Local stores have a single owner: nothing to do.
+    /// Shared stores: renews this process's hold on the pending events (it `owns` these) and
+    /// adopts those of processes that stopped renewing theirs. Local stores have a single
+    /// owner: nothing to do.
     fn renew(&self, owns: &[u64]) -> impl Future<Output = Result<Leases, StoreError>> + Send {
         let _ = owns;
         async { Ok(Leases::default()) }
@@ -203,7 +204,8 @@ impl AnyStore {
         }
     }
 
-    /// Shared stores: how long an event may go unrenewed before another process adopts it.
+    /// Shared stores: how long a process may go without renewing before another adopts its
+    /// events.
     /// `None`: this process is the store's only user.
     pub fn lease(&self) -> Option<Duration> {
         match self {

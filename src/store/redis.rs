@@ -82,7 +82,7 @@ fn backend(e: redis::RedisError) -> StoreError {
 impl RedisStore {
     /// A store on `url`; connects lazily (on first use), so a Redis that is down at start-up
     /// makes the process unready, not dead. Must run inside a Tokio runtime.
-    /// `lease`: how long a queued event may go unrenewed before another replica adopts it.
+    /// `lease`: how long this replica's heartbeat lasts; others adopt its events once it lapsed.
     pub fn open(url: &str, prefix: &str, lease: Duration) -> Result<Self, StoreError> {
         let client = redis::Client::open(url)
             .map_err(|_| StoreError::Backend("store.url: not a valid Redis URL".into()))?;

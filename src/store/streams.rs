@@ -2,26 +2,35 @@
 //!
 //! Keys, under the store prefix `p`:
 //! - `{p}queue`: a stream with one entry (`id <n>`) per pending event, read by the consumer
-//!   group `hookgate` (named in the scripts). Every entry sits in the pending entries list (PEL) of the replica that
-//!   owns it: the one that accepted it, replayed it or adopted it.
+//!   group `hookgate` (named in the scripts). Every entry sits in the pending entries list
+//!   (PEL) of the replica that owns it: the one that accepted, replayed or adopted it.
 //! - `{p}event:<id>`: a hash per event: `event` and `meta` (the binary records of
-//!   `record.rs`), `sid` (its queue entry) while pending, `dsid` (its dead-letter entry) once dead.
+//!   `record.rs`), `sid` (its queue entry) while pending, `dsid` (its dead-letter entry) once
+//!   dead.
 //! - `{p}dead`: a stream of dead letters; `{p}dead:count`: how many per route (the gauge).
+//! - `{p}alive:<consumer>`: a replica's heartbeat, set for `store.lease` every third of it.
 //! - `{p}seq`: the id counter. It starts from Redis's clock (ms × 1000), so ids issued after a
 //!   Redis that lost its data restarts never repeat ones replicas still remember.
 //!
 //! Every operation is one Lua script, atomic on the server. Scripts that write the queue create
-//! it and its group when the stream is missing (first use, or a Redis that lost its data). Accepting an event adds its entry
-//! and reads it into this replica's PEL in the same script, so no other replica ever sees it
-//! unowned. Owners renew their entries (reset their idle time) every third of `store.lease`;
-//! an entry idle longer than the lease belongs to a replica that died or lost Redis, and the
-//! first replica to notice adopts it with `XAUTOCLAIM`. A renewal also reports entries this
-//! replica no longer owns, and an attempt starts only after checking ownership (`event`), so
-//! an event whose owner changed is not attempted by both. Delivery is at least once: an owner
-//! that lost Redis for longer than the lease mid-attempt can still deliver an event its
-//! adopter delivers too (the `X-Webhook-Id` header lets the backend tell).
+//! it and its group when the stream is missing (first use, or a Redis that lost its data).
+//! Accepting an event adds its entry and reads it into this replica's PEL in the same script,
+//! so no other replica ever sees it unowned.
+//!
+//! Liveness is per replica, not per entry: renewing each entry's idle time (so that
+//! `XAUTOCLAIM` by idle time finds only the dead's) would cost Redis work in proportion to the
+//! backlog every round, just when a backend is down and the backlog is large. A replica whose
+//! heartbeat expired is dead: the first replica to notice claims its entries (`XPENDING` by
+//! consumer, then `XCLAIM`), at most [`ADOPT_BUDGET`] per round. A replica also looks through
+//! its own PEL, a slice per round, for entries older than the lease that it does not know
+//! (an accepted event whose answer from Redis was lost), and adopts them too. A replica whose
+//! own heartbeat had lapsed checks which of its events are still its own, and an attempt
+//! starts only after checking ownership (`event`), so an event whose owner changed is not
+//! attempted by both. Delivery is at least once: an owner that lost Redis for longer than the
+//! lease mid-attempt can still deliver an event its adopter delivers too (the `X-Webhook-Id`
+//! header lets the backend tell).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -30,17 +39,21 @@ use redis::Script;
 
 use super::{Event, Leases, Meta, StoreError};
 
-/// The start of a stream, and the cursor `XAUTOCLAIM` returns when it has scanned everything.
-const START: &str = "0-0";
-/// Ids per renewal script: bounds the time Redis spends in one script.
-const RENEW_BATCH: usize = 500;
-/// Entries `XAUTOCLAIM` takes per call, and calls per lease round: a replica adopts at most
-/// this many events per round, leaving the rest to the next round or to other replicas.
-const ADOPT_COUNT: usize = 100;
-const ADOPT_CALLS: usize = 10;
+/// Where a scan of this replica's own PEL starts (again).
+const FIRST: &str = "-";
+/// Ids per ownership-check script: bounds the time Redis spends in one script.
+const CHECK_BATCH: usize = 500;
+/// Entries a replica claims from dead replicas per round, leaving the rest to the next round
+/// or to other replicas.
+const ADOPT_BUDGET: usize = 1000;
+/// Entries of its own PEL a replica looks through per round.
+const SCAN_COUNT: usize = 500;
+/// Heartbeat values: set by a lease round, or (re)created by a write that found it missing.
+/// A round that finds anything but its own value checks which events it still owns.
+const BEAT: &str = "1";
 
-/// KEYS: queue, seq, [dedup key]. ARGV: consumer, event key prefix, event, meta, dedup expiry
-/// (unix ms, or empty). Returns the new id.
+/// KEYS: queue, seq, heartbeat, [dedup key]. ARGV: consumer, event key prefix, event, meta,
+/// dedup expiry (unix ms, or empty), lease ms. Returns the new id.
 const ENQUEUE: &str = r"
 local q, g, me = KEYS[1], 'hookgate', ARGV[1]
 if redis.call('EXISTS', q) == 0 then redis.call('XGROUP', 'CREATE', q, g, '0', 'MKSTREAM') end
@@ -57,13 +70,14 @@ local entries = read and read[1] and read[1][2] or {}
 if #entries == 0 or entries[#entries][1] ~= sid then
   return redis.error_reply('queue entry ' .. sid .. ' was not read by this replica')
 end
-if ARGV[5] ~= '' then redis.call('SET', KEYS[3], 'delivered', 'PXAT', ARGV[5]) end
+if ARGV[5] ~= '' then redis.call('SET', KEYS[4], 'delivered', 'PXAT', ARGV[5]) end
+if redis.call('EXISTS', KEYS[3]) == 0 then redis.call('SET', KEYS[3], 'w', 'PX', ARGV[6]) end
 return id
 ";
 
-/// KEYS: queue. ARGV: consumer, event key prefix, ids. Resets the idle time of the entries this
-/// consumer still owns; returns the ids it does not (taken over, delivered, dead or gone).
-const RENEW: &str = r"
+/// KEYS: queue. ARGV: consumer, event key prefix, ids. The ids this consumer does not own
+/// (taken over, delivered, dead or gone).
+const CHECK: &str = r"
 local q, me, lost = KEYS[1], ARGV[1], {}
 for i = 3, #ARGV do
   local sid = redis.call('HGET', ARGV[2] .. ARGV[i], 'sid')
@@ -72,69 +86,80 @@ for i = 3, #ARGV do
     local p = redis.pcall('XPENDING', q, 'hookgate', sid, sid, 1, me)
     mine = type(p) == 'table' and p.err == nil and #p > 0
   end
-  if mine then
-    redis.call('XCLAIM', q, 'hookgate', me, 0, sid, 'JUSTID')
-  else
-    lost[#lost + 1] = ARGV[i]
-  end
+  if not mine then lost[#lost + 1] = ARGV[i] end
 end
 return lost
 ";
 
-/// KEYS: queue. ARGV: consumer, lease ms, cursor, count, event key prefix. Takes over entries
-/// idle longer than the lease; returns the next cursor and `{id, meta}` of each. Entries whose
-/// event is gone are removed. On the first page, consumers that own nothing and have been idle
-/// longer than the lease are removed (a restarted replica is a new consumer); a live one is
-/// recreated by its next read.
+/// KEYS: queue. ARGV: consumer, heartbeat key prefix, event key prefix, budget. Claims the
+/// entries of consumers whose heartbeat expired (at most `budget`) and returns `{id, meta}` of
+/// each; entries whose event is gone are removed. Dead consumers that own nothing are removed
+/// from the group (a restarted replica is a new consumer).
 const ADOPT: &str = r"
 local q, g, me = KEYS[1], 'hookgate', ARGV[1]
-if redis.call('EXISTS', q) == 0 then redis.call('XGROUP', 'CREATE', q, g, '0', 'MKSTREAM') end
-local r = redis.call('XAUTOCLAIM', q, g, me, ARGV[2], ARGV[3], 'COUNT', ARGV[4])
-local out = {}
-for _, e in ipairs(r[2]) do
-  local id, f = false, e[2]
-  if f then
-    for j = 1, #f, 2 do if f[j] == 'id' then id = f[j + 1] end end
+local out, budget = {}, tonumber(ARGV[4])
+if redis.call('EXISTS', q) == 0 then return out end
+local consumers = redis.pcall('XINFO', 'CONSUMERS', q, g)
+if type(consumers) ~= 'table' or consumers.err then return out end
+for _, c in ipairs(consumers) do
+  local name, pending
+  for j = 1, #c, 2 do
+    if c[j] == 'name' then name = c[j + 1] elseif c[j] == 'pending' then pending = c[j + 1] end
   end
-  local meta = id and redis.call('HGET', ARGV[5] .. id, 'meta')
-  if meta then
-    out[#out + 1] = {id, meta}
-  else
-    redis.call('XACK', q, g, e[1])
-    redis.call('XDEL', q, e[1])
-  end
-end
-if ARGV[3] == '0-0' then
-  for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', q, g)) do
-    local name, pending, idle
-    for j = 1, #c, 2 do
-      if c[j] == 'name' then name = c[j + 1]
-      elseif c[j] == 'pending' then pending = c[j + 1]
-      elseif c[j] == 'idle' then idle = c[j + 1] end
-    end
-    if name ~= me and pending == 0 and idle and idle > tonumber(ARGV[2]) then
+  if name ~= me and redis.call('EXISTS', ARGV[2] .. name) == 0 then
+    if pending == 0 then
       redis.call('XGROUP', 'DELCONSUMER', q, g, name)
+    elseif budget > 0 then
+      for _, p in ipairs(redis.call('XPENDING', q, g, '-', '+', budget, name)) do
+        budget = budget - 1
+        local e = redis.call('XCLAIM', q, g, me, 0, p[1])[1]
+        local id, f = false, e and e[2]
+        if f then
+          for j = 1, #f, 2 do if f[j] == 'id' then id = f[j + 1] end end
+        end
+        local meta = id and redis.call('HGET', ARGV[3] .. id, 'meta')
+        if meta then
+          out[#out + 1] = {id, meta}
+        else
+          redis.call('XACK', q, g, p[1])
+          redis.call('XDEL', q, p[1])
+        end
+      end
     end
   end
 end
-return {r[1], out}
+return out
 ";
 
-/// KEYS: queue. ARGV: consumer, idle ms, event key prefix, ids. Marks the entries this consumer
-/// owns as idle for `idle ms`, so the next lease round of any replica adopts them.
-const HAND_BACK: &str = r"
-local q, me, n = KEYS[1], ARGV[1], 0
-for i = 4, #ARGV do
-  local sid = redis.call('HGET', ARGV[3] .. ARGV[i], 'sid')
-  if sid then
-    local p = redis.pcall('XPENDING', q, 'hookgate', sid, sid, 1, me)
-    if type(p) == 'table' and p.err == nil and #p > 0 then
-      redis.call('XCLAIM', q, 'hookgate', me, 0, sid, 'IDLE', ARGV[2], 'JUSTID')
-      n = n + 1
-    end
+/// KEYS: queue. ARGV: consumer, min idle ms, start, count. A slice of this consumer's PEL:
+/// the next start (`-` once the end was reached) and the event ids of entries idle longer than
+/// the lease.
+const SCAN: &str = r"
+local q = KEYS[1]
+if redis.call('EXISTS', q) == 0 then return {'-', {}} end
+local p = redis.pcall('XPENDING', q, 'hookgate', 'IDLE', ARGV[2], ARGV[3], '+', ARGV[4], ARGV[1])
+if type(p) ~= 'table' or p.err then return {'-', {}} end
+local ids = {}
+for _, e in ipairs(p) do
+  local r = redis.call('XRANGE', q, e[1], e[1])[1]
+  local f = r and r[2]
+  if f then
+    for j = 1, #f, 2 do if f[j] == 'id' then ids[#ids + 1] = f[j + 1] end end
   end
 end
-return n
+local nxt = '-'
+if #p == tonumber(ARGV[4]) then nxt = '(' .. p[#p][1] end
+return {nxt, ids}
+";
+
+/// ARGV: event key prefix, ids. `{id, meta}` of those still pending.
+const METAS: &str = r"
+local out = {}
+for i = 2, #ARGV do
+  local v = redis.call('HMGET', ARGV[1] .. ARGV[i], 'meta', 'sid')
+  if v[1] and v[2] then out[#out + 1] = {ARGV[i], v[1]} end
+end
+return out
 ";
 
 /// KEYS: queue, event hash. ARGV: consumer. The event, if it is pending and this consumer's.
@@ -189,13 +214,15 @@ end
 return out
 ";
 
-/// KEYS: queue, dead, dead count. ARGV: consumer, event key prefix, then `id, route, meta` per
-/// dead letter. Moves each one still dead back into the queue, owned by this consumer.
+/// KEYS: queue, dead, dead count, heartbeat. ARGV: consumer, event key prefix, lease ms, then
+/// `id, route, meta` per dead letter. Moves each one still dead back into the queue, owned by
+/// this consumer.
 const REPLAY: &str = r"
 local q, g, me = KEYS[1], 'hookgate', ARGV[1]
+if redis.call('EXISTS', KEYS[4]) == 0 then redis.call('SET', KEYS[4], 'w', 'PX', ARGV[3]) end
 if redis.call('EXISTS', q) == 0 then redis.call('XGROUP', 'CREATE', q, g, '0', 'MKSTREAM') end
 local moved = {}
-for i = 3, #ARGV, 3 do
+for i = 4, #ARGV, 3 do
   local h = ARGV[2] .. ARGV[i]
   local dsid = redis.call('HGET', h, 'dsid')
   if dsid and redis.call('XDEL', KEYS[2], dsid) == 1 then
@@ -230,12 +257,13 @@ pub struct Streams {
     prefix: String,
     consumer: String,
     lease: Duration,
-    /// Where the next adoption scan starts: `XAUTOCLAIM` looks at a bounded part of the pending
-    /// entries per call, so each round goes on where the last one stopped.
+    /// Where the next slice of this replica's own PEL starts.
     cursor: Mutex<String>,
     enqueue: Script,
-    renew: Script,
+    check: Script,
     adopt: Script,
+    scan: Script,
+    metas: Script,
     event: Script,
     ack: Script,
     reschedule: Script,
@@ -243,7 +271,6 @@ pub struct Streams {
     list: Script,
     replay: Script,
     drop: Script,
-    hand_back: Script,
 }
 
 fn backend(e: redis::RedisError) -> StoreError {
@@ -281,10 +308,12 @@ impl Streams {
             prefix: prefix.to_string(),
             consumer: consumer_name(),
             lease,
-            cursor: Mutex::new(START.to_string()),
+            cursor: Mutex::new(FIRST.to_string()),
             enqueue: Script::new(ENQUEUE),
-            renew: Script::new(RENEW),
+            check: Script::new(CHECK),
             adopt: Script::new(ADOPT),
+            scan: Script::new(SCAN),
+            metas: Script::new(METAS),
             event: Script::new(EVENT),
             ack: Script::new(ACK),
             reschedule: Script::new(RESCHEDULE),
@@ -292,7 +321,6 @@ impl Streams {
             list: Script::new(LIST),
             replay: Script::new(REPLAY),
             drop: Script::new(DROP),
-            hand_back: Script::new(HAND_BACK),
         }
     }
 
@@ -308,25 +336,19 @@ impl Streams {
         self.cursor.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Shutting down: the entries this process owns become adoptable at once (idle for the
-    /// lease) instead of after the lease. Returns how many.
+    /// Shutting down: the heartbeat goes, so the other replicas adopt this one's events at
+    /// their next round instead of after the lease. Returns how many events it held.
     pub async fn hand_back(
         &self,
         conn: &mut ConnectionManager,
         owns: &[u64],
     ) -> Result<usize, StoreError> {
-        let mut n = 0;
-        for batch in owns.chunks(RENEW_BATCH) {
-            let mut call = self.hand_back.key(self.queue());
-            call.arg(&self.consumer)
-                .arg(self.lease_ms().saturating_add(1))
-                .arg(self.events());
-            for id in batch {
-                call.arg(id);
-            }
-            n += call.invoke_async::<usize>(conn).await.map_err(backend)?;
-        }
-        Ok(n)
+        redis::cmd("DEL")
+            .arg(self.heartbeat())
+            .query_async::<u8>(conn)
+            .await
+            .map_err(backend)?;
+        Ok(owns.len())
     }
 
     /// This process's name in the consumer group.
@@ -342,6 +364,9 @@ impl Streams {
     }
     fn dead_count(&self) -> String {
         format!("{}dead:count", self.prefix)
+    }
+    fn heartbeat(&self) -> String {
+        format!("{}alive:{}", self.prefix, self.consumer)
     }
     fn events(&self) -> String {
         format!("{}event:", self.prefix)
@@ -360,7 +385,8 @@ impl Streams {
         dedup: Option<(String, u64)>,
     ) -> Result<Meta, StoreError> {
         let mut call = self.enqueue.key(self.queue());
-        call.key(format!("{}seq", self.prefix));
+        call.key(format!("{}seq", self.prefix))
+            .key(self.heartbeat());
         let expiry = match dedup {
             Some((key, expires_ms)) => {
                 call.key(key);
@@ -372,7 +398,8 @@ impl Streams {
             .arg(self.events())
             .arg(event.encode())
             .arg(meta.encode())
-            .arg(expiry);
+            .arg(expiry)
+            .arg(self.lease_ms());
         let id: String = call.invoke_async(conn).await.map_err(backend)?;
         meta.id = id_of(&id)?;
         Ok(meta)
@@ -478,8 +505,10 @@ impl Streams {
         let mut call = self.replay.key(self.queue());
         call.key(self.dead())
             .key(self.dead_count())
+            .key(self.heartbeat())
             .arg(&self.consumer)
-            .arg(self.events());
+            .arg(self.events())
+            .arg(self.lease_ms());
         for m in &chosen {
             call.arg(m.id).arg(&m.route).arg(m.encode());
         }
@@ -519,48 +548,53 @@ impl Streams {
             .collect())
     }
 
-    /// One lease round: renew what this process owns, adopt what nobody renewed, and read the
-    /// fleet's dead-letter counts.
+    /// One lease round: beat the heartbeat (and, if it had lapsed, find which of the events
+    /// this process `owns` are no longer its own), adopt the events of dead replicas and the
+    /// unknown ones in this replica's own PEL, and read the fleet's dead-letter counts.
     pub async fn renew(
         &self,
         conn: &mut ConnectionManager,
         owns: &[u64],
     ) -> Result<Leases, StoreError> {
         let mut leases = Leases::default();
-        for batch in owns.chunks(RENEW_BATCH) {
-            let mut call = self.renew.key(self.queue());
-            call.arg(&self.consumer).arg(self.events());
-            for id in batch {
-                call.arg(id);
-            }
-            let lost: Vec<String> = call.invoke_async(conn).await.map_err(backend)?;
-            for s in &lost {
-                leases.lost.push(id_of(s)?);
+        let before: Option<String> = redis::cmd("SET")
+            .arg(self.heartbeat())
+            .arg(BEAT)
+            .arg("PX")
+            .arg(self.lease_ms())
+            .arg("GET")
+            .query_async(conn)
+            .await
+            .map_err(backend)?;
+        if before.as_deref() != Some(BEAT) {
+            // First round, or the heartbeat lapsed (Redis was out of reach for a lease, or lost
+            // its data): others may have adopted some of these.
+            for batch in owns.chunks(CHECK_BATCH) {
+                let mut call = self.check.key(self.queue());
+                call.arg(&self.consumer).arg(self.events());
+                for id in batch {
+                    call.arg(id);
+                }
+                let lost: Vec<String> = call.invoke_async(conn).await.map_err(backend)?;
+                for s in &lost {
+                    leases.lost.push(id_of(s)?);
+                }
             }
         }
-        let lease_ms = self.lease_ms();
-        let mut cursor = self.cursor().clone();
-        for _ in 0..ADOPT_CALLS {
-            let (next, rows): (String, Vec<(String, Vec<u8>)>) = self
-                .adopt
-                .key(self.queue())
-                .arg(&self.consumer)
-                .arg(lease_ms)
-                .arg(&cursor)
-                .arg(ADOPT_COUNT)
-                .arg(self.events())
-                .invoke_async(conn)
-                .await
-                .map_err(backend)?;
-            for (id, m) in &rows {
-                leases.adopted.push(meta_of(id, m)?);
-            }
-            *self.cursor() = next.clone();
-            if next == START {
-                break;
-            }
-            cursor = next;
+        let rows: Vec<(String, Vec<u8>)> = self
+            .adopt
+            .key(self.queue())
+            .arg(&self.consumer)
+            .arg(format!("{}alive:", self.prefix))
+            .arg(self.events())
+            .arg(ADOPT_BUDGET)
+            .invoke_async(conn)
+            .await
+            .map_err(backend)?;
+        for (id, m) in &rows {
+            leases.adopted.push(meta_of(id, m)?);
         }
+        self.scan_own(conn, owns, &mut leases).await?;
         let counts: HashMap<String, i64> = redis::cmd("HGETALL")
             .arg(self.dead_count())
             .query_async(conn)
@@ -568,5 +602,49 @@ impl Streams {
             .map_err(backend)?;
         leases.dead = counts.into_iter().filter(|(_, n)| *n > 0).collect();
         Ok(leases)
+    }
+
+    /// Looks through the next slice of this replica's own PEL for entries idle longer than the
+    /// lease that it does not know: an event whose enqueue ran in Redis but whose answer was
+    /// lost (the sender got 503, and its retry is a duplicate) must still be delivered.
+    async fn scan_own(
+        &self,
+        conn: &mut ConnectionManager,
+        owns: &[u64],
+        leases: &mut Leases,
+    ) -> Result<(), StoreError> {
+        let start = self.cursor().clone();
+        let (next, ids): (String, Vec<String>) = self
+            .scan
+            .key(self.queue())
+            .arg(&self.consumer)
+            .arg(self.lease_ms())
+            .arg(&start)
+            .arg(SCAN_COUNT)
+            .invoke_async(conn)
+            .await
+            .map_err(backend)?;
+        *self.cursor() = next;
+        let known: HashSet<u64> = owns.iter().chain(&leases.lost).copied().collect();
+        let mut unknown = Vec::new();
+        for s in &ids {
+            let id = id_of(s)?;
+            if !known.contains(&id) {
+                unknown.push(id);
+            }
+        }
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        let mut call = self.metas.prepare_invoke();
+        call.arg(self.events());
+        for id in &unknown {
+            call.arg(id);
+        }
+        let rows: Vec<(String, Vec<u8>)> = call.invoke_async(conn).await.map_err(backend)?;
+        for (id, m) in &rows {
+            leases.adopted.push(meta_of(id, m)?);
+        }
+        Ok(())
     }
 }
