@@ -379,6 +379,9 @@ async fn unknown_entries_in_own_pending_list_are_adopted() {
     let a = open_leased(&redis, lease);
     let known = a.enqueue(&event(1), meta("r", None), None).await.unwrap();
     let stranded = a.enqueue(&event(2), meta("r", None), None).await.unwrap();
+    // An entry whose event was deleted by hand is cleared away, not adopted.
+    let orphan = a.enqueue(&event(3), meta("r", None), None).await.unwrap();
+    assert_eq!(int(&redis, &format!("DEL test:event:{}", orphan.id)), 1);
     // Younger than the lease: not looked at (it may be an enqueue still on its way back).
     assert!(a.renew(&[known.id]).await.unwrap().adopted.is_empty());
     let deadline = Instant::now() + WAIT;
@@ -392,6 +395,11 @@ async fn unknown_entries_in_own_pending_list_are_adopted() {
     };
     assert_eq!(adopted, vec![stranded.clone()]);
     assert_eq!(a.event(stranded.id).await.unwrap(), Some(event(2)));
+    assert_eq!(
+        int(&redis, "XLEN test:queue"),
+        2,
+        "the orphan entry is gone"
+    );
     // Known now: not adopted again.
     for _ in 0..3 {
         let l = a.renew(&[known.id, stranded.id]).await.unwrap();

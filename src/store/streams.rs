@@ -131,9 +131,9 @@ end
 return out
 ";
 
-/// KEYS: queue. ARGV: consumer, min idle ms, start, count. A slice of this consumer's PEL:
-/// the next start (`-` once the end was reached) and the event ids of entries idle longer than
-/// the lease.
+/// KEYS: queue. ARGV: consumer, min idle ms, start, count, event key prefix. A slice of this
+/// consumer's PEL: the next start (`-` once the end was reached) and the event ids of entries
+/// idle longer than the lease. Entries whose event is gone are removed.
 const SCAN: &str = r"
 local q = KEYS[1]
 if redis.call('EXISTS', q) == 0 then return {'-', {}} end
@@ -142,9 +142,15 @@ if type(p) ~= 'table' or p.err then return {'-', {}} end
 local ids = {}
 for _, e in ipairs(p) do
   local r = redis.call('XRANGE', q, e[1], e[1])[1]
-  local f = r and r[2]
+  local id, f = false, r and r[2]
   if f then
-    for j = 1, #f, 2 do if f[j] == 'id' then ids[#ids + 1] = f[j + 1] end end
+    for j = 1, #f, 2 do if f[j] == 'id' then id = f[j + 1] end end
+  end
+  if id and redis.call('EXISTS', ARGV[5] .. id) == 1 then
+    ids[#ids + 1] = id
+  else
+    redis.call('XACK', q, 'hookgate', e[1])
+    redis.call('XDEL', q, e[1])
   end
 end
 local nxt = '-'
@@ -621,6 +627,7 @@ impl Streams {
             .arg(self.lease_ms())
             .arg(&start)
             .arg(SCAN_COUNT)
+            .arg(self.events())
             .invoke_async(conn)
             .await
             .map_err(backend)?;
