@@ -552,19 +552,7 @@ async fn github_delivery_id_logged() {
 async fn keep_alive_connection_serves_several_requests() {
     let backend = Backend::start();
     let gw = mc_gateway(&backend);
-    let mut s = connect(gw.addr());
-    for i in 0..3 {
-        let body = format!("{{\"n\":{i}}}");
-        let sig = sha256_header(SECRET, body.as_bytes());
-        let req = raw_post_bytes(
-            "/webhooks/mediaconvert",
-            &[("Host", "localhost"), ("X-MediaConvert-Signature", &sig)],
-            body.as_bytes(),
-        );
-        s.write_all(&req).unwrap();
-        let resp = read_response(&mut s, WAIT).expect("response");
-        assert_eq!(resp.status, 200, "request {i}");
-    }
+    assert_eq!(sequential(&gw, 3), vec![200; 3]);
     assert_eq!(backend.requests().len(), 3);
 }
 
