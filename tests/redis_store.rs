@@ -337,6 +337,22 @@ async fn ownership_renewal_and_adoption() {
     assert_eq!(a.event(m.id).await.unwrap(), None, "a lost it");
     let l = a.renew(&[m.id]).await.unwrap();
     assert_eq!(l.lost, vec![m.id]);
+    // Nor can a change it any more: its retry state and its dead letter are refused.
+    let mut stale = m.clone();
+    stale.attempts = 9;
+    stale.last_error = "stale attempt".into();
+    a.reschedule(&stale).await.unwrap();
+    a.dead_letter(&stale).await.unwrap();
+    assert!(
+        a.dead_letters().await.unwrap().is_empty(),
+        "not buried by a"
+    );
+    assert_eq!(
+        b.pending().await.unwrap(),
+        vec![m.clone()],
+        "b's state kept"
+    );
+    assert_eq!(b.event(m.id).await.unwrap(), Some(event(1)), "still b's");
     // b renews it as its own; nobody adopts it again.
     assert!(b.renew(&[m.id]).await.unwrap().lost.is_empty());
     b.ack(m.id).await.unwrap();

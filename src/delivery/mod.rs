@@ -199,16 +199,6 @@ impl Engine {
         if self.closing.load(Ordering::SeqCst) {
             return;
         }
-        let unacked: Vec<u64> = self.unacked().iter().copied().collect();
-        for id in unacked {
-            match self.store.ack(id).await {
-                Ok(()) => drop(self.unacked().remove(&id)),
-                Err(_) => {
-                    self.store_error("ack");
-                    break;
-                }
-            }
-        }
         let queues = self.queues();
         let owns = self.owned();
         let leases = match self.store.renew(&owns).await {
@@ -250,12 +240,25 @@ impl Engine {
                 "adopted queued events whose replica stopped renewing them"
             );
         }
-        let mut counts = self.dead_counts();
-        // A route whose last dead letter went keeps its gauge, at zero.
-        for n in counts.values_mut() {
-            *n = 0;
+        {
+            let mut counts = self.dead_counts();
+            // A route whose last dead letter went keeps its gauge, at zero.
+            for n in counts.values_mut() {
+                *n = 0;
+            }
+            counts.extend(leases.dead);
         }
-        counts.extend(leases.dead);
+        // After the heartbeat: however many acks are waiting, they cannot make it lapse.
+        let unacked: Vec<u64> = self.unacked().iter().copied().collect();
+        for id in unacked {
+            match self.store.ack(id).await {
+                Ok(()) => drop(self.unacked().remove(&id)),
+                Err(_) => {
+                    self.store_error("ack");
+                    break;
+                }
+            }
+        }
     }
 
     /// Every event this process holds: indexed, in flight, or delivered but not acknowledged.
@@ -278,10 +281,9 @@ impl Engine {
         }
         self.closing.store(true, Ordering::SeqCst);
         let _round = self.rounds.lock().await;
+        // Even owning nothing it knows of: its pending list may hold entries whose enqueue
+        // answer was lost.
         let owns = self.owned();
-        if owns.is_empty() {
-            return;
-        }
         match self.store.hand_back(&owns).await {
             Ok(n) => tracing::info!(
                 target: "hookgate::delivery",

@@ -165,9 +165,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         }
     })
     .await;
+    // No admin request (a `dlq replay`) may give this process events after it handed back.
+    admin_task.abort();
     // On a shared store, queued events this process holds go to the other replicas now.
     let _ = tokio::time::timeout(HAND_BACK_TIMEOUT, gateway.engine().hand_back()).await;
-    admin_task.abort();
     sweeper.abort();
     Ok(())
 }

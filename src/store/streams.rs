@@ -31,6 +31,7 @@
 //! header lets the backend tell).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -187,17 +188,24 @@ redis.call('DEL', KEYS[2])
 return 1
 ";
 
-/// KEYS: event hash. ARGV: meta. Only while the event is pending.
+/// KEYS: queue, event hash. ARGV: meta, consumer. Only while the event is pending and this
+/// consumer's: a replica that lost it to an adopter must not rewrite the adopter's schedule.
 const RESCHEDULE: &str = r"
-if redis.call('HEXISTS', KEYS[1], 'sid') == 0 then return 0 end
-redis.call('HSET', KEYS[1], 'meta', ARGV[1])
+local sid = redis.call('HGET', KEYS[2], 'sid')
+if not sid then return 0 end
+local p = redis.pcall('XPENDING', KEYS[1], 'hookgate', sid, sid, 1, ARGV[2])
+if type(p) ~= 'table' or p.err or #p == 0 then return 0 end
+redis.call('HSET', KEYS[2], 'meta', ARGV[1])
 return 1
 ";
 
-/// KEYS: queue, event hash, dead, dead count. ARGV: meta, id, route.
+/// KEYS: queue, event hash, dead, dead count. ARGV: meta, id, route, consumer. Only this
+/// consumer's events: an adopter may be delivering it.
 const BURY: &str = r"
 local sid = redis.call('HGET', KEYS[2], 'sid')
 if not sid then return 0 end
+local p = redis.pcall('XPENDING', KEYS[1], 'hookgate', sid, sid, 1, ARGV[4])
+if type(p) ~= 'table' or p.err or #p == 0 then return 0 end
 redis.pcall('XACK', KEYS[1], 'hookgate', sid)
 redis.call('XDEL', KEYS[1], sid)
 local dsid = redis.call('XADD', KEYS[3], '*', 'id', ARGV[2])
@@ -265,6 +273,9 @@ pub struct Streams {
     lease: Duration,
     /// Where the next slice of this replica's own PEL starts.
     cursor: Mutex<String>,
+    /// Which events are still this replica's must be checked (its heartbeat lapsed, or a check
+    /// failed part-way): cleared only once a check has gone through whole.
+    recheck: AtomicBool,
     enqueue: Script,
     check: Script,
     adopt: Script,
@@ -296,6 +307,23 @@ fn meta_of(id: &str, bytes: &[u8]) -> Result<Meta, StoreError> {
     Ok(meta)
 }
 
+/// Adds the `{id, meta}` rows of an adoption to `leases`. A row that cannot be read (say, a
+/// record format this version does not know) is left in Redis and logged: it must not hold
+/// back the events next to it.
+fn adopt_rows(rows: &[(String, Vec<u8>)], leases: &mut Leases) {
+    for (id, m) in rows {
+        match meta_of(id, m) {
+            Ok(meta) => leases.adopted.push(meta),
+            Err(e) => tracing::warn!(
+                target: "hookgate::delivery",
+                id = %id,
+                error = %e,
+                "a queued event's delivery state cannot be read; it stays in Redis"
+            ),
+        }
+    }
+}
+
 /// Unique per process, so a restarted replica is a new consumer and never mistakes its
 /// predecessor's entries for its own.
 fn consumer_name() -> String {
@@ -315,6 +343,7 @@ impl Streams {
             consumer: consumer_name(),
             lease,
             cursor: Mutex::new(FIRST.to_string()),
+            recheck: AtomicBool::new(true),
             enqueue: Script::new(ENQUEUE),
             check: Script::new(CHECK),
             adopt: Script::new(ADOPT),
@@ -443,8 +472,10 @@ impl Streams {
         meta: &Meta,
     ) -> Result<(), StoreError> {
         self.reschedule
+            .key(self.queue())
             .key(self.event_key(meta.id))
             .arg(meta.encode())
+            .arg(&self.consumer)
             .invoke_async::<u8>(conn)
             .await
             .map(drop)
@@ -464,6 +495,7 @@ impl Streams {
             .arg(meta.encode())
             .arg(meta.id)
             .arg(&meta.route)
+            .arg(&self.consumer)
             .invoke_async::<u8>(conn)
             .await
             .map(drop)
@@ -575,6 +607,9 @@ impl Streams {
         if before.as_deref() != Some(BEAT) {
             // First round, or the heartbeat lapsed (Redis was out of reach for a lease, or lost
             // its data): others may have adopted some of these.
+            self.recheck.store(true, Ordering::SeqCst);
+        }
+        if self.recheck.load(Ordering::SeqCst) {
             for batch in owns.chunks(CHECK_BATCH) {
                 let mut call = self.check.key(self.queue());
                 call.arg(&self.consumer).arg(self.events());
@@ -586,6 +621,7 @@ impl Streams {
                     leases.lost.push(id_of(s)?);
                 }
             }
+            self.recheck.store(false, Ordering::SeqCst);
         }
         let rows: Vec<(String, Vec<u8>)> = self
             .adopt
@@ -597,9 +633,7 @@ impl Streams {
             .invoke_async(conn)
             .await
             .map_err(backend)?;
-        for (id, m) in &rows {
-            leases.adopted.push(meta_of(id, m)?);
-        }
+        adopt_rows(&rows, &mut leases);
         self.scan_own(conn, owns, &mut leases).await?;
         let counts: HashMap<String, i64> = redis::cmd("HGETALL")
             .arg(self.dead_count())
@@ -649,9 +683,7 @@ impl Streams {
             call.arg(id);
         }
         let rows: Vec<(String, Vec<u8>)> = call.invoke_async(conn).await.map_err(backend)?;
-        for (id, m) in &rows {
-            leases.adopted.push(meta_of(id, m)?);
-        }
+        adopt_rows(&rows, leases);
         Ok(())
     }
 }
