@@ -610,16 +610,21 @@ enum Answer {
     Close,
 }
 
-/// A keep-alive HTTP/1.1 backend that counts the connections it accepted.
-async fn counting_backend(answer: Answer) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+/// A keep-alive HTTP/1.1 backend that counts the connections it accepted and those the other
+/// side closed.
+async fn counting_backend(
+    answer: Answer,
+) -> (std::net::SocketAddr, Arc<AtomicUsize>, Arc<AtomicUsize>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let conns = Arc::new(AtomicUsize::new(0));
-    let counter = conns.clone();
+    let closed = Arc::new(AtomicUsize::new(0));
+    let (counter, closes) = (conns.clone(), closed.clone());
     tokio::spawn(async move {
         while let Ok((mut s, _)) = listener.accept().await {
             counter.fetch_add(1, Ordering::SeqCst);
+            let closes = closes.clone();
             tokio::spawn(async move {
                 let mut buf = Vec::new();
                 loop {
@@ -630,7 +635,10 @@ async fn counting_backend(answer: Answer) -> (std::net::SocketAddr, Arc<AtomicUs
                         }
                         let mut chunk = [0u8; 4096];
                         match s.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
+                            Ok(0) | Err(_) => {
+                                closes.fetch_add(1, Ordering::SeqCst);
+                                return;
+                            }
                             Ok(n) => buf.extend_from_slice(&chunk[..n]),
                         }
                     };
@@ -663,7 +671,7 @@ async fn counting_backend(answer: Answer) -> (std::net::SocketAddr, Arc<AtomicUs
             });
         }
     });
-    (addr, conns)
+    (addr, conns, closed)
 }
 
 /// Sends `n` requests one after another on one client connection; returns the statuses.
@@ -695,7 +703,7 @@ async fn upstream_connections_are_pooled_and_closed_ones_not_reused() {
         (Answer::Chunked, "chunked", 1),
         (Answer::Close, "close", 10),
     ] {
-        let (addr, conns) = counting_backend(answer).await;
+        let (addr, conns, _) = counting_backend(answer).await;
         let routes = route(
             "mc",
             "/webhooks/mediaconvert",
@@ -710,4 +718,35 @@ async fn upstream_connections_are_pooled_and_closed_ones_not_reused() {
         assert_eq!(sequential(&gw, 10), vec![200; 10], "{name}");
         assert_eq!(conns.load(Ordering::SeqCst), expected, "{name}");
     }
+}
+
+/// A pooled upstream connection left idle is closed by hookgate after 4 s, not kept open until
+/// the backend's own keep-alive timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_upstream_connections_are_closed() {
+    let (addr, conns, closed) = counting_backend(Answer::Sized).await;
+    let routes = route(
+        "mc",
+        "/webhooks/mediaconvert",
+        &format!("http://{addr}/hooks/mc"),
+        &mc_verify(&[("current", SECRET)]),
+    );
+    let opts = Opts {
+        workers: 1,
+        ..Opts::default()
+    };
+    let gw = Gateway::start(&config(&opts, &routes));
+    assert_eq!(sequential(&gw, 2), vec![200; 2]);
+    assert_eq!(conns.load(Ordering::SeqCst), 1);
+    assert_eq!(closed.load(Ordering::SeqCst), 0, "pooled, not closed");
+    // Idle for 4 s, then closed at the next sweep (every 4 s): well within 15 s.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while closed.load(Ordering::SeqCst) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "idle upstream connection never closed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(conns.load(Ordering::SeqCst), 1);
 }

@@ -9,7 +9,7 @@ use http_body_util::Full;
 use sha2::{Digest, Sha256};
 
 use super::headers::{strip_hop_by_hop, Trusted};
-pub use super::upstream::{UpstreamBody, UpstreamClient};
+pub use super::upstream::{evict_idle, UpstreamBody, UpstreamClient};
 use super::{route, Rejection};
 use crate::config::{Route, Secret};
 use crate::metrics::Metrics;

@@ -155,6 +155,21 @@ fn checkin(authority: Authority, sender: Sender) {
     });
 }
 
+/// Closes this thread's pooled connections once they have been idle for [`POOL_IDLE`], so an
+/// idle backend is not left holding them until its own timeout. Runs on every worker.
+pub async fn evict_idle() {
+    let mut tick = tokio::time::interval(POOL_IDLE);
+    loop {
+        tick.tick().await;
+        POOL.with(|pool| {
+            pool.borrow_mut().idle.retain(|_, list| {
+                list.retain(|idle| idle.since.elapsed() < POOL_IDLE && !idle.sender.is_closed());
+                !list.is_empty()
+            });
+        });
+    }
+}
+
 async fn connect(authority: &Authority) -> Result<Sender, UpstreamError> {
     let host = authority
         .host()

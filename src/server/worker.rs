@@ -47,6 +47,8 @@ pub async fn run(
         }
     };
     let builder = Arc::new(builder(shared.header_timeout));
+    // Each worker sweeps its own thread's upstream pool.
+    let evictor = tokio::spawn(crate::gateway::forward::evict_idle());
     let graceful = GracefulShutdown::new();
     let stopping = async move {
         while !*stop.borrow_and_update() {
@@ -116,6 +118,7 @@ pub async fn run(
         Ok(()) => tracing::info!("all connections closed"),
         Err(_) => tracing::warn!("shutdown grace elapsed; closing remaining connections"),
     }
+    evictor.abort();
 }
 
 fn builder(header_timeout: Duration) -> auto::Builder<TokioExecutor> {
