@@ -6,8 +6,9 @@ Starts an nginx `return 200` backend, nginx as a plain keep-alive reverse proxy 
 127.0.0.1. Sends the same signed 1.5 KB job.completed body with wrk through each, alternating the
 contestants round by round, at fixed connection counts. Prints a Markdown table (req/s, p50, p99,
 p99.9, errors; medians of the rounds) with hookgate/nginx ratios, writes results.md, results.json
-and a PNG chart, then measures hookgate's memory: idle, with 10,000 idle keep-alive connections,
-and after a flood from 1,000,000 distinct client addresses (trusted X-Forwarded-For).
+and a PNG chart, then measures hookgate's memory: idle, with 10,000 open connections before and
+after one request each, and after a flood from 1,000,000 distinct client addresses (trusted
+X-Forwarded-For).
 
 CPU split on 2 cores: the proxy under test (nginx, one worker; or hookgate, one runtime thread) is
 pinned to CPU 0; wrk and the backend share CPU 1. Every loop is bounded in time.
@@ -277,6 +278,13 @@ def memory(work, backend_port, body_file, header, value, flood_count):
         hold_connections(port, 1, req)[0].close()
         time.sleep(0.5)
         idle = rss_kib(proc.pid)
+        # Connected, nothing sent yet: what a connection costs before its first request.
+        socks = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(10_000)]
+        time.sleep(0.5)
+        unused = rss_kib(proc.pid)
+        for s in socks:
+            s.close()
+        time.sleep(1.0)
         socks = hold_connections(port, 10_000, req)
         time.sleep(0.5)
         with_conns = rss_kib(proc.pid)
@@ -289,7 +297,8 @@ def memory(work, backend_port, body_file, header, value, flood_count):
         sent = flood(port, admin, flood_count, body_file, header, value)
         flood_secs = time.monotonic() - t0
         after_flood = rss_kib(proc.pid)
-        return {"idle_mib": idle / 1024, "conns_10k_mib": with_conns / 1024,
+        return {"idle_mib": idle / 1024, "unused_10k_mib": unused / 1024,
+                "conns_10k_mib": with_conns / 1024,
                 "after_close_mib": after_close / 1024, "before_flood_mib": before_flood / 1024,
                 "after_flood_mib": after_flood / 1024, "flood_requests": sent,
                 "flood_seconds": flood_secs}
@@ -435,7 +444,8 @@ def main():
             mem = memory(work, backend, body_file, header, value, args.flood)
             lines += ["", "| hookgate memory | RSS MiB |", "|---|---|",
                       f"| idle | {mem['idle_mib']:.1f} |",
-                      f"| 10,000 idle keep-alive connections | {mem['conns_10k_mib']:.1f} |",
+                      f"| 10,000 open connections, no request sent yet | {mem['unused_10k_mib']:.1f} |",
+                      f"| 10,000 idle keep-alive connections (one request each) | {mem['conns_10k_mib']:.1f} |",
                       f"| after they closed | {mem['after_close_mib']:.1f} |",
                       f"| before the address flood | {mem['before_flood_mib']:.1f} |",
                       f"| after {mem['flood_requests']:,} requests from distinct addresses "
