@@ -425,6 +425,29 @@ async fn smuggling_shapes_get_their_documented_status() {
         table.push(format!("{name}: {status}"));
     }
     assert!(gw.is_running());
+    // What hyper refused itself is counted and logged too.
+    // The nine 400s above that are about the request head, and the three 431s.
+    for (reason, n) in [("malformed_request", 9), ("head_too_large", 3)] {
+        let labels = [
+            ("route", "none"),
+            ("outcome", "rejected"),
+            ("reason", reason),
+        ];
+        // Counted and logged as the connection ends, which the client may see first.
+        let counted = gw.wait_metric("hookgate_requests_total", &labels, |v| v >= n as f64);
+        assert_eq!(counted, n as f64, "{reason}");
+        let logged = || {
+            gw.request_logs()
+                .iter()
+                .filter(|l| l["route"] == "none" && l["reason"] == reason)
+                .count()
+        };
+        let deadline = std::time::Instant::now() + WAIT;
+        while logged() < n && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        assert_eq!(logged(), n, "{reason} log lines");
+    }
     // Honest traffic after all of it.
     let r = post_mc(gw.addr(), PATH, SECRET, BODY).await;
     assert_eq!(r.status, 200);

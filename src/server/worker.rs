@@ -154,7 +154,7 @@ impl Serve {
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let gw = self.gateway;
+        let gw = self.gateway.clone();
         let activity = idle::Activity::new(accepted);
         let tracker = activity.clone();
         let service = service_fn(move |req| {
@@ -190,7 +190,39 @@ impl Serve {
             }
         };
         if let Err(e) = result {
-            tracing::debug!(error = %e, %peer, "connection ended with an error");
+            match refused(&*e) {
+                Some(reason) => {
+                    // Answered by hyper itself, never seen by the gateway: still one line and
+                    // one count, so a probe with malformed requests shows up.
+                    self.gateway
+                        .metrics()
+                        .requests
+                        .with_label_values(&["none", "rejected", reason])
+                        .inc();
+                    tracing::info!(
+                        target: "hookgate::request",
+                        route = "none",
+                        outcome = "rejected",
+                        reason,
+                        client_ip = %peer.ip(),
+                        "request"
+                    );
+                }
+                None => tracing::debug!(error = %e, %peer, "connection ended with an error"),
+            }
         }
+    }
+}
+
+/// A request that hyper refused while parsing it (hyper answers 400, 414 or 431 itself): the
+/// reason to report.
+fn refused(e: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    let e = e.downcast_ref::<hyper::Error>()?;
+    if e.is_parse_too_large() {
+        Some("head_too_large")
+    } else if e.is_parse() {
+        Some("malformed_request")
+    } else {
+        None
     }
 }
