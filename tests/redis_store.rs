@@ -292,6 +292,40 @@ async fn drop_dead_deletes_event_and_count() {
     assert!(a.renew(&[]).await.unwrap().dead.is_empty());
 }
 
+/// Dead letters are listed, replayed and dropped a page at a time: more than one page of them
+/// (a page is 500) comes back whole, in order, and each operation takes every one.
+#[tokio::test]
+async fn many_dead_letters_are_handled_in_pages() {
+    const N: usize = 1_234;
+    let redis = RedisServer::start();
+    let (a, b) = (open(&redis), open(&redis));
+    let mut dead = Vec::new();
+    for i in 0..N {
+        let m = a
+            .enqueue(
+                &event((i % 250) as u8),
+                meta(if i % 2 == 0 { "r" } else { "s" }, None),
+                None,
+            )
+            .await
+            .unwrap();
+        a.dead_letter(&m).await.unwrap();
+        dead.push(m);
+    }
+    assert_eq!(b.dead_letters().await.unwrap(), dead, "all, oldest first");
+    let replayed = b
+        .replay(&Selection::Route("r".into()), now_ms())
+        .await
+        .unwrap();
+    assert_eq!(replayed.len(), N / 2);
+    assert!(replayed.iter().all(|m| m.route == "r" && m.attempts == 0));
+    assert_eq!(b.pending().await.unwrap().len(), N / 2);
+    let dropped = a.drop_dead(&Selection::All).await.unwrap();
+    assert_eq!(dropped.len(), N / 2);
+    assert!(dropped.iter().all(|m| m.route == "s"));
+    assert!(b.dead_letters().await.unwrap().is_empty());
+}
+
 /// Only the owner may attempt an event. While its owner's heartbeat goes on, it stays its
 /// owner's; once the heartbeat has lapsed for the lease, another replica adopts it, and the old
 /// owner learns it lost it (and can no longer read it for an attempt).

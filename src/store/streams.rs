@@ -42,8 +42,9 @@ use super::{Event, Leases, Meta, StoreError};
 
 /// Where a scan of this replica's own PEL starts (again).
 const FIRST: &str = "-";
-/// Ids per ownership-check script: bounds the time Redis spends in one script.
-const CHECK_BATCH: usize = 500;
+/// Entries or ids per script call (ownership checks, listings, replays, drops): bounds the
+/// time Redis spends in one script, and the size of one answer.
+const BATCH: usize = 500;
 /// Entries a replica claims from dead replicas per round, leaving the rest to the next round
 /// or to other replicas.
 const ADOPT_BUDGET: usize = 1000;
@@ -215,17 +216,20 @@ redis.call('HINCRBY', KEYS[4], ARGV[3], 1)
 return 1
 ";
 
-/// KEYS: a stream (queue or dead). ARGV: event key prefix. `{id, meta}` of each entry, oldest
-/// first.
+/// KEYS: a stream (queue or dead). ARGV: event key prefix, start, count. One page: where the
+/// next starts (empty after the last) and `{id, meta}` of each entry, oldest first.
 const LIST: &str = r"
 local out = {}
-for _, e in ipairs(redis.call('XRANGE', KEYS[1], '-', '+')) do
+local entries = redis.call('XRANGE', KEYS[1], ARGV[2], '+', 'COUNT', ARGV[3])
+for _, e in ipairs(entries) do
   local id, f = false, e[2]
   for j = 1, #f, 2 do if f[j] == 'id' then id = f[j + 1] end end
   local meta = id and redis.call('HGET', ARGV[1] .. id, 'meta')
   if meta then out[#out + 1] = {id, meta} end
 end
-return out
+local nxt = ''
+if #entries == tonumber(ARGV[3]) then nxt = '(' .. entries[#entries][1] end
+return {nxt, out}
 ";
 
 /// KEYS: queue, dead, dead count, heartbeat. ARGV: consumer, event key prefix, lease ms, then
@@ -307,13 +311,13 @@ fn meta_of(id: &str, bytes: &[u8]) -> Result<Meta, StoreError> {
     Ok(meta)
 }
 
-/// Adds the `{id, meta}` rows of an adoption to `leases`. A row that cannot be read (say, a
+/// Adds the `{id, meta}` rows read from Redis to `out`. A row that cannot be read (say, a
 /// record format this version does not know) is left in Redis and logged: it must not hold
 /// back the events next to it.
-fn adopt_rows(rows: &[(String, Vec<u8>)], leases: &mut Leases) {
+fn read_rows(rows: &[(String, Vec<u8>)], out: &mut Vec<Meta>) {
     for (id, m) in rows {
         match meta_of(id, m) {
-            Ok(meta) => leases.adopted.push(meta),
+            Ok(meta) => out.push(meta),
             Err(e) => tracing::warn!(
                 target: "hookgate::delivery",
                 id = %id,
@@ -502,19 +506,30 @@ impl Streams {
             .map_err(backend)
     }
 
+    /// Every entry of `stream`, a page per script call.
     async fn list(
         &self,
         conn: &mut ConnectionManager,
         stream: String,
     ) -> Result<Vec<Meta>, StoreError> {
-        let rows: Vec<(String, Vec<u8>)> = self
-            .list
-            .key(stream)
-            .arg(self.events())
-            .invoke_async(conn)
-            .await
-            .map_err(backend)?;
-        rows.iter().map(|(id, m)| meta_of(id, m)).collect()
+        let mut all = Vec::new();
+        let mut start = FIRST.to_string();
+        loop {
+            let (next, rows): (String, Vec<(String, Vec<u8>)>) = self
+                .list
+                .key(&stream)
+                .arg(self.events())
+                .arg(&start)
+                .arg(BATCH)
+                .invoke_async(conn)
+                .await
+                .map_err(backend)?;
+            read_rows(&rows, &mut all);
+            if next.is_empty() {
+                return Ok(all);
+            }
+            start = next;
+        }
     }
 
     /// Every pending event of the fleet.
@@ -537,24 +552,23 @@ impl Streams {
         conn: &mut ConnectionManager,
         chosen: Vec<Meta>,
     ) -> Result<Vec<Meta>, StoreError> {
-        if chosen.is_empty() {
-            return Ok(chosen);
+        let mut moved = HashSet::new();
+        for batch in chosen.chunks(BATCH) {
+            let mut call = self.replay.key(self.queue());
+            call.key(self.dead())
+                .key(self.dead_count())
+                .key(self.heartbeat())
+                .arg(&self.consumer)
+                .arg(self.events())
+                .arg(self.lease_ms());
+            for m in batch {
+                call.arg(m.id).arg(&m.route).arg(m.encode());
+            }
+            let ids: Vec<String> = call.invoke_async(conn).await.map_err(backend)?;
+            for s in &ids {
+                moved.insert(id_of(s)?);
+            }
         }
-        let mut call = self.replay.key(self.queue());
-        call.key(self.dead())
-            .key(self.dead_count())
-            .key(self.heartbeat())
-            .arg(&self.consumer)
-            .arg(self.events())
-            .arg(self.lease_ms());
-        for m in &chosen {
-            call.arg(m.id).arg(&m.route).arg(m.encode());
-        }
-        let moved: Vec<String> = call.invoke_async(conn).await.map_err(backend)?;
-        let moved = moved
-            .iter()
-            .map(|s| id_of(s))
-            .collect::<Result<Vec<u64>, _>>()?;
         Ok(chosen
             .into_iter()
             .filter(|m| moved.contains(&m.id))
@@ -567,19 +581,18 @@ impl Streams {
         conn: &mut ConnectionManager,
         chosen: Vec<Meta>,
     ) -> Result<Vec<Meta>, StoreError> {
-        if chosen.is_empty() {
-            return Ok(chosen);
+        let mut gone = HashSet::new();
+        for batch in chosen.chunks(BATCH) {
+            let mut call = self.drop.key(self.dead());
+            call.key(self.dead_count()).arg(self.events());
+            for m in batch {
+                call.arg(m.id).arg(&m.route);
+            }
+            let ids: Vec<String> = call.invoke_async(conn).await.map_err(backend)?;
+            for s in &ids {
+                gone.insert(id_of(s)?);
+            }
         }
-        let mut call = self.drop.key(self.dead());
-        call.key(self.dead_count()).arg(self.events());
-        for m in &chosen {
-            call.arg(m.id).arg(&m.route);
-        }
-        let gone: Vec<String> = call.invoke_async(conn).await.map_err(backend)?;
-        let gone = gone
-            .iter()
-            .map(|s| id_of(s))
-            .collect::<Result<Vec<u64>, _>>()?;
         Ok(chosen
             .into_iter()
             .filter(|m| gone.contains(&m.id))
@@ -610,7 +623,7 @@ impl Streams {
             self.recheck.store(true, Ordering::SeqCst);
         }
         if self.recheck.load(Ordering::SeqCst) {
-            for batch in owns.chunks(CHECK_BATCH) {
+            for batch in owns.chunks(BATCH) {
                 let mut call = self.check.key(self.queue());
                 call.arg(&self.consumer).arg(self.events());
                 for id in batch {
@@ -633,7 +646,7 @@ impl Streams {
             .invoke_async(conn)
             .await
             .map_err(backend)?;
-        adopt_rows(&rows, &mut leases);
+        read_rows(&rows, &mut leases.adopted);
         self.scan_own(conn, owns, &mut leases).await?;
         let counts: HashMap<String, i64> = redis::cmd("HGETALL")
             .arg(self.dead_count())
@@ -683,7 +696,7 @@ impl Streams {
             call.arg(id);
         }
         let rows: Vec<(String, Vec<u8>)> = call.invoke_async(conn).await.map_err(backend)?;
-        adopt_rows(&rows, leases);
+        read_rows(&rows, &mut leases.adopted);
         Ok(())
     }
 }
