@@ -295,16 +295,7 @@ async fn dead_letters_listed_replayed_and_dropped_with_the_cli() {
     );
 
     backend.set(Behaviour::default());
-    let replay = run_cli(
-        &["dlq", "replay", "--id", &id, "--admin", &admin],
-        &[],
-        None,
-    );
-    assert!(replay.status.success());
-    assert_eq!(
-        String::from_utf8_lossy(&replay.stdout),
-        format!("replayed 1 dead letter(s): {id}\n")
-    );
+    dlq_replay_one(&id, &admin);
     assert!(backend.wait_count(seen + 2).await);
     let last = backend.requests().pop().unwrap();
     assert_eq!(last.body, body);

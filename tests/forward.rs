@@ -674,6 +674,21 @@ async fn counting_backend(
     (addr, conns, closed)
 }
 
+/// A gateway with one worker (so one upstream pool) and the `mc` route to `addr`.
+fn one_worker_gateway(addr: std::net::SocketAddr) -> Gateway {
+    let routes = route(
+        "mc",
+        "/webhooks/mediaconvert",
+        &format!("http://{addr}/hooks/mc"),
+        &mc_verify(&[("current", SECRET)]),
+    );
+    let opts = Opts {
+        workers: 1,
+        ..Opts::default()
+    };
+    Gateway::start(&config(&opts, &routes))
+}
+
 /// Sends `n` requests one after another on one client connection; returns the statuses.
 fn sequential(gw: &Gateway, n: usize) -> Vec<u16> {
     let mut s = connect(gw.addr());
@@ -704,17 +719,7 @@ async fn upstream_connections_are_pooled_and_closed_ones_not_reused() {
         (Answer::Close, "close", 10),
     ] {
         let (addr, conns, _) = counting_backend(answer).await;
-        let routes = route(
-            "mc",
-            "/webhooks/mediaconvert",
-            &format!("http://{addr}/hooks/mc"),
-            &mc_verify(&[("current", SECRET)]),
-        );
-        let opts = Opts {
-            workers: 1,
-            ..Opts::default()
-        };
-        let gw = Gateway::start(&config(&opts, &routes));
+        let gw = one_worker_gateway(addr);
         assert_eq!(sequential(&gw, 10), vec![200; 10], "{name}");
         assert_eq!(conns.load(Ordering::SeqCst), expected, "{name}");
     }
@@ -725,17 +730,7 @@ async fn upstream_connections_are_pooled_and_closed_ones_not_reused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_upstream_connections_are_closed() {
     let (addr, conns, closed) = counting_backend(Answer::Sized).await;
-    let routes = route(
-        "mc",
-        "/webhooks/mediaconvert",
-        &format!("http://{addr}/hooks/mc"),
-        &mc_verify(&[("current", SECRET)]),
-    );
-    let opts = Opts {
-        workers: 1,
-        ..Opts::default()
-    };
-    let gw = Gateway::start(&config(&opts, &routes));
+    let gw = one_worker_gateway(addr);
     assert_eq!(sequential(&gw, 2), vec![200; 2]);
     assert_eq!(conns.load(Ordering::SeqCst), 1);
     assert_eq!(closed.load(Ordering::SeqCst), 0, "pooled, not closed");

@@ -303,16 +303,7 @@ async fn dead_letters_are_the_fleets_and_dlq_works_against_any_replica() {
 
     backend.set(Behaviour::default());
     let seen = backend.requests().len();
-    let replay = run_cli(
-        &["dlq", "replay", "--id", &id, "--admin", &admin_b],
-        &[],
-        None,
-    );
-    assert!(replay.status.success());
-    assert_eq!(
-        String::from_utf8_lossy(&replay.stdout),
-        format!("replayed 1 dead letter(s): {id}\n")
-    );
+    dlq_replay_one(&id, &admin_b);
     assert!(backend.wait_count(seen + 1).await);
     let last = backend.requests().pop().unwrap();
     assert_eq!(last.body, first);

@@ -122,6 +122,16 @@ impl RedisStore {
         self.tokens.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The fleet's dead letters that `which` selects.
+    async fn chosen(
+        &self,
+        conn: &mut ConnectionManager,
+        which: &Selection,
+    ) -> Result<Vec<Meta>, StoreError> {
+        let all = self.streams.dead_letters(conn).await?;
+        Ok(all.into_iter().filter(|m| which.matches(m)).collect())
+    }
+
     /// Answers when Redis does: what `/readyz` asks.
     pub async fn ping(&self) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
@@ -267,11 +277,9 @@ impl Store for RedisStore {
     async fn replay(&self, which: &Selection, now_ms: u64) -> Result<Vec<Meta>, StoreError> {
         let mut conn = self.conn.clone();
         let chosen = self
-            .streams
-            .dead_letters(&mut conn)
+            .chosen(&mut conn, which)
             .await?
             .into_iter()
-            .filter(|m| which.matches(m))
             .map(|mut m| {
                 m.attempts = 0;
                 m.next_ms = now_ms;
@@ -282,13 +290,7 @@ impl Store for RedisStore {
     }
     async fn drop_dead(&self, which: &Selection) -> Result<Vec<Meta>, StoreError> {
         let mut conn = self.conn.clone();
-        let chosen = self
-            .streams
-            .dead_letters(&mut conn)
-            .await?
-            .into_iter()
-            .filter(|m| which.matches(m))
-            .collect();
+        let chosen = self.chosen(&mut conn, which).await?;
         self.streams.drop_dead(&mut conn, chosen).await
     }
     async fn renew(&self, owns: &[u64]) -> Result<Leases, StoreError> {

@@ -311,6 +311,14 @@ fn meta_of(id: &str, bytes: &[u8]) -> Result<Meta, StoreError> {
     Ok(meta)
 }
 
+/// Those of `chosen` whose id a script reported as done.
+fn kept(chosen: Vec<Meta>, done: &HashSet<u64>) -> Vec<Meta> {
+    chosen
+        .into_iter()
+        .filter(|m| done.contains(&m.id))
+        .collect()
+}
+
 /// Adds the `{id, meta}` rows read from Redis to `out`. A row that cannot be read (say, a
 /// record format this version does not know) is left in Redis and logged: it must not hold
 /// back the events next to it.
@@ -569,10 +577,7 @@ impl Streams {
                 moved.insert(id_of(s)?);
             }
         }
-        Ok(chosen
-            .into_iter()
-            .filter(|m| moved.contains(&m.id))
-            .collect())
+        Ok(kept(chosen, &moved))
     }
 
     /// Deletes these dead letters; returns those that were still there.
@@ -593,10 +598,7 @@ impl Streams {
                 gone.insert(id_of(s)?);
             }
         }
-        Ok(chosen
-            .into_iter()
-            .filter(|m| gone.contains(&m.id))
-            .collect())
+        Ok(kept(chosen, &gone))
     }
 
     /// One lease round: beat the heartbeat (and, if it had lapsed, find which of the events

@@ -596,6 +596,16 @@ pub fn parse_listening(line: &str) -> Option<(SocketAddr, SocketAddr)> {
 }
 
 /// Run `hookgate <args>` to completion (bounded by [`WAIT`]) with extra env and a cwd.
+/// `hookgate dlq replay --id ID --admin ADMIN`, which must report replaying exactly that one.
+pub fn dlq_replay_one(id: &str, admin: &str) {
+    let replay = run_cli(&["dlq", "replay", "--id", id, "--admin", admin], &[], None);
+    assert!(replay.status.success(), "{replay:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&replay.stdout),
+        format!("replayed 1 dead letter(s): {id}\n")
+    );
+}
+
 pub fn run_cli(args: &[&str], env: &[(&str, &str)], cwd: Option<&Path>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookgate"));
     cmd.args(args)
