@@ -5,11 +5,21 @@
 //! part is missing from a request, the key falls back to the body's SHA-256: collapsing every
 //! event that lacks a field onto one key would drop distinct events as duplicates.
 
+use std::time::Duration;
+
 use http::{HeaderMap, HeaderName};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::verify::Verified;
+
+/// `routes[].dedup`: duplicates are answered without reaching the backend.
+#[derive(Debug, Clone)]
+pub struct Dedup {
+    /// `None`: the scheme's delivery id, else the body's SHA-256.
+    pub key: Option<KeyTemplate>,
+    pub ttl: Duration,
+}
 
 /// Keys longer than this, or with bytes a header value cannot carry, are replaced by
 /// `sha256:<hex>` of themselves, so every key fits in `X-Webhook-Id` and in the store.

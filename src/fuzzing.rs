@@ -14,8 +14,9 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use ipnet::IpNet;
 use serde_json::Value;
 
-use crate::config::{Config, ConfigError, Secret};
+use crate::config::{Config, ConfigError};
 use crate::schema::{self, Mode, Schema, Select};
+use crate::secret::Secret;
 use crate::verify::{
     Algorithm, Encoding, HmacSpec, Input, Keys, Scheme, SignInput, SigningKey, Template, Verifier,
     VerifyError, Window, SCHEME_NAMES,

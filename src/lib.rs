@@ -4,18 +4,18 @@
 //! refuses what fails, and forwards the rest byte-for-byte with headers the backend can trust.
 //!
 //! # Layout
-//! - [`config`]: the YAML file, its validation into runtime types, secrets, reloading.
-//! - [`server`]: listeners, TLS, connection limits, graceful shutdown, the admin endpoints.
-//! - [`gateway`]: the request path, one function per stage.
-//! - [`verify`]: signature schemes; pure functions with an injectable clock.
-//! - [`limit`]: per-IP and per-route rate limits, bounded in memory, generic over the clock.
-//! - [`schema`]: JSON Schema checks of payloads, compiled at load; the builtin schemas.
-//! - [`dedup`]: dedup key templates.
-//! - [`store`]: dedup marks and the spool (`memory`, `redb`); `redis` shares dedup, the
-//!   route limits and the spool (Redis Streams) between replicas.
+//! Layers, each importing only from those below it (`tests/layers.rs` checks there is no cycle):
+//! - [`cli`]: the command line and its helper tools (`sign`, `send`, `dlq`, `echo`).
+//! - [`server`]: listeners, workers, TLS, connection limits, graceful shutdown, admin endpoints.
+//! - [`config`]: the YAML file, its validation into runtime types, reloading; builds everything
+//!   below.
+//! - [`gateway`]: the request path, one function per stage; [`Rejection`](gateway::Rejection)
+//!   maps every refusal to its answer and metrics.
 //! - [`delivery`]: background delivery for queue and hybrid routes: retries, dead letters.
-//! - [`metrics`], [`telemetry`]: Prometheus metrics and JSON logs.
-//! - [`cli`], [`sign`], [`echo`], [`dlq`]: the command line and its helper tools.
+//! - [`upstream`]: the hop to the backend: pool, send, attestation, trusted headers.
+//! - [`verify`], [`limit`], [`schema`], [`dedup`], [`store`], [`certs`], [`telemetry`]: leaves
+//!   that own their policy types; `verify` is pure, with time passed in.
+//! - [`secret`], [`clock`], [`metrics`]: what everything else shares.
 //!
 //! # Request lifecycle
 //! 1. **route**: path (exact or `/*` prefix) and optional host; 404 / 405.
@@ -37,20 +37,22 @@
 //! Every request is counted, timed and logged once.
 #![forbid(unsafe_code)]
 
+pub mod certs;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod dedup;
 pub mod delivery;
-pub mod dlq;
-pub mod echo;
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod gateway;
 pub mod limit;
 pub mod metrics;
 pub mod schema;
+pub mod secret;
 pub mod server;
-pub mod sign;
 pub mod store;
 pub mod telemetry;
+pub mod upstream;
 pub mod verify;

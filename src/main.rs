@@ -17,7 +17,7 @@ fn main() -> ExitCode {
         None => run(&cli.run),
         Some(Command::Run(args)) => run(&args),
         Some(Command::Check(args)) => check(&args),
-        Some(Command::Sign(args)) => match hookgate::sign::sign(&args) {
+        Some(Command::Sign(args)) => match hookgate::cli::sign::sign(&args) {
             Ok(out) => {
                 print!("{out}");
                 ExitCode::SUCCESS
@@ -25,7 +25,7 @@ fn main() -> ExitCode {
             Err(e) => fail(&e.to_string(), e.exit_code()),
         },
         Some(Command::Send(args)) => {
-            match runtime().map(|rt| rt.block_on(hookgate::sign::send(&args))) {
+            match runtime().map(|rt| rt.block_on(hookgate::cli::sign::send(&args))) {
                 Ok(Ok((status, body))) => {
                     println!("{status}\n{body}");
                     if (200..300).contains(&status) {
@@ -39,7 +39,7 @@ fn main() -> ExitCode {
             }
         }
         Some(Command::Dlq(cmd)) => match runtime() {
-            Ok(rt) => match rt.block_on(hookgate::dlq::run(&cmd)) {
+            Ok(rt) => match rt.block_on(hookgate::cli::dlq::run(&cmd)) {
                 Ok(out) => {
                     print!("{out}");
                     ExitCode::SUCCESS
@@ -49,7 +49,7 @@ fn main() -> ExitCode {
             Err(e) => fail(&e.to_string(), 1),
         },
         Some(Command::Echo(args)) => match runtime().and_then(|rt| {
-            rt.block_on(hookgate::echo::run(args.listen))
+            rt.block_on(hookgate::cli::echo::run(args.listen))
                 .map_err(Into::into)
         }) {
             Ok(()) => ExitCode::SUCCESS,

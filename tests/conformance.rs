@@ -14,7 +14,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use base64::Engine as _;
-use hookgate::config::Secret;
+use hookgate::secret::Secret;
 use hookgate::verify::{Input, Keys, Scheme, Verifier, VerifyError};
 use serde_json::Value;
 

@@ -13,7 +13,7 @@ use base64::Engine as _;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use proptest::prelude::*;
 
-use hookgate::config::Secret;
+use hookgate::secret::Secret;
 use hookgate::verify::{
     add_body_hash, Algorithm, Encoding, HmacSpec, Input, Keys, Scheme, SignInput, SigningKey,
     Template, Verifier,

@@ -127,25 +127,59 @@ async fn fleet_gcra_burst_then_retry_after() {
         rate: Rate::parse("1/m").unwrap(),
         burst: NonZeroU32::new(2).unwrap(),
     };
-    assert_eq!(a.check_route("r", &limit).await.unwrap(), None);
-    assert_eq!(b.check_route("r", &limit).await.unwrap(), None);
-    let wait = a.check_route("r", &limit).await.unwrap().expect("limited");
+    assert_eq!(
+        a.check_route("r", limit.interval_us(), limit.burst.get())
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        b.check_route("r", limit.interval_us(), limit.burst.get())
+            .await
+            .unwrap(),
+        None
+    );
+    let wait = a
+        .check_route("r", limit.interval_us(), limit.burst.get())
+        .await
+        .unwrap()
+        .expect("limited");
     assert!(
         wait > Duration::from_secs(59) && wait <= Duration::from_secs(60),
         "{wait:?}"
     );
     // A refusal does not use up a cell; another route has its own bucket.
-    let again = b.check_route("r", &limit).await.unwrap().expect("limited");
+    let again = b
+        .check_route("r", limit.interval_us(), limit.burst.get())
+        .await
+        .unwrap()
+        .expect("limited");
     assert!(again <= wait);
-    assert_eq!(a.check_route("other", &limit).await.unwrap(), None);
+    assert_eq!(
+        a.check_route("other", limit.interval_us(), limit.burst.get())
+            .await
+            .unwrap(),
+        None
+    );
 
     // A fast rate refills: 1000/s, burst 1 -> the next cell within about a millisecond.
     let fast = Limit {
         rate: Rate::parse("1000/s").unwrap(),
         burst: NonZeroU32::new(1).unwrap(),
     };
-    assert_eq!(a.check_route("fast", &fast).await.unwrap(), None);
-    eventually(|| async { a.check_route("fast", &fast).await.unwrap().is_none() }).await;
+    assert_eq!(
+        a.check_route("fast", fast.interval_us(), fast.burst.get())
+            .await
+            .unwrap(),
+        None
+    );
+    eventually(|| async {
+        a.check_route("fast", fast.interval_us(), fast.burst.get())
+            .await
+            .unwrap()
+            .is_none()
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -161,7 +195,10 @@ async fn unreachable_redis_is_an_error_not_a_hang() {
         rate: Rate::parse("1/s").unwrap(),
         burst: NonZeroU32::new(1).unwrap(),
     };
-    assert!(s.check_route("r", &limit).await.is_err());
+    assert!(s
+        .check_route("r", limit.interval_us(), limit.burst.get())
+        .await
+        .is_err());
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "{:?}",

@@ -16,13 +16,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use self::reload::Fingerprint;
-pub use self::secret::Secret;
 pub use self::validate::parse_size;
-use crate::dedup::KeyTemplate;
-use crate::delivery::{Backoff, RetryOn};
-use crate::limit::RateLimit;
-use crate::schema::Schema;
-use crate::verify::Verifier;
+use crate::gateway::{self, Route};
+use crate::store::StoreConfig;
+use crate::telemetry::LogFormat;
+use crate::upstream::Forward;
 
 /// One thing wrong with a config, named by its key path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,100 +81,6 @@ pub struct Config {
     pub files: Vec<Fingerprint>,
 }
 
-/// Where dedup keys and the spool live (`store:`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoreConfig {
-    /// In process, bounded; lost on restart.
-    Memory,
-    /// A redb file: durable across restarts and crashes.
-    Redb { path: PathBuf },
-    /// A Redis server shared by every replica: dedup keys, the route limits and the queue.
-    Redis {
-        url: RedisUrl,
-        prefix: String,
-        /// How long a replica's heartbeat lasts (`store.lease`): the time to notice a replica
-        /// has died, after which another adopts its queued events.
-        lease: Duration,
-    },
-}
-
-impl StoreConfig {
-    /// Whether accepted events survive a restart of this process.
-    pub fn durable(&self) -> bool {
-        matches!(self, Self::Redb { .. } | Self::Redis { .. })
-    }
-}
-
-/// `store.url`: may carry a password, so its `Debug` shows only the scheme.
-#[derive(Clone, PartialEq, Eq)]
-pub struct RedisUrl(pub String);
-
-impl std::fmt::Debug for RedisUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let scheme = self.0.split_once("://").map_or("?", |(s, _)| s);
-        write!(f, "RedisUrl({scheme}://<redacted>)")
-    }
-}
-
-/// `routes[].dedup`: duplicates are answered without reaching the backend.
-#[derive(Debug, Clone)]
-pub struct Dedup {
-    /// `None`: the scheme's delivery id, else the body's SHA-256.
-    pub key: Option<KeyTemplate>,
-    pub ttl: Duration,
-}
-
-/// `routes[].delivery.mode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeliveryMode {
-    /// Forward and pass the backend's answer back.
-    Sync,
-    /// Store durably, answer 202, deliver in the background with retries.
-    Queue,
-    /// Forward; if the backend misses the deadline, answer 202 and keep retrying.
-    Hybrid,
-}
-
-impl DeliveryMode {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Sync => "sync",
-            Self::Queue => "queue",
-            Self::Hybrid => "hybrid",
-        }
-    }
-}
-
-/// `routes[].delivery`.
-#[derive(Debug, Clone)]
-pub struct Delivery {
-    pub mode: DeliveryMode,
-    /// Hybrid: how long the sender waits for the backend before getting 202.
-    pub deadline: Duration,
-    /// Background deliveries in flight for this route.
-    pub concurrency: usize,
-    /// Attempts (the first included) before an event becomes a dead letter.
-    pub max_attempts: u32,
-    /// Age after which an undelivered event becomes a dead letter.
-    pub max_age: Duration,
-    pub retry_on: RetryOn,
-    pub backoff: Backoff,
-}
-
-impl Default for Delivery {
-    fn default() -> Self {
-        Self {
-            mode: DeliveryMode::Sync,
-            deadline: Duration::from_secs(8),
-            concurrency: 16,
-            max_attempts: 12,
-            max_age: Duration::from_secs(72 * 3600),
-            retry_on: RetryOn::default(),
-            backoff: Backoff::default(),
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct Server {
     pub listen: SocketAddr,
@@ -220,58 +124,10 @@ pub struct Admin {
     pub listen: SocketAddr,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    Json,
-    Pretty,
-}
-
 #[derive(Debug, Clone)]
 pub struct Log {
     pub format: LogFormat,
     pub level: String,
-}
-
-#[derive(Debug, Clone)]
-pub struct Forward {
-    /// As configured, e.g. `X-Webhook-`.
-    pub header_prefix: String,
-    pub attestation: Option<Secret>,
-}
-
-/// Which request paths a route answers.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum RoutePath {
-    Exact(String),
-    /// `/hooks/*`: stored as `/hooks/`; also answers `/hooks`.
-    Prefix(String),
-}
-
-/// Where verified requests go.
-#[derive(Debug, Clone)]
-pub struct Upstream {
-    pub scheme: http::uri::Scheme,
-    pub authority: http::uri::Authority,
-    /// Never empty; starts with `/`.
-    pub path: String,
-}
-
-#[derive(Debug, Clone)]
-pub struct Route {
-    pub name: Arc<str>,
-    pub path: RoutePath,
-    /// Lowercase host without port.
-    pub host: Option<String>,
-    pub upstream: Upstream,
-    pub timeout: Duration,
-    pub verifier: Verifier,
-    /// Stages 2 and 5; empty when the route has no `rate_limit`.
-    pub rate_limit: RateLimit,
-    /// Stage 6; compiled when the config loads.
-    pub schema: Option<Schema>,
-    /// `None`: dedup is off for this route.
-    pub dedup: Option<Dedup>,
-    pub delivery: Delivery,
 }
 
 impl Config {
@@ -318,6 +174,17 @@ impl Config {
     /// Validates config text; relative file names are read from `dir`.
     pub fn parse_in(text: &str, dir: &Path) -> Result<Self, ConfigError> {
         validate::parse(text, dir).map_err(ConfigError::Invalid)
+    }
+
+    /// What the request path needs of this config.
+    pub fn gateway(&self) -> gateway::Settings {
+        gateway::Settings {
+            routes: self.routes.clone(),
+            max_body_bytes: self.server.max_body_bytes,
+            body_timeout: self.server.body_timeout,
+            trusted_proxies: self.server.trusted_proxies.clone(),
+            forward: self.forward.clone(),
+        }
     }
 
     /// The paths of every file this config was built from: the config file itself, secret

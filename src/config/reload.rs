@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::{Config, ConfigError, DeliveryMode, Problem};
+use super::{Config, ConfigError, Problem};
+use crate::delivery::DeliveryMode;
 use crate::metrics::Metrics;
 
 /// A file a config was built from, and a digest of the bytes read (`None`: it could not be

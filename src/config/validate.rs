@@ -15,14 +15,16 @@ use super::file::{
 };
 use super::reload::Fingerprint;
 use super::secret::{self, SecretSource};
-use super::{Admin, Config, Forward, Log, LogFormat, Problem, Reload, Route, RoutePath, Secret};
-use super::{Dedup, Delivery, DeliveryMode, StoreConfig};
-use super::{LogFormat::Json, Upstream};
-use super::{Server, Tls};
-use crate::dedup::KeyTemplate;
-use crate::delivery::{Backoff, RetryOn, StatusMatch};
+use super::{Admin, Config, Log, Problem, Reload, Server, Tls};
+use crate::dedup::{Dedup, KeyTemplate};
+use crate::delivery::{Backoff, Delivery, DeliveryMode, RetryOn, StatusMatch};
+use crate::gateway::{Route, RoutePath};
 use crate::limit::{Limit, PerIp, Rate, RateLimit};
 use crate::schema::{self, Mode, Schema, Select, BUILTIN_NAMES};
+use crate::secret::Secret;
+use crate::store::{RedisUrl, StoreConfig};
+use crate::telemetry::LogFormat::{self, Json};
+use crate::upstream::{Forward, Target as Upstream};
 use crate::verify::{
     Algorithm, Encoding, HmacSpec, Keys, Scheme, Template, Verifier, SCHEME_NAMES,
 };
@@ -376,14 +378,14 @@ impl Validator {
         );
         let key = file(self, "server.tls.key_file", t.key_file, "private key");
         let ((cert_file, cert_pem), (key_file, key_pem)) = (cert?, key?);
-        match crate::server::tls::certified_key(&cert_pem, &key_pem) {
+        match crate::certs::certified_key(&cert_pem, &key_pem) {
             Ok(certified) => Some(Tls {
                 cert_file,
                 key_file,
                 certified: Arc::new(certified),
             }),
             Err(e) => {
-                use crate::server::tls::TlsFileRole;
+                use crate::certs::TlsFileRole;
                 let (key, path) = match e.role() {
                     TlsFileRole::Cert => ("server.tls.cert_file", &cert_file),
                     TlsFileRole::Key => ("server.tls.key_file", &key_file),
@@ -473,7 +475,7 @@ impl Validator {
                     );
                 }
                 StoreConfig::Redis {
-                    url: super::RedisUrl(url),
+                    url: RedisUrl(url),
                     prefix,
                     lease,
                 }

@@ -4,7 +4,8 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::config::Delivery;
+use super::policy::Delivery;
+use crate::clock::millis;
 
 /// Exponential backoff with full jitter: the wait before attempt n+1 is uniform in
 /// `[0, min(max, base * 2^(n-1))]`, so senders that failed together do not retry together.
@@ -187,10 +188,6 @@ pub fn decide(
         };
     }
     Decision::Retry { at_ms }
-}
-
-pub fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

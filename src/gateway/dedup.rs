@@ -5,16 +5,33 @@
 //! turn the sender's retry into a "duplicate". If the store fails, dedup fails open.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::HeaderMap;
 
 use super::payload::Payload;
+use super::route::Route;
 use super::Rejection;
-use crate::config::{Dedup, Route};
-use crate::dedup;
+use crate::clock::millis;
+use crate::dedup::{self, Dedup};
+use crate::delivery::DeliveryMode;
 use crate::metrics::Metrics;
 use crate::store::{AnyStore, Claim, Store, StoreError};
 use crate::verify::Verified;
+
+/// How long past its holder's own deadline an unreleased dedup claim lasts: a safety net for
+/// a store shared by several processes, where a crashed holder never releases.
+const CLAIM_MARGIN: Duration = Duration::from_secs(30);
+
+/// How long a claim lasts: as long as the sender may wait for the backend, plus the margin.
+pub fn lease_ms(route: &Route) -> u64 {
+    let busy = match route.delivery.mode {
+        DeliveryMode::Sync => route.timeout,
+        DeliveryMode::Hybrid => route.delivery.deadline,
+        DeliveryMode::Queue => Duration::ZERO,
+    };
+    millis(busy + CLAIM_MARGIN)
+}
 
 /// A claim on a key, given back when dropped unless the key was marked or handed to the
 /// spool: a request that ends any other way (failure, client gone) leaves no trace.

@@ -1,50 +1,49 @@
-//! The request path: one plain async function per stage, run in order; the first stage that
-//! refuses answers, and nothing after it runs (DESIGN §1).
+//! The request path: one plain function per stage, run in order; the first stage that refuses
+//! answers, and nothing after it runs (docs/design.md, "The request path").
 //!
 //! route -> per-IP limit -> body -> verify -> route limit -> validate -> dedup -> deliver
+//!
+//! - `route.rs` (1), `body.rs` (3), `verify.rs` (4), `validate.rs` (6), `dedup.rs` (7),
+//!   `deliver.rs` (8: sync, queue, hybrid); the limits (2, 5) are [`crate::limit`]'s.
+//! - `reject.rs`: every refusal as (status, reason, outcome, body, metric), in one place.
+//! - `client_ip.rs`: the sender's address behind trusted proxies.
+//! - `payload.rs`: the body's bytes and its JSON tree, parsed once.
 
 mod body;
 mod client_ip;
 mod dedup;
-pub(crate) mod forward;
-mod headers;
+mod deliver;
 mod payload;
 mod reject;
 mod route;
-mod upstream;
 mod validate;
+mod verify;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use http::{HeaderValue, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
-use tokio::sync::oneshot;
 
 pub use self::client_ip::resolve as client_ip;
-use self::dedup::Hold;
-pub use self::headers::Trusted;
 use self::payload::Payload;
 pub use self::reject::Rejection;
-use crate::config::{Config, DeliveryMode, Route};
-use crate::delivery::schedule::millis;
-use crate::delivery::{attempt_of, Clock, Engine, SystemClock};
-use crate::limit::Limits;
+pub use self::route::{Route, RoutePath};
+use crate::clock::{Clock, SystemClock};
+use crate::delivery::{DeliveryMode, Engine, Lane, Plan};
+use crate::limit::{self, Limits};
 use crate::metrics::Metrics;
 use crate::schema::Mode;
-use crate::store::{AnyStore, Event, MemoryStore, Meta, StoreError};
-use crate::verify::{Input, Verified};
+use crate::store::{AnyStore, MemoryStore, StoreError};
+use crate::upstream::{self, Forward, Trusted, UpstreamBody};
+use crate::verify::Verified;
 
 /// What hookgate answers with: its own small bodies, or the backend's streamed through.
-pub type Body = Either<Full<Bytes>, forward::UpstreamBody>;
-
-/// How long past its holder's own deadline an unreleased dedup claim lasts: a safety net for
-/// a store shared by several processes, where a crashed holder never releases.
-const CLAIM_MARGIN: Duration = Duration::from_secs(30);
+pub type Body = Either<Full<Bytes>, UpstreamBody>;
 
 /// The connection a request came in on.
 #[derive(Debug, Clone, Copy)]
@@ -53,30 +52,62 @@ pub struct Conn {
     pub tls: bool,
 }
 
+/// What the request path needs of a config; `config` builds it at each load.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub routes: Vec<Arc<Route>>,
+    pub max_body_bytes: u64,
+    pub body_timeout: Duration,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub forward: Forward,
+}
+
 /// One config and what is derived from it; swapped whole on reload, so a request runs start to
 /// end on the config it began with.
 pub struct State {
-    pub config: Config,
-    pub trusted: Trusted,
-    pub limits: Limits,
+    pub settings: Settings,
+    pub trusted: Arc<Trusted>,
+    pub limits: Arc<Limits>,
 }
 
 impl State {
-    /// The state for `config`; rate-limit buckets of routes unchanged since `previous` carry over.
-    pub fn new(config: Config, previous: Option<&State>) -> Self {
-        let trusted = Trusted::new(&config.forward.header_prefix);
-        let limits = Limits::new(&config.routes, previous.map(|p| &p.limits));
+    /// The state for `settings`; rate-limit buckets of routes unchanged since `previous` carry
+    /// over.
+    pub fn new(settings: Settings, previous: Option<&State>) -> Self {
+        let trusted = upstream::trusted(&settings.forward);
+        let specs = settings.routes.iter().map(|r| (&r.name, &r.rate_limit));
+        let limits = Arc::new(Limits::new(specs, previous.map(|p| &*p.limits)));
         Self {
-            config,
+            settings,
             trusted,
             limits,
+        }
+    }
+
+    /// What background delivery needs of this state.
+    fn plan(&self) -> Plan {
+        let lanes = self.settings.routes.iter().map(|r| {
+            let lane = Lane {
+                name: r.name.clone(),
+                target: r.upstream.clone(),
+                timeout: r.timeout,
+                policy: r.delivery.clone(),
+                limit: r.rate_limit.route,
+            };
+            (r.name.clone(), Arc::new(lane))
+        });
+        Plan {
+            lanes: lanes.collect(),
+            trusted: self.trusted.clone(),
+            attestation: self.settings.forward.attestation.clone(),
+            limits: self.limits.clone(),
         }
     }
 }
 
 /// The gateway shared by every connection.
 pub struct Gateway {
-    state: Arc<ArcSwap<State>>,
+    state: ArcSwap<State>,
     metrics: Metrics,
     store: AnyStore,
     engine: Arc<Engine>,
@@ -95,30 +126,34 @@ struct Record {
     queue_id: Option<u64>,
 }
 
+/// How a request that passed verification was answered.
+enum Reply {
+    /// The backend's answer.
+    Forwarded(Response<UpstreamBody>),
+    /// hookgate's own JSON answer to a sender's challenge.
+    Answered(String),
+    /// Stored for background delivery: 202. `deferred`: hybrid, after the deadline.
+    Spooled { deferred: bool },
+}
+
 impl Gateway {
     /// A gateway with the in-memory store and the wall clock.
-    pub fn new(config: Config, metrics: Metrics) -> Self {
+    pub fn new(settings: Settings, metrics: Metrics) -> Self {
         let store = AnyStore::Memory(Arc::new(MemoryStore::new()));
-        Self::with_store(config, metrics, store, Arc::new(SystemClock))
+        Self::with_store(settings, metrics, store, Arc::new(SystemClock))
     }
 
     /// A gateway on an opened store; call [`Gateway::resume`] before serving.
     pub fn with_store(
-        config: Config,
+        settings: Settings,
         metrics: Metrics,
         store: AnyStore,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        let state = Arc::new(ArcSwap::from_pointee(State::new(config, None)));
-        let engine = Engine::new(
-            store.clone(),
-            clock.clone(),
-            forward::client(),
-            metrics.clone(),
-            state.clone(),
-        );
+        let state = State::new(settings, None);
+        let engine = Engine::new(store.clone(), clock.clone(), metrics.clone(), state.plan());
         Self {
-            state,
+            state: ArcSwap::from_pointee(state),
             metrics,
             store,
             engine,
@@ -151,10 +186,11 @@ impl Gateway {
     /// Installs a new config; requests under way finish on the one they started with. Queued
     /// events are delivered under the config current at each attempt (a route's `concurrency`
     /// is fixed when its queue first starts).
-    pub fn replace(&self, config: Config) {
+    pub fn replace(&self, settings: Settings) {
         let previous = self.state.load_full();
-        self.state
-            .store(Arc::new(State::new(config, Some(&previous))));
+        let state = State::new(settings, Some(&previous));
+        self.engine.set_plan(state.plan());
+        self.state.store(Arc::new(state));
     }
 
     /// Forgets idle addresses in the per-IP limits and publishes how many remain; run every
@@ -179,11 +215,8 @@ impl Gateway {
     pub async fn handle(&self, req: Request<Incoming>, conn: Conn) -> Response<Body> {
         let started = Instant::now();
         let state = self.state.load_full();
-        let client = client_ip(
-            conn.peer.ip(),
-            req.headers(),
-            &state.config.server.trusted_proxies,
-        );
+        let trusted_proxies = &state.settings.trusted_proxies;
+        let client = client_ip(conn.peer.ip(), req.headers(), trusted_proxies);
         let mut rec = Record::default();
         let result = self.pipeline(&state, req, conn, client, &mut rec).await;
         let route = rec.route.as_deref().unwrap_or("none");
@@ -196,51 +229,12 @@ impl Gateway {
                 if deferred { "deferred" } else { "" },
             ),
             Err(r) => {
-                match &r {
-                    Rejection::Unverified(e) => {
-                        self.metrics
-                            .verify_failures
-                            .with_label_values(&[route, e.reason()])
-                            .inc();
-                    }
-                    Rejection::RateLimited(l) => {
-                        self.metrics
-                            .rate_limited
-                            .with_label_values(&[route, l.scope.label()])
-                            .inc();
-                    }
-                    Rejection::NotJson | Rejection::Schema(_) => {
-                        self.metrics
-                            .schema_failures
-                            .with_label_values(&[route, Mode::Enforce.label()])
-                            .inc();
-                    }
-                    _ => {}
-                }
+                r.count(&self.metrics, route);
                 (r.response().map(Either::Left), r.outcome(), r.reason())
             }
         };
-        if rec.shadowed.is_some() {
-            self.metrics
-                .schema_failures
-                .with_label_values(&[route, Mode::Shadow.label()])
-                .inc();
-        }
-        if rec.spoofed > 0 {
-            self.metrics
-                .spoofed_headers
-                .with_label_values(&[route])
-                .inc_by(rec.spoofed as u64);
-        }
         let elapsed = started.elapsed();
-        self.metrics
-            .requests
-            .with_label_values(&[route, outcome, reason])
-            .inc();
-        self.metrics
-            .request_duration
-            .with_label_values(&[route, outcome])
-            .observe(elapsed.as_secs_f64());
+        self.account(&rec, route, outcome, reason, elapsed);
         let verified = rec.verified.as_ref();
         tracing::info!(
             target: "hookgate::request",
@@ -261,33 +255,42 @@ impl Gateway {
         response
     }
 
+    /// The metrics every request updates, whatever its outcome.
+    fn account(&self, rec: &Record, route: &str, outcome: &str, reason: &str, took: Duration) {
+        let m = &self.metrics;
+        if rec.shadowed.is_some() {
+            let shadow = [route, Mode::Shadow.label()];
+            m.schema_failures.with_label_values(&shadow).inc();
+        }
+        if rec.spoofed > 0 {
+            let spoofed = rec.spoofed as u64;
+            m.spoofed_headers
+                .with_label_values(&[route])
+                .inc_by(spoofed);
+        }
+        m.requests
+            .with_label_values(&[route, outcome, reason])
+            .inc();
+        m.request_duration
+            .with_label_values(&[route, outcome])
+            .observe(took.as_secs_f64());
+    }
+
+    /// Stages 1 to 8, in order; the first refusal ends the request.
     async fn pipeline(
         &self,
         state: &State,
         req: Request<Incoming>,
         conn: Conn,
-        client: std::net::IpAddr,
+        client: IpAddr,
         rec: &mut Record,
     ) -> Result<Reply, Rejection> {
-        let config = &state.config;
-        let host = req
-            .uri()
-            .authority()
-            .map(|a| a.as_str().to_owned())
-            .or_else(|| {
-                req.headers()
-                    .get(http::header::HOST)
-                    .and_then(|h| h.to_str().ok())
-                    .map(str::to_owned)
-            });
+        let settings = &state.settings;
+        let host = request_host(&req);
 
         // 1. route
-        let route = route::find(
-            &config.routes,
-            req.method(),
-            req.uri().path(),
-            host.as_deref(),
-        )?;
+        let (method, path) = (req.method(), req.uri().path());
+        let route = route::find(&settings.routes, method, path, host.as_deref())?;
         rec.route = Some(route.name.clone());
 
         // 2. per-IP limit, before a byte of the body is read.
@@ -295,57 +298,38 @@ impl Gateway {
 
         // 3. body
         let (mut parts, incoming) = req.into_parts();
-        let server = &config.server;
-        let payload = Payload::new(
-            body::read(
-                incoming,
-                &parts.headers,
-                server.max_body_bytes,
-                server.body_timeout,
-            )
-            .await?,
-        );
-        let body = payload.raw().clone();
+        let (max, timeout) = (settings.max_body_bytes, settings.body_timeout);
+        let payload = Payload::new(body::read(incoming, &parts.headers, max, timeout).await?);
 
         // 4. verify: on the headers as received, before anything is stripped.
-        let now = unix_now();
-        let url = route::sender_url(&route, &parts.uri);
-        let input = Input {
-            headers: &parts.headers,
-            body: &body,
-            now,
-            url: url.as_deref(),
-        };
-        let verified = self.verify(&route, &input)?;
+        let now = self.clock.now_secs();
+        let verified = verify::verify(&route, &parts, payload.raw(), now, &self.metrics)?;
         rec.verified = Some(verified.clone());
         // A sender's own challenge (Zoom's URL validation) is answered here, not forwarded.
-        if let Some(json) = verified.challenge {
+        if let Some(json) = verified.challenge.clone() {
             return Ok(Reply::Answered(json));
         }
 
         // 5. route limit: only verified traffic counts. A queue route spools instead of
         // refusing: its bucket paces the deliveries (see `delivery`), not the intake.
         if route.delivery.mode != DeliveryMode::Queue {
-            self.check_route_limit(state, &route).await?;
+            let limit = route.rate_limit.route.as_ref();
+            let store = &self.store;
+            limit::check_route(store, &state.limits, &route.name, limit, &self.metrics).await?;
         }
 
         // 6. validate: the JSON tree is built here, once, and kept in `payload`.
         rec.shadowed = validate::validate(&route, &payload)?;
 
         // 7. dedup: the key from the headers as received; the claim is held until delivery.
-        let now_ms = self.clock.now_ms();
-        let mode = route.delivery.mode;
+        let received_ms = self.clock.now_ms();
         let mut hold = None;
         if let Some(d) = &route.dedup {
-            let busy = match mode {
-                DeliveryMode::Sync => route.timeout,
-                DeliveryMode::Hybrid => route.delivery.deadline,
-                DeliveryMode::Queue => Duration::ZERO,
-            };
-            let lease = millis(busy + CLAIM_MARGIN);
             let key = dedup::key(&route, d, &verified, &parts.headers, &payload);
             rec.dedup_key = Some(key.clone());
-            hold = dedup::claim(&self.store, &self.metrics, &route, &key, now_ms, lease).await?;
+            let lease = dedup::lease_ms(&route);
+            hold =
+                dedup::claim(&self.store, &self.metrics, &route, &key, received_ms, lease).await?;
         }
 
         // Header hygiene, then the trusted headers.
@@ -356,269 +340,49 @@ impl Gateway {
             .cloned()
             .or_else(|| host.and_then(|h| h.parse().ok()));
         let proto = if conn.tls { "https" } else { "http" };
-        headers::set_forwarded(&mut parts.headers, client, proto, original_host);
-        let provider = route.verifier.scheme().name();
-        set_trusted(
-            &mut parts.headers,
-            &state.trusted,
-            &route,
-            provider,
-            &verified,
-        );
-        if let Some(key) = &rec.dedup_key {
-            if let Ok(v) = HeaderValue::from_str(key) {
-                parts.headers.insert(state.trusted.id.clone(), v);
-            }
-        }
+        upstream::set_forwarded(&mut parts.headers, client, proto, original_host);
+        set_trusted(&mut parts.headers, &state.trusted, &route, &verified, rec);
 
         // 8. deliver
-        let mut upstream = forward::upstream_request(&route, parts, body.clone())?;
-        let ttl = route.dedup.as_ref().map_or(Duration::ZERO, |d| d.ttl);
-        let spool = |upstream: &Request<Full<Bytes>>, attempts: u32, next_ms: u64, deferred| {
-            let event = Event {
-                path_and_query: upstream
-                    .uri()
-                    .path_and_query()
-                    .map_or_else(|| "/".to_string(), |p| p.as_str().to_string()),
-                headers: upstream
-                    .headers()
-                    .iter()
-                    .map(|(k, v)| (k.as_str().to_string(), v.as_bytes().to_vec()))
-                    .collect(),
-                body: body.clone(),
-                provider: provider.to_string(),
-                key_id: verified.key_id.to_string(),
-            };
-            let meta = Meta {
-                id: 0,
-                route: route.name.to_string(),
-                key: rec.dedup_key.clone(),
-                received_ms: now_ms,
-                attempts,
-                next_ms,
-                deferred,
-                last_error: String::new(),
-            };
-            (event, meta)
+        let path = route::upstream_path(&route, parts.uri.path());
+        let body = payload.raw().clone();
+        let request = upstream::upstream_request(&route.upstream, path, parts, body.clone())
+            .map_err(|_| Rejection::BadBody)?;
+        let outbound = deliver::Outbound {
+            route,
+            request,
+            body,
+            key_id: verified.key_id.clone(),
+            hold,
+            received_ms,
+            now,
         };
-        if mode == DeliveryMode::Queue {
-            let (event, meta) = spool(&upstream, 0, now_ms, false);
-            let expires = hold.as_ref().map(|_| now_ms.saturating_add(millis(ttl)));
-            return match self.engine.accept(&event, meta, expires).await {
-                Ok(meta) => {
-                    rec.queue_id = Some(meta.id);
-                    if let Some(h) = hold {
-                        h.handed_over();
-                    }
-                    Ok(Reply::Spooled { deferred: false })
-                }
-                Err(e) => {
-                    self.metrics
-                        .store_errors
-                        .with_label_values(&["enqueue"])
-                        .inc();
-                    tracing::error!(route = %route.name, error = %e, "cannot store an event; refusing it so the sender retries");
-                    Err(Rejection::StoreFailed)
-                }
-            };
-        }
-        // Hybrid stores the request without this attempt's headers; a retry sets its own.
-        let deferred = (mode == DeliveryMode::Hybrid).then(|| {
-            // If the process dies during the first attempt, a restart retries once that
-            // attempt would have timed out.
-            let lease = now_ms.saturating_add(millis(route.timeout + Duration::from_secs(1)));
-            spool(&upstream, 1, lease, true)
-        });
-        if let Some(secret) = &config.forward.attestation {
-            forward::attest(
-                &mut upstream,
-                &state.trusted,
-                secret,
-                &body,
-                provider,
-                &verified.key_id,
-                now,
-            );
-        }
-        match deferred {
-            None => {
-                let result =
-                    forward::send_observed(&forward::client(), &self.metrics, &route, upstream)
-                        .await;
-                self.finish(result, hold, ttl).await
-            }
-            Some((event, meta)) => {
-                let h = upstream.headers_mut();
-                h.insert(
-                    state.trusted.delivery.clone(),
-                    HeaderValue::from_static("sync"),
-                );
-                h.insert(state.trusted.attempt.clone(), HeaderValue::from_static("1"));
-                self.hybrid(route, upstream, event, meta, hold, ttl, rec)
-                    .await
-            }
-        }
-    }
-
-    /// Stage 5. On a shared store the route's bucket is the fleet's (in Redis); when Redis
-    /// fails, this replica's own bucket for the route decides instead, so a route stays limited
-    /// (per replica) through an outage.
-    async fn check_route_limit(&self, state: &State, route: &Route) -> Result<(), Rejection> {
-        let (Some(redis), Some(limit)) = (self.store.redis(), route.rate_limit.route.as_ref())
-        else {
-            return Ok(state.limits.check_route(&route.name)?);
-        };
-        match redis.check_route(&route.name, limit).await {
-            Ok(None) => Ok(()),
-            Ok(Some(wait)) => Err(crate::limit::Limited {
-                scope: crate::limit::Scope::Route,
-                retry_after: crate::limit::retry_after(wait),
-            }
-            .into()),
-            Err(e) => {
-                self.metrics
-                    .store_errors
-                    .with_label_values(&["limit"])
-                    .inc();
-                tracing::warn!(route = %route.name, error = %e, "fleet rate limit unavailable; using this replica's own");
-                Ok(state.limits.check_route(&route.name)?)
-            }
-        }
-    }
-
-    /// A synchronous attempt's answer goes back to the sender; 2xx marks the key delivered.
-    async fn finish(
-        &self,
-        result: Result<(Response<forward::UpstreamBody>, Duration), Rejection>,
-        hold: Option<Hold>,
-        ttl: Duration,
-    ) -> Result<Reply, Rejection> {
-        let (res, _) = result?;
-        if res.status().is_success() {
-            if let Some(h) = hold {
-                let expires = self.clock.now_ms().saturating_add(millis(ttl));
-                if let Err(e) = h.delivered(expires).await {
-                    self.metrics.store_errors.with_label_values(&["mark"]).inc();
-                    tracing::error!(error = %e, "cannot mark a dedup key delivered");
-                }
-            }
-        }
-        Ok(Reply::Forwarded(res))
-    }
-
-    /// Hybrid: forward, but answer 202 if the backend has not answered by the deadline. The
-    /// first attempt is not abandoned then: it runs on, and its result decides (2xx: done;
-    /// anything else: the retry schedule), so the backend never gets a second copy while the
-    /// first may still succeed.
-    #[allow(clippy::too_many_arguments)]
-    async fn hybrid(
-        &self,
-        route: Arc<Route>,
-        upstream: Request<Full<Bytes>>,
-        event: Event,
-        meta: Meta,
-        hold: Option<Hold>,
-        ttl: Duration,
-        rec: &mut Record,
-    ) -> Result<Reply, Rejection> {
-        let (result_tx, mut result_rx) = oneshot::channel();
-        let (meta_tx, meta_rx) = oneshot::channel::<Meta>();
-        let (client, metrics, engine) =
-            (forward::client(), self.metrics.clone(), self.engine.clone());
-        let attempt_route = route.clone();
-        tokio::spawn(async move {
-            let result = forward::send_observed(&client, &metrics, &attempt_route, upstream).await;
-            // Either the sender is still waiting and takes the result, or it got 202 and the
-            // spooled event's state is in `meta_rx`.
-            if let Err(result) = result_tx.send(result) {
-                let outcome = attempt_of(result);
-                if let Ok(meta) = meta_rx.await {
-                    engine.settle(meta, outcome).await;
-                }
-            }
-        });
-        tokio::select! {
-            r = &mut result_rx => {
-                let result = r.unwrap_or(Err(Rejection::UpstreamUnreachable));
-                return self.finish(result, hold, ttl).await;
-            }
-            _ = tokio::time::sleep(route.delivery.deadline) => {}
-        }
-        let expires = hold
-            .as_ref()
-            .map(|_| self.clock.now_ms().saturating_add(millis(ttl)));
-        match self.engine.defer(&event, meta, expires).await {
-            Ok(meta) => {
-                rec.queue_id = Some(meta.id);
-                if let Some(h) = hold {
-                    h.handed_over();
-                }
-                let _ = meta_tx.send(meta.clone());
-                result_rx.close();
-                // The attempt ended while the event was being stored: its result is ours.
-                if let Ok(result) = result_rx.try_recv() {
-                    let outcome = attempt_of(result);
-                    let engine = self.engine.clone();
-                    tokio::spawn(async move { engine.settle(meta, outcome).await });
-                }
-                Ok(Reply::Spooled { deferred: true })
-            }
-            Err(e) => {
-                // Not stored: stay synchronous rather than answer 202 for an event that
-                // could be lost.
-                self.metrics
-                    .store_errors
-                    .with_label_values(&["enqueue"])
-                    .inc();
-                tracing::error!(route = %route.name, error = %e, "cannot store a deferred event; waiting for the backend");
-                let result = result_rx
-                    .await
-                    .unwrap_or(Err(Rejection::UpstreamUnreachable));
-                self.finish(result, hold, ttl).await
-            }
-        }
-    }
-
-    fn verify(&self, route: &Route, input: &Input<'_>) -> Result<Verified, Rejection> {
-        let verified = route
-            .verifier
-            .verify(input)
-            .map_err(Rejection::Unverified)?;
-        self.metrics
-            .key_matches
-            .with_label_values(&[&route.name, &verified.key_id])
-            .inc();
-        Ok(verified)
+        self.deliver(state, outbound, rec).await
     }
 }
 
-/// How a request that passed verification was answered.
-enum Reply {
-    /// The backend's answer.
-    Forwarded(Response<forward::UpstreamBody>),
-    /// hookgate's own JSON answer to a sender's challenge.
-    Answered(String),
-    /// Stored for background delivery: 202. `deferred`: hybrid, after the deadline.
-    Spooled { deferred: bool },
+/// The host the sender addressed: the request target's authority, else `Host`.
+fn request_host(req: &Request<Incoming>) -> Option<String> {
+    req.uri()
+        .authority()
+        .map(|a| a.as_str().to_owned())
+        .or_else(|| {
+            req.headers()
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_owned)
+        })
 }
 
-fn answer(json: String) -> Response<Full<Bytes>> {
-    let mut res = Response::new(Full::new(Bytes::from(json)));
-    res.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
-    res
-}
-
+/// The trusted headers only hookgate sets: verified, provider, route, key id, dedup key.
 fn set_trusted(
-    headers: &mut http::HeaderMap,
+    headers: &mut HeaderMap,
     trusted: &Trusted,
     route: &Route,
-    provider: &'static str,
     verified: &Verified,
+    rec: &Record,
 ) {
-    use http::HeaderValue;
+    let provider = route.verifier.scheme().name();
     headers.insert(trusted.verified.clone(), HeaderValue::from_static("true"));
     headers.insert(trusted.provider.clone(), HeaderValue::from_static(provider));
     if let Ok(v) = HeaderValue::from_str(&route.name) {
@@ -627,12 +391,13 @@ fn set_trusted(
     if let Ok(v) = HeaderValue::from_str(&verified.key_id) {
         headers.insert(trusted.key_id.clone(), v);
     }
+    if let Some(Ok(v)) = rec.dedup_key.as_deref().map(HeaderValue::from_str) {
+        headers.insert(trusted.id.clone(), v);
+    }
 }
 
-/// 202 for an event stored for background delivery.
-fn accepted() -> Response<Full<Bytes>> {
-    let mut res = Response::new(Full::new(Bytes::from_static(br#"{"status":"queued"}"#)));
-    *res.status_mut() = StatusCode::ACCEPTED;
+fn answer(json: String) -> Response<Full<Bytes>> {
+    let mut res = Response::new(Full::new(Bytes::from(json)));
     res.headers_mut().insert(
         http::header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
@@ -640,21 +405,11 @@ fn accepted() -> Response<Full<Bytes>> {
     res
 }
 
-fn status_class(s: http::StatusCode) -> &'static str {
-    match s.as_u16() {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
-    }
-}
-
-/// Wall-clock unix seconds; a clock before 1970 reads as 0 and fails timestamp checks.
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+/// 202 for an event stored for background delivery.
+fn accepted() -> Response<Full<Bytes>> {
+    let mut res = answer(r#"{"status":"queued"}"#.to_string());
+    *res.status_mut() = StatusCode::ACCEPTED;
+    res
 }
 
 #[cfg(test)]
@@ -666,6 +421,7 @@ mod tests {
     use hyper_util::rt::TokioIo;
 
     use super::*;
+    use crate::config::Config;
     use crate::store::faulty::FaultyStore;
     use crate::verify::Algorithm;
 
@@ -754,7 +510,12 @@ mod tests {
         let config = Config::parse(&yaml).unwrap();
         let metrics = Metrics::new();
         let store = AnyStore::Faulty(Arc::new(FaultyStore));
-        let gw = Gateway::with_store(config, metrics.clone(), store, Arc::new(SystemClock));
+        let gw = Gateway::with_store(
+            config.gateway(),
+            metrics.clone(),
+            store,
+            Arc::new(SystemClock),
+        );
         assert!(
             gw.resume().await.is_err(),
             "a store that cannot list its queue"

@@ -6,7 +6,10 @@ use http::{header, HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 
 use crate::limit::{Limited, Scope};
+use crate::metrics::Metrics;
+use crate::schema::Mode;
 use crate::schema::{Failure, Violation};
+use crate::upstream::UpstreamError;
 use crate::verify::VerifyError;
 
 /// A refusal or failure that ends a request before (or instead of) the backend's answer.
@@ -48,6 +51,15 @@ impl From<Limited> for Rejection {
     }
 }
 
+impl From<UpstreamError> for Rejection {
+    fn from(e: UpstreamError) -> Self {
+        match e {
+            UpstreamError::Timeout => Self::UpstreamTimeout,
+            UpstreamError::Unreachable(_) => Self::UpstreamUnreachable,
+        }
+    }
+}
+
 impl From<Failure> for Rejection {
     fn from(f: Failure) -> Self {
         match f {
@@ -58,6 +70,25 @@ impl From<Failure> for Rejection {
 }
 
 impl Rejection {
+    /// The refusal's own counter, beside `hookgate_requests_total` which counts every outcome.
+    pub fn count(&self, metrics: &Metrics, route: &str) {
+        match self {
+            Self::Unverified(e) => metrics
+                .verify_failures
+                .with_label_values(&[route, e.reason()])
+                .inc(),
+            Self::RateLimited(l) => metrics
+                .rate_limited
+                .with_label_values(&[route, l.scope.label()])
+                .inc(),
+            Self::NotJson | Self::Schema(_) => metrics
+                .schema_failures
+                .with_label_values(&[route, Mode::Enforce.label()])
+                .inc(),
+            _ => {}
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             Self::NotFound => StatusCode::NOT_FOUND,

@@ -1,14 +1,47 @@
 //! Stage 1: which route answers a request.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::Method;
 
 use super::Rejection;
+use crate::dedup::Dedup;
+use crate::delivery::Delivery;
+use crate::limit::RateLimit;
+use crate::schema::Schema;
+use crate::upstream::Target;
+use crate::verify::Verifier;
 
 /// (has a host, is exact, path length): larger is more specific.
 type Rank = (bool, bool, usize);
-use crate::config::{Route, RoutePath};
+
+/// Which request paths a route answers.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RoutePath {
+    Exact(String),
+    /// `/hooks/*`: stored as `/hooks/`; also answers `/hooks`.
+    Prefix(String),
+}
+
+/// One `routes[]` entry as loaded: everything each stage needs for it.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub name: Arc<str>,
+    pub path: RoutePath,
+    /// Lowercase host without port.
+    pub host: Option<String>,
+    pub upstream: Target,
+    pub timeout: Duration,
+    pub verifier: Verifier,
+    /// Stages 2 and 5; empty when the route has no `rate_limit`.
+    pub rate_limit: RateLimit,
+    /// Stage 6; compiled when the config loads.
+    pub schema: Option<Schema>,
+    /// `None`: dedup is off for this route.
+    pub dedup: Option<Dedup>,
+    pub delivery: Delivery,
+}
 
 /// Finds the route for `path` (and `host`, when routes name one). A route with a host wins over
 /// one without; an exact path wins over a prefix; the longest prefix wins among prefixes.

@@ -1,8 +1,8 @@
 //! Stage 6: the payload against the route's schema. Runs after verification only.
 
 use super::payload::Payload;
+use super::route::Route;
 use super::Rejection;
-use crate::config::Route;
 use crate::schema::Mode;
 
 /// `Ok(None)`: valid, or no schema. `Ok(Some(r))`: failed in shadow mode; forward it and

@@ -10,7 +10,6 @@ use governor::state::{InMemoryState, NotKeyed};
 use governor::{NotUntil, RateLimiter};
 
 use super::{key, retry_after, KeyStore, Limited, PerIp, RateLimit, Scope};
-use crate::config::Route;
 
 type Keyed<C> = RateLimiter<IpAddr, KeyStore, C, NoOpMiddleware<<C as Clock>::Instant>>;
 type Direct<C> = RateLimiter<NotKeyed, InMemoryState, C, NoOpMiddleware<<C as Clock>::Instant>>;
@@ -106,19 +105,21 @@ pub struct Limits {
 impl Limits {
     /// Limiters for `routes`. A route whose name and limits are unchanged from `previous` (the
     /// config being replaced) keeps its buckets, so a reload does not hand out fresh bursts.
-    pub fn new(routes: &[Arc<Route>], previous: Option<&Limits>) -> Self {
+    pub fn new<'a>(
+        routes: impl IntoIterator<Item = (&'a Arc<str>, &'a RateLimit)>,
+        previous: Option<&Limits>,
+    ) -> Self {
         let routes = routes
-            .iter()
-            .filter(|r| !r.rate_limit.is_empty())
-            .map(|r| {
+            .into_iter()
+            .filter(|(_, spec)| !spec.is_empty())
+            .map(|(name, spec)| {
                 let kept = previous
-                    .and_then(|p| p.routes.get(&r.name))
-                    .filter(|l| *l.spec() == r.rate_limit)
+                    .and_then(|p| p.routes.get(name))
+                    .filter(|l| l.spec() == spec)
                     .cloned();
-                let limiter = kept.unwrap_or_else(|| {
-                    Arc::new(RouteLimiter::new(r.rate_limit, DefaultClock::default()))
-                });
-                (r.name.clone(), limiter)
+                let limiter = kept
+                    .unwrap_or_else(|| Arc::new(RouteLimiter::new(*spec, DefaultClock::default())));
+                (name.clone(), limiter)
             })
             .collect();
         Self { routes }
@@ -327,16 +328,18 @@ mod tests {
         assert_eq!(l.keys(), 2);
     }
 
-    fn routes(per_ip_rate: &str) -> Vec<Arc<Route>> {
-        let yaml = format!(
-            "routes:\n  - name: a\n    path: /a\n    upstream: http://127.0.0.1:9/x\n    verify: {{scheme: mediaconvert, secrets: [{{id: k, value: s}}]}}\n    rate_limit: {{per_ip: {{rate: {per_ip_rate}, burst: 1}}}}\n  - name: b\n    path: /b\n    upstream: http://127.0.0.1:9/x\n    verify: {{scheme: mediaconvert, secrets: [{{id: k, value: s}}]}}\n"
-        );
-        crate::config::Config::parse(&yaml).unwrap().routes
+    /// Route `a` with a per-IP limit of `per_ip_rate`, route `b` without limits.
+    fn limits(per_ip_rate: &str, previous: Option<&Limits>) -> Limits {
+        let routes: [(Arc<str>, RateLimit); 2] = [
+            ("a".into(), per_ip(per_ip_rate, 1, 10_000)),
+            ("b".into(), RateLimit::default()),
+        ];
+        Limits::new(routes.iter().map(|(n, s)| (n, s)), previous)
     }
 
     #[test]
     fn limits_exist_only_for_routes_that_ask() {
-        let limits = Limits::new(&routes("1/h"), None);
+        let limits = limits("1/h", None);
         assert!(limits.get("a").is_some());
         assert!(limits.get("b").is_none());
         assert_eq!(limits.check_ip("b", ip("192.0.2.1")), Ok(()));
@@ -347,15 +350,15 @@ mod tests {
     #[test]
     fn unchanged_limits_survive_a_reload_changed_ones_start_fresh() {
         let a = ip("192.0.2.1");
-        let old = Limits::new(&routes("1/h"), None);
+        let old = limits("1/h", None);
         assert_eq!(old.check_ip("a", a), Ok(()));
         assert!(old.check_ip("a", a).is_err());
-        let same = Limits::new(&routes("1/h"), Some(&old));
+        let same = limits("1/h", Some(&old));
         assert!(
             same.check_ip("a", a).is_err(),
             "a reload hands out no fresh burst"
         );
-        let changed = Limits::new(&routes("2/h"), Some(&same));
+        let changed = limits("2/h", Some(&same));
         assert_eq!(changed.check_ip("a", a), Ok(()));
     }
 }

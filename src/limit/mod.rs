@@ -1,9 +1,10 @@
-//! Rate limits (DESIGN §1 stages 2 and 5): a per-address limit checked before the body is read,
+//! Rate limits (stages 2 and 5 of the request path, docs/design.md): a per-address limit checked before the body is read,
 //! and a per-route limit that counts only verified requests.
 //!
 //! Both are GCRA buckets from `governor`. The clock is a type parameter so tests drive time by
 //! hand ([`governor::clock::FakeRelativeClock`]) instead of sleeping.
 
+mod fleet;
 mod limiter;
 mod store;
 
@@ -13,6 +14,7 @@ use std::time::Duration;
 
 use governor::Quota;
 
+pub use self::fleet::check_route;
 pub use self::limiter::{Limits, RouteLimiter};
 use self::store::KeyStore;
 
@@ -49,6 +51,13 @@ pub struct Limit {
 }
 
 impl Limit {
+    /// The time between two requests at the steady rate, in whole microseconds (at least 1):
+    /// the emission interval of the fleet's GCRA bucket.
+    pub fn interval_us(&self) -> u64 {
+        let interval = (self.rate.per / self.rate.count.get()).as_micros().max(1);
+        u64::try_from(interval).unwrap_or(u64::MAX)
+    }
+
     /// The governor quota, or `None` when the rate is too fine to represent (under 1ns a request).
     pub fn quota(&self) -> Option<Quota> {
         let interval = self.rate.per / self.rate.count.get();

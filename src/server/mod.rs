@@ -13,14 +13,15 @@ mod worker;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
+use crate::clock::{millis, SystemClock};
 use crate::config::{reload, Config};
-use crate::delivery::SystemClock;
 use crate::gateway::Gateway;
 use crate::metrics::Metrics;
 use crate::store::AnyStore;
@@ -78,7 +79,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let hangup = reload::Hangup::install();
     let running = config.clone();
     let gateway = Arc::new(Gateway::with_store(
-        config,
+        config.gateway(),
         metrics.clone(),
         store.clone(),
         Arc::new(SystemClock),
@@ -92,8 +93,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     );
     let admin_task = tokio::spawn(admin::serve(admin_listener, gateway.clone()));
     let sweeper = tokio::spawn(sweep_limits(gateway.clone(), crate::limit::SWEEP_INTERVAL));
+    // The grace of the config in force at shutdown: a reload may change it.
+    let grace = Arc::new(AtomicU64::new(millis(server_cfg.shutdown_grace)));
     let reload_task = {
         let gateway = gateway.clone();
+        let grace = grace.clone();
         tokio::spawn(reload::watch(
             running,
             metrics,
@@ -102,7 +106,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 if let (Some(certs), Some(t)) = (&certs, &new.server.tls) {
                     certs.set(t.certified.clone());
                 }
-                gateway.replace(new);
+                grace.store(millis(new.server.shutdown_grace), Ordering::Relaxed);
+                gateway.replace(new.gateway());
             },
         ))
     };
@@ -127,6 +132,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         acceptor,
         permits: Arc::new(Semaphore::new(server_cfg.max_connections)),
         header_timeout: server_cfg.header_timeout,
+        shutdown_grace_ms: grace,
     });
     let (stop, stopped) = watch::channel(false);
     let mut sockets = listeners.sockets.into_iter();
@@ -183,6 +189,8 @@ pub(crate) struct Shared {
     /// `max_connections`, across all workers.
     pub permits: Arc<Semaphore>,
     pub header_timeout: Duration,
+    /// `server.shutdown_grace` in force now, in ms.
+    pub shutdown_grace_ms: Arc<AtomicU64>,
 }
 
 /// Keeps the per-IP limits' memory to the addresses seen recently.
@@ -235,7 +243,10 @@ mod tests {
             route("slow", "1/h"),
             route("fast", "1000/s")
         );
-        let gateway = Arc::new(Gateway::new(Config::parse(&yaml).unwrap(), Metrics::new()));
+        let gateway = Arc::new(Gateway::new(
+            Config::parse(&yaml).unwrap().gateway(),
+            Metrics::new(),
+        ));
         let state = gateway.state();
         for i in 1..=3 {
             let ip = format!("192.0.2.{i}").parse().unwrap();

@@ -48,7 +48,7 @@ pub async fn run(
     };
     let builder = Arc::new(builder(shared.header_timeout));
     // Each worker sweeps its own thread's upstream pool.
-    let evictor = tokio::spawn(crate::gateway::forward::evict_idle());
+    let evictor = tokio::spawn(crate::upstream::evict_idle());
     let graceful = GracefulShutdown::new();
     let stopping = async move {
         while !*stop.borrow_and_update() {
@@ -111,8 +111,10 @@ pub async fn run(
     }
 
     drop(listener);
-    // The grace of the config in force now: a reload may have changed it.
-    let grace = shared.gateway.state().config.server.shutdown_grace;
+    let grace_ms = shared
+        .shutdown_grace_ms
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let grace = Duration::from_millis(grace_ms);
     tracing::info!(?grace, "shutting down: draining in-flight requests");
     match tokio::time::timeout(grace, graceful.shutdown()).await {
         Ok(()) => tracing::info!("all connections closed"),

@@ -16,6 +16,7 @@ mod memory;
 mod record;
 mod redb;
 mod redis;
+mod settings;
 mod streams;
 
 use std::collections::HashMap;
@@ -28,7 +29,7 @@ pub use self::memory::MemoryStore;
 pub use self::record::{Event, Malformed, Meta};
 pub use self::redb::RedbStore;
 pub use self::redis::{RedisStore, RESPONSE_TIMEOUT};
-use crate::config::StoreConfig;
+pub use self::settings::{RedisUrl, StoreConfig};
 
 /// A store operation failed. Callers fail open for dedup and refuse (503) for the spool.
 #[derive(Debug, thiserror::Error)]

@@ -24,7 +24,6 @@ use redis::Script;
 
 use super::streams::Streams;
 use super::{dedup_key, Claim, Event, Leases, Meta, Selection, Store, StoreError};
-use crate::limit::Limit;
 
 /// Longest wait for a command's answer (and for a connection) before it counts as failed.
 pub const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
@@ -142,21 +141,20 @@ impl RedisStore {
             .map_err(backend)
     }
 
-    /// One request against the fleet-wide bucket of `route`: `None` if it passes, else how
-    /// long until it would.
+    /// One request against the fleet-wide GCRA bucket of `route` (one request per
+    /// `interval_us`, bursts of `burst`): `None` if it passes, else how long until it would.
     pub async fn check_route(
         &self,
         route: &str,
-        limit: &Limit,
+        interval_us: u64,
+        burst: u32,
     ) -> Result<Option<Duration>, StoreError> {
-        let interval = (limit.rate.per / limit.rate.count.get()).as_micros().max(1);
-        let interval = u64::try_from(interval).unwrap_or(u64::MAX);
         let mut conn = self.conn.clone();
         let wait: u64 = self
             .gcra
             .key(format!("{}limit:{route}", self.prefix))
-            .arg(interval)
-            .arg(limit.burst.get())
+            .arg(interval_us)
+            .arg(burst)
             .invoke_async(&mut conn)
             .await
             .map_err(backend)?;

@@ -11,7 +11,7 @@ use sha2::{Sha256, Sha512};
 use super::header::{first_of, single};
 use super::timestamp::{parse_digits, Window};
 use super::{Encoding, Input, VerifyError};
-use crate::config::Secret;
+use crate::secret::Secret;
 
 /// The hash under the HMAC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 
-use crate::config::Secret;
+use crate::secret::Secret;
 
 /// The keys of one route, by kind. Which kinds a scheme uses is decided by the scheme.
 #[derive(Clone, Default)]

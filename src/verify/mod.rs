@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use http::HeaderMap;
 
-use crate::config::Secret;
+use crate::secret::Secret;
 
 pub use self::encoding::Encoding;
 pub use self::hmac::{Algorithm, HmacSpec, Template};

@@ -15,7 +15,7 @@ use super::header::single;
 use super::keys::lenient_base64;
 use super::timestamp::{parse_digits, Window};
 use super::{Input, Keys, SignInput, Verified, VerifyError};
-use crate::config::Secret;
+use crate::secret::Secret;
 
 const SIGNATURE: &str = "x-twilio-email-event-webhook-signature";
 const TIMESTAMP: &str = "x-twilio-email-event-webhook-timestamp";

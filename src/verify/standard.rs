@@ -16,7 +16,7 @@ use super::hmac::Algorithm;
 use super::keys::lenient_base64;
 use super::timestamp::{parse_digits, Window};
 use super::{first_match, Input, Keys, SignError, SignInput, SigningKey, Verified, VerifyError};
-use crate::config::Secret;
+use crate::secret::Secret;
 
 /// The header names a flavour reads, preferred first.
 #[derive(Debug, Clone, Copy)]

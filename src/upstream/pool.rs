@@ -54,7 +54,7 @@ thread_local! {
 
 /// Why a request did not get an answer from the backend.
 #[derive(Debug, thiserror::Error)]
-pub enum UpstreamError {
+pub enum PoolError {
     #[error("upstream URL has no host")]
     NoAuthority,
     #[error("cannot connect: {0}")]
@@ -72,12 +72,12 @@ impl UpstreamClient {
     pub async fn request(
         &self,
         mut req: Request<Full<Bytes>>,
-    ) -> Result<Response<UpstreamBody>, UpstreamError> {
+    ) -> Result<Response<UpstreamBody>, PoolError> {
         let authority = req
             .uri()
             .authority()
             .cloned()
-            .ok_or(UpstreamError::NoAuthority)?;
+            .ok_or(PoolError::NoAuthority)?;
         if !req.headers().contains_key(http::header::HOST) {
             if let Ok(host) = HeaderValue::from_str(host_header(&authority)) {
                 req.headers_mut().insert(http::header::HOST, host);
@@ -170,7 +170,7 @@ pub async fn evict_idle() {
     }
 }
 
-async fn connect(authority: &Authority) -> Result<Sender, UpstreamError> {
+async fn connect(authority: &Authority) -> Result<Sender, PoolError> {
     let host = authority
         .host()
         .trim_start_matches('[')
@@ -178,7 +178,7 @@ async fn connect(authority: &Authority) -> Result<Sender, UpstreamError> {
     let port = authority.port_u16().unwrap_or(80);
     let stream = TcpStream::connect((host, port))
         .await
-        .map_err(UpstreamError::Connect)?;
+        .map_err(PoolError::Connect)?;
     let _ = stream.set_nodelay(true);
     let keepalive = socket2::TcpKeepalive::new().with_time(TCP_KEEPALIVE);
     let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);

@@ -9,7 +9,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 
-use crate::cli::{DlqCommand, DlqSelectArgs};
+use super::{DlqCommand, DlqSelectArgs};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DlqError {

@@ -6,8 +6,8 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-use crate::cli::SchemeArgs;
-use crate::gateway::unix_now;
+use super::SchemeArgs;
+use crate::clock::unix_now;
 use crate::verify::{
     add_body_hash, Algorithm, Encoding, HmacSpec, Scheme, SignInput, SigningKey, Template,
     SCHEME_NAMES,
@@ -184,7 +184,7 @@ fn fresh_id() -> String {
 }
 
 /// `hookgate sign`: headers, then a ready curl command.
-pub fn sign(args: &crate::cli::SignArgs) -> Result<String, SignError> {
+pub fn sign(args: &super::SignArgs) -> Result<String, SignError> {
     let file = read(&args.body_file)?;
     let url = args.url.as_deref();
     let req = request(&args.scheme, &file, url, url)?;
@@ -221,7 +221,7 @@ fn shell_quote(s: &str) -> String {
 }
 
 /// `hookgate send`: POSTs the signed body; returns the status line and body.
-pub async fn send(args: &crate::cli::SendArgs) -> Result<(u16, String), SignError> {
+pub async fn send(args: &super::SendArgs) -> Result<(u16, String), SignError> {
     let file = read(&args.body_file)?;
     let signed_url = args.public_url.as_deref().unwrap_or(&args.url);
     let req = request(&args.scheme, &file, Some(signed_url), Some(&args.url))?;

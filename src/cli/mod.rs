@@ -1,4 +1,9 @@
-//! The command line (DESIGN §6). Exit codes: 0 ok, 1 runtime error, 2 usage or config error.
+//! The command line (docs/operations.md): the clap definitions here, one file per helper
+//! command (`sign.rs`: sign and send, `dlq.rs`, `echo.rs`). Exit codes: 0 ok, 1 runtime error, 2 usage or config error.
+
+pub mod dlq;
+pub mod echo;
+pub mod sign;
 
 use std::path::PathBuf;
 

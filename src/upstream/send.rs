@@ -1,0 +1,76 @@
+//! One request to the backend within a deadline, timed in
+//! `hookgate_upstream_duration_seconds`. Failures are this module's own [`UpstreamError`]:
+//! the gateway turns them into 502/504, the delivery engine into retry decisions.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::Full;
+
+use super::{strip_hop_by_hop, UpstreamBody, UpstreamClient};
+use crate::metrics::Metrics;
+
+/// The backend's answer, and how long it took to arrive.
+pub type Sent = (Response<UpstreamBody>, Duration);
+
+/// Why the backend gave no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("backend did not answer in time")]
+    Timeout,
+    #[error("backend unreachable: {0}")]
+    Unreachable(#[from] super::PoolError),
+}
+
+/// Sends the request within `timeout`. The response body streams back to the caller.
+pub async fn send(
+    client: &UpstreamClient,
+    req: Request<Full<Bytes>>,
+    timeout: Duration,
+) -> Result<Sent, UpstreamError> {
+    let started = Instant::now();
+    match tokio::time::timeout(timeout, client.request(req)).await {
+        Err(_) => Err(UpstreamError::Timeout),
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "upstream request failed");
+            Err(e.into())
+        }
+        Ok(Ok(mut res)) => {
+            strip_hop_by_hop(res.headers_mut());
+            Ok((res, started.elapsed()))
+        }
+    }
+}
+
+/// [`send`], timed under the route's name.
+pub async fn send_observed(
+    client: &UpstreamClient,
+    metrics: &Metrics,
+    route: &str,
+    timeout: Duration,
+    req: Request<Full<Bytes>>,
+) -> Result<Sent, UpstreamError> {
+    let result = send(client, req, timeout).await;
+    let (class, elapsed) = match &result {
+        Ok((res, d)) => (status_class(res.status()), d.as_secs_f64()),
+        Err(UpstreamError::Timeout) => ("timeout", timeout.as_secs_f64()),
+        Err(_) => ("error", timeout.as_secs_f64()),
+    };
+    metrics
+        .upstream_duration
+        .with_label_values(&[route, class])
+        .observe(elapsed);
+    result
+}
+
+/// `2xx`, `4xx`, ...: the label of an answer's status.
+pub fn status_class(s: http::StatusCode) -> &'static str {
+    match s.as_u16() {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
