@@ -1,13 +1,12 @@
-//! Configuration: the YAML file (`file.rs`), its checked runtime form (`validate.rs`),
-//! secrets (`secret.rs`), and reloading while running (`reload.rs`).
+//! Configuration: the YAML file (`file.rs`), its checked runtime form (`load/`, one file per
+//! area, secrets included), and reloading while running (`reload.rs`).
 //!
 //! Loading never stops at the first problem: the operator gets every problem at once, each
 //! named by its key path (`routes[1].verify.secrets[0]`), with the fix.
 
 mod file;
+mod load;
 pub mod reload;
-mod secret;
-mod validate;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -15,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use self::load::parse_size;
 pub use self::reload::Fingerprint;
-pub use self::validate::parse_size;
 use crate::gateway::{self, Route};
 use crate::store::StoreConfig;
 use crate::telemetry::LogFormat;
@@ -156,7 +155,7 @@ impl Config {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let (result, read_files) = validate::parse_recording(&text, &dir);
+        let (result, read_files) = load::parse_recording(&text, &dir);
         files.extend(read_files);
         let result = result.map_err(ConfigError::Invalid).map(|mut c| {
             c.source = Some(path.to_path_buf());
@@ -173,7 +172,7 @@ impl Config {
 
     /// Validates config text; relative file names are read from `dir`.
     pub fn parse_in(text: &str, dir: &Path) -> Result<Self, ConfigError> {
-        validate::parse(text, dir).map_err(ConfigError::Invalid)
+        load::parse(text, dir).map_err(ConfigError::Invalid)
     }
 
     /// What the request path needs of this config.

@@ -1,0 +1,191 @@
+//! `routes[]`: each route's path, host and upstream, and the problems between routes.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use crate::config::file::RouteFile;
+use crate::delivery::DeliveryMode;
+use crate::gateway::{Route, RoutePath};
+use crate::limit::RateLimit;
+use crate::store::StoreConfig;
+use crate::upstream::Target as Upstream;
+
+use super::Validator;
+
+impl Validator {
+    /// Every route, and the problems between routes (names, paths, modes the store cannot keep).
+    pub(super) fn routes(&mut self, files: Vec<RouteFile>, store: &StoreConfig) -> Vec<Arc<Route>> {
+        if files.is_empty() {
+            self.problem(
+                "routes",
+                "no routes; add at least one (see config.example.yaml)",
+            );
+        }
+        let mut names = HashSet::new();
+        let mut paths = HashSet::new();
+        let mut routes = Vec::new();
+        for (i, r) in files.into_iter().enumerate() {
+            let key = format!("routes[{i}]");
+            if let Some(route) = self.route(&key, r) {
+                if !names.insert(route.name.clone()) {
+                    self.problem(
+                        format!("{key}.name"),
+                        format!(
+                            "duplicate route name `{}`; names must be unique",
+                            route.name
+                        ),
+                    );
+                }
+                if !paths.insert((route.host.clone(), route.path.clone())) {
+                    self.problem(
+                        format!("{key}.path"),
+                        "duplicate path: another route already answers it; change path or host",
+                    );
+                }
+                if route.delivery.mode != DeliveryMode::Sync && !store.durable() {
+                    self.problem(
+                        format!("{key}.delivery.mode"),
+                        format!(
+                            "{} mode promises that accepted events survive a restart, which needs a durable store; set store.kind: redb (and store.path), or store.kind: redis",
+                            route.delivery.mode.name()
+                        ),
+                    );
+                }
+                routes.push(Arc::new(route));
+            }
+        }
+        routes
+    }
+
+    pub(super) fn route(&mut self, key: &str, r: RouteFile) -> Option<Route> {
+        let name = match r.name {
+            Some(n)
+                if !n.is_empty()
+                    && n.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) =>
+            {
+                Some(Arc::<str>::from(n))
+            }
+            Some(n) => {
+                self.problem(
+                    format!("{key}.name"),
+                    format!("`{n}` is not a usable name; use letters, digits, `-`, `_` or `.`"),
+                );
+                None
+            }
+            None => {
+                self.problem(format!("{key}.name"), "missing; give the route a name");
+                None
+            }
+        };
+        let path = match r.path {
+            Some(p) if p.starts_with('/') => match p.strip_suffix('*') {
+                Some(prefix) if prefix.ends_with('/') && !prefix.contains('*') => {
+                    Some(RoutePath::Prefix(prefix.to_string()))
+                }
+                None if !p.contains('*') => Some(RoutePath::Exact(p)),
+                _ => {
+                    self.problem(
+                        format!("{key}.path"),
+                        format!("`{p}`: `*` is only allowed as a final `/*`"),
+                    );
+                    None
+                }
+            },
+            Some(p) => {
+                self.problem(format!("{key}.path"), format!("`{p}` must start with `/`"));
+                None
+            }
+            None => {
+                self.problem(
+                    format!("{key}.path"),
+                    "missing; e.g. /webhooks/mediaconvert",
+                );
+                None
+            }
+        };
+        let host = r.host.map(|h| h.to_ascii_lowercase());
+        let upstream = self.upstream(&format!("{key}.upstream"), r.upstream.as_deref());
+        let timeout = self.duration(&format!("{key}.timeout"), r.timeout, 9);
+        let verifier = match r.verify {
+            Some(v) => self.verifier(&format!("{key}.verify"), v),
+            None => {
+                self.problem(
+                    format!("{key}.verify"),
+                    "missing; every route verifies signatures (e.g. {scheme: mediaconvert, secrets: [...]})",
+                );
+                None
+            }
+        };
+        let rate_limit = match r.rate_limit {
+            Some(rl) => self.rate_limit(&format!("{key}.rate_limit"), rl),
+            None => RateLimit::default(),
+        };
+        let schema = r
+            .schema
+            .and_then(|s| self.schema(&format!("{key}.schema"), s));
+        let dedup = r.dedup.map(|d| self.dedup(&format!("{key}.dedup"), d));
+        let delivery = self.delivery(&format!("{key}.delivery"), r.delivery, timeout);
+        Some(Route {
+            name: name?,
+            path: path?,
+            host,
+            upstream: upstream?,
+            timeout,
+            verifier: verifier?,
+            rate_limit,
+            schema,
+            dedup,
+            delivery,
+        })
+    }
+
+    pub(super) fn upstream(&mut self, key: &str, s: Option<&str>) -> Option<Upstream> {
+        let Some(s) = s else {
+            self.problem(key, "missing; e.g. http://127.0.0.1:3000/webhooks");
+            return None;
+        };
+        let uri: http::Uri = match s.parse() {
+            Ok(u) => u,
+            Err(e) => {
+                self.problem(
+                    key,
+                    format!("`{s}` is not a URL ({e}); e.g. http://127.0.0.1:3000/webhooks"),
+                );
+                return None;
+            }
+        };
+        let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
+            self.problem(
+                key,
+                format!("`{s}` needs a scheme and host, e.g. http://127.0.0.1:3000/path"),
+            );
+            return None;
+        };
+        if scheme != &http::uri::Scheme::HTTP {
+            self.problem(
+                key,
+                format!("`{s}`: only http:// upstreams are supported; hookgate sits next to the backend"),
+            );
+            return None;
+        }
+        if uri.query().is_some() {
+            self.problem(
+                key,
+                format!(
+                    "`{s}`: the upstream URL cannot carry a query; the sender's query is forwarded"
+                ),
+            );
+            return None;
+        }
+        Some(Upstream {
+            scheme: scheme.clone(),
+            authority: authority.clone(),
+            path: if uri.path().is_empty() {
+                "/".into()
+            } else {
+                uri.path().into()
+            },
+        })
+    }
+}

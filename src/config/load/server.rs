@@ -1,0 +1,139 @@
+//! `server`, `admin`, `log`, `forward` and `reload`: the process around the routes.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::config::file::{AdminFile, ForwardFile, LogFile, ReloadFile, ServerFile, TlsFile};
+use crate::config::{Admin, Log, Reload, Server, Tls};
+use crate::telemetry::LogFormat::{self, Json};
+use crate::upstream::Forward;
+
+use super::scalars::default_workers;
+use super::Validator;
+
+impl Validator {
+    pub(super) fn server(&mut self, f: ServerFile) -> Server {
+        Server {
+            listen: self.addr("server.listen", f.listen.as_deref(), "0.0.0.0:8080"),
+            max_body_bytes: self.size("server.max_body_bytes", f.max_body_bytes, 1 << 20),
+            header_timeout: self.duration("server.header_timeout", f.header_timeout, 5),
+            body_timeout: self.duration("server.body_timeout", f.body_timeout, 10),
+            max_connections: self.count("server.max_connections", f.max_connections, 10_000),
+            workers: self.count("server.workers", f.workers, default_workers()),
+            trusted_proxies: f
+                .trusted_proxies
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| self.cidr(&format!("server.trusted_proxies[{i}]"), s))
+                .collect(),
+            shutdown_grace: self.duration("server.shutdown_grace", f.shutdown_grace, 20),
+            tls: f.tls.and_then(|t| self.tls(t)),
+        }
+    }
+
+    pub(super) fn admin(&mut self, f: AdminFile) -> Admin {
+        Admin {
+            listen: self.addr("admin.listen", f.listen.as_deref(), "127.0.0.1:9090"),
+        }
+    }
+
+    pub(super) fn log(&mut self, f: LogFile) -> Log {
+        Log {
+            format: match f.format.as_deref() {
+                None | Some("json") => Json,
+                Some("pretty") => LogFormat::Pretty,
+                Some(other) => {
+                    self.problem(
+                        "log.format",
+                        format!("`{other}` is not a format; use json or pretty"),
+                    );
+                    Json
+                }
+            },
+            level: match f.level.as_deref() {
+                None => "info".to_string(),
+                Some(l @ ("trace" | "debug" | "info" | "warn" | "error")) => l.to_string(),
+                Some(other) => {
+                    self.problem(
+                        "log.level",
+                        format!("`{other}` is not a level; use trace, debug, info, warn or error"),
+                    );
+                    "info".to_string()
+                }
+            },
+        }
+    }
+
+    pub(super) fn forward(&mut self, f: ForwardFile) -> Forward {
+        let header_prefix = f.header_prefix.unwrap_or_else(|| "X-Webhook-".into());
+        if header_prefix.len() < 3
+            || http::HeaderName::from_bytes(header_prefix.as_bytes()).is_err()
+        {
+            self.problem(
+                "forward.header_prefix",
+                format!("`{header_prefix}` is not a usable header name prefix; use something like X-Webhook-"),
+            );
+        }
+        let attestation = f
+            .attestation_secret
+            .as_ref()
+            .and_then(|s| self.secret("forward.attestation_secret", s));
+        Forward {
+            header_prefix,
+            attestation,
+        }
+    }
+
+    pub(super) fn reload(&mut self, r: ReloadFile) -> Reload {
+        Reload {
+            watch: r.watch.unwrap_or(true),
+            interval: self.duration("reload.interval", r.interval, 2),
+        }
+    }
+
+    /// Reads and checks the certificate and key now, so `check` and a reload refuse a broken
+    /// pair instead of the first handshake failing.
+    pub(super) fn tls(&mut self, t: TlsFile) -> Option<Tls> {
+        let file = |v: &mut Self, key: &str, path: Option<String>, what: &str| match path {
+            Some(p) if !p.is_empty() => match v.read(&p) {
+                Ok(bytes) => Some((PathBuf::from(p), bytes)),
+                Err(e) => {
+                    v.problem(
+                        key,
+                        format!("cannot read {p}: {e}; check the path and its permissions"),
+                    );
+                    None
+                }
+            },
+            _ => {
+                v.problem(key, format!("missing; the path to the PEM {what}"));
+                None
+            }
+        };
+        let cert = file(
+            self,
+            "server.tls.cert_file",
+            t.cert_file,
+            "certificate chain (leaf first)",
+        );
+        let key = file(self, "server.tls.key_file", t.key_file, "private key");
+        let ((cert_file, cert_pem), (key_file, key_pem)) = (cert?, key?);
+        match crate::certs::certified_key(&cert_pem, &key_pem) {
+            Ok(certified) => Some(Tls {
+                cert_file,
+                key_file,
+                certified: Arc::new(certified),
+            }),
+            Err(e) => {
+                use crate::certs::TlsFileRole;
+                let (key, path) = match e.role() {
+                    TlsFileRole::Cert => ("server.tls.cert_file", &cert_file),
+                    TlsFileRole::Key => ("server.tls.key_file", &key_file),
+                    TlsFileRole::Pair => ("server.tls", &cert_file),
+                };
+                self.problem(key, format!("{}: {e}", path.display()));
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! `store`: which store, and where.
+
+use std::time::Duration;
+
+use crate::config::file::StoreFile;
+use crate::store::{RedisUrl, StoreConfig};
+
+use super::Validator;
+
+/// The shortest `store.lease`: lease rounds run every third of it, a few Redis round trips each.
+const MIN_LEASE: Duration = Duration::from_secs(1);
+
+impl Validator {
+    pub(super) fn store(&mut self, f: &StoreFile) -> StoreConfig {
+        let kind = f.kind.as_deref().unwrap_or("memory");
+        if kind != "redis" {
+            for (key, set) in [
+                ("store.url", f.url.is_some()),
+                ("store.prefix", f.prefix.is_some()),
+                ("store.lease", f.lease.is_some()),
+            ] {
+                if set {
+                    self.problem(
+                        key,
+                        "only for kind redis; set store.kind: redis or remove the key",
+                    );
+                }
+            }
+        }
+        match kind {
+            "memory" => {
+                if f.path.is_some() {
+                    self.problem(
+                        "store.path",
+                        "only for kind redb; set store.kind: redb or remove the key",
+                    );
+                }
+                StoreConfig::Memory
+            }
+            "redb" => match f.path.as_deref() {
+                Some("") => {
+                    self.problem("store.path", "empty; e.g. data/hookgate.redb");
+                    StoreConfig::Memory
+                }
+                p => StoreConfig::Redb {
+                    path: p.unwrap_or("data/hookgate.redb").into(),
+                },
+            },
+            "redis" => {
+                if f.path.is_some() {
+                    self.problem(
+                        "store.path",
+                        "only for kind redb; remove the key (kind redis uses store.url)",
+                    );
+                }
+                let url = f.url.clone().unwrap_or_default();
+                match redis::Client::open(url.as_str()) {
+                    _ if url.is_empty() => self.problem(
+                        "store.url",
+                        "missing; set it, e.g. redis://127.0.0.1:6379/0 (rediss:// for TLS)",
+                    ),
+                    _ if !(url.starts_with("redis://") || url.starts_with("rediss://")) => self
+                        .problem(
+                            "store.url",
+                            "must start with redis:// or rediss:// (TLS); e.g. redis://127.0.0.1:6379/0",
+                        ),
+                    // The parser's message may echo the URL, password included: not shown.
+                    Err(_) => self.problem(
+                        "store.url",
+                        "not a valid Redis URL; e.g. redis://:PASSWORD@HOST:6379/0",
+                    ),
+                    Ok(_) => {}
+                }
+                let prefix = f.prefix.clone().unwrap_or_else(|| "hookgate:".into());
+                if prefix.is_empty() {
+                    self.problem(
+                        "store.prefix",
+                        "empty; every key would share the database's namespace; e.g. hookgate:",
+                    );
+                }
+                let lease = self.duration("store.lease", f.lease.clone(), 30);
+                if lease < MIN_LEASE {
+                    self.problem(
+                        "store.lease",
+                        format!(
+                            "{} is too short: a replica renews its heartbeat every third of it, and a busy or briefly slow one would lose its events to the others; use at least 1s (default 30s)",
+                            humantime::format_duration(lease)
+                        ),
+                    );
+                }
+                StoreConfig::Redis {
+                    url: RedisUrl(url),
+                    prefix,
+                    lease,
+                }
+            }
+            other => {
+                self.problem(
+                    "store.kind",
+                    format!("`{other}` is not a store; use memory, redb or redis"),
+                );
+                StoreConfig::Memory
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::*;
+
+    #[test]
+    fn redis_store_config() {
+        let c = parse(&format!(
+            "store: {{kind: redis, url: \"rediss://:pw@cache:6380/2\"}}\n{ROUTE}    dedup: {{}}\n"
+        ))
+        .unwrap();
+        let StoreConfig::Redis { url, prefix, lease } = &c.store else {
+            panic!("{:?}", c.store);
+        };
+        assert_eq!(url.0, "rediss://:pw@cache:6380/2");
+        assert_eq!(prefix, "hookgate:");
+        assert_eq!(*lease, Duration::from_secs(30));
+        // The password never shows in debug output.
+        assert!(!format!("{:?}", c.store).contains("pw"));
+        for (store, key) in [
+            ("{kind: redis}", "store.url: missing"),
+            (
+                "{kind: redis, url: \"http://x\"}",
+                "store.url: must start with",
+            ),
+            (
+                "{kind: redis, url: \"redis://a b:x\"}",
+                "store.url: not a valid",
+            ),
+            (
+                "{kind: redis, url: \"redis://x\", prefix: \"\"}",
+                "store.prefix: empty",
+            ),
+            (
+                "{kind: redis, url: \"redis://x\", path: a}",
+                "store.path: only for kind redb",
+            ),
+            (
+                "{kind: memory, url: \"redis://x\"}",
+                "store.url: only for kind redis",
+            ),
+            (
+                "{kind: redb, prefix: x}",
+                "store.prefix: only for kind redis",
+            ),
+        ] {
+            let p = problems(&format!("store: {store}\n{ROUTE}"));
+            assert!(p.iter().any(|p| p.starts_with(key)), "{key} not in {p:?}");
+        }
+        // The queue lives in Redis too: queue and hybrid routes are accepted, with the lease.
+        let c = parse(&format!(
+            "store: {{kind: redis, url: \"redis://x\", lease: 1500ms}}\n{ROUTE}    delivery: {{mode: queue}}\n"
+        ))
+        .unwrap();
+        assert!(
+            matches!(c.store, StoreConfig::Redis { lease, .. } if lease == Duration::from_millis(1500))
+        );
+        assert!(parse(&format!(
+            "store: {{kind: redis, url: \"redis://x\"}}\n{ROUTE}    delivery: {{mode: hybrid, deadline: 1s}}\n"
+        ))
+        .is_ok());
+        for (store, key) in [
+            (
+                "{kind: redis, url: \"redis://x\", lease: soon}",
+                "store.lease: `soon` is not a duration",
+            ),
+            (
+                "{kind: redis, url: \"redis://x\", lease: 0s}",
+                "store.lease: `0s` is not a duration",
+            ),
+            (
+                "{kind: redis, url: \"redis://x\", lease: 200ms}",
+                "store.lease: 200ms is too short",
+            ),
+            (
+                "{kind: redb, lease: 30s}",
+                "store.lease: only for kind redis",
+            ),
+            ("{lease: 30s}", "store.lease: only for kind redis"),
+        ] {
+            let p = problems(&format!("store: {store}\n{ROUTE}"));
+            assert!(p.iter().any(|p| p.starts_with(key)), "{key} not in {p:?}");
+        }
+        // The memory store still refuses them, naming both durable kinds.
+        let p = problems(&format!("{ROUTE}    delivery: {{mode: queue}}\n"));
+        assert!(
+            p.iter().any(
+                |p| p.starts_with("routes[0].delivery.mode: queue mode promises")
+                    && p.contains("store.kind: redis")
+            ),
+            "{p:?}"
+        );
+    }
+}
