@@ -23,7 +23,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 
-# DESIGN §5, plus hookgate_config_last_reload_successful (the reload alert's gauge).
+# docs/metrics.md "Metric reference", plus hookgate_config_last_reload_successful (the reload alert's gauge).
 METRICS = {
     "hookgate_requests_total": "counter",
     "hookgate_verify_failures_total": "counter",

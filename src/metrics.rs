@@ -1,4 +1,4 @@
-//! Prometheus metrics (DESIGN §5). Labels are route names, scheme reasons, secret ids and status
+//! Prometheus metrics (docs/metrics.md, "Metric reference"). Labels are route names, scheme reasons, secret ids and status
 //! classes: small, operator-chosen sets. Never a raw path, an address or a payload value.
 
 use prometheus::{

@@ -328,7 +328,7 @@ async fn dead_letters_listed_replayed_and_dropped_with_the_cli() {
     assert_eq!(usage.status.code(), Some(2), "a selection is required");
 }
 
-/// A queue route's rate limit spools instead of refusing (DESIGN stage 5): every event gets
+/// A queue route's rate limit spools instead of refusing (stage 5, docs/request-path.md): every event gets
 /// 202, and the backend receives them no faster than the route's rate.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn route_limit_paces_queue_deliveries_instead_of_refusing() {

@@ -14,7 +14,7 @@
 //! - `engine.rs`: the [`Engine`]: accept, defer, dispatch, attempt, settle, dead letters, leases.
 //! - `queue.rs`: one route's index of due events.
 //! - `plan.rs`: what the engine knows of the config ([`Plan`], [`Lane`]).
-//! - `policy.rs`: `routes[].delivery` ([`Delivery`], [`DeliveryMode`]).
+//! - `policy.rs`: `routes[].delivery` ([`Delivery`], [`DeliveryMode`], retry and backoff).
 //! - `schedule.rs`: pure retry decisions.
 //! - `outcome.rs`: a finished send as an [`Attempt`].
 
@@ -28,5 +28,5 @@ pub mod schedule;
 pub use self::engine::Engine;
 pub use self::outcome::attempt_of;
 pub use self::plan::{Lane, Plan};
-pub use self::policy::{Delivery, DeliveryMode};
-pub use self::schedule::{Attempt, Backoff, Decision, RetryOn, StatusMatch};
+pub use self::policy::{Backoff, Delivery, DeliveryMode, RetryOn, StatusMatch};
+pub use self::schedule::{Attempt, Decision};

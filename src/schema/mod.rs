@@ -1,4 +1,4 @@
-//! Payload schemas (DESIGN §1 stage 6): JSON Schema (drafts 7 and 2020-12) checked after the
+//! Payload schemas (stage 6, docs/payload-schemas.md): JSON Schema (drafts 7 and 2020-12) checked after the
 //! signature, so unsigned junk costs no parsing.
 //!
 //! Schemas are compiled when the config loads, offline: `$ref` resolves only inside the schema

@@ -1,5 +1,5 @@
 //! `X-Webhook-Attestation`: lets a backend on an untrusted network prove a request passed
-//! through hookgate (docs/configuration.md, `forward.attestation_secret`).
+//! through hookgate (docs/request-path.md, "Attestation").
 
 use bytes::Bytes;
 use http::{HeaderValue, Request};
