@@ -203,6 +203,66 @@ fn duplicate_route_name() {
     );
 }
 
+/// YAML 1.2: a plain `on`, `no`, `y` or `yes` where a string is expected is that string, not a
+/// YAML 1.1 boolean. Route names and a secret id spelled so pass `check` and are kept as
+/// written.
+#[test]
+fn yaml_1_1_boolean_words_are_strings() {
+    let plain_route = |name: &str, path: &str, id: &str| {
+        format!(
+            "  - name: {name}\n    path: {path}\n    upstream: {UP}\n    verify: {{scheme: mediaconvert, secrets: [{{id: {id}, value: s3cret}}]}}\n"
+        )
+    };
+    let yaml = base(
+        "",
+        &[
+            plain_route("on", "/on", "yes"),
+            plain_route("no", "/no", "k"),
+            plain_route("y", "/y", "k"),
+        ]
+        .concat(),
+    );
+    let (code, lines) = check(&yaml, &[]);
+    assert_eq!(code, Some(0), "stderr:\n{}", lines.join("\n"));
+
+    let config = hookgate::config::Config::parse(&yaml).expect("valid config");
+    let names: Vec<&str> = config.routes.iter().map(|r| &*r.name).collect();
+    assert_eq!(names, ["on", "no", "y"]);
+    // The secret id is the one a request signed with that secret is verified under.
+    let verifier = &config.routes[0].verifier;
+    let key = hookgate::verify::SigningKey::Secret(b"s3cret".to_vec());
+    let body = br#"{"detail":{}}"#;
+    let now = 1_700_000_000;
+    let signed = verifier
+        .scheme()
+        .sign(
+            &key,
+            &hookgate::verify::SignInput {
+                body,
+                now,
+                url: None,
+                id: "d1",
+            },
+        )
+        .expect("sign");
+    let mut headers = http::HeaderMap::new();
+    for (name, value) in &signed.headers {
+        headers.insert(
+            http::HeaderName::try_from(name.as_str()).unwrap(),
+            http::HeaderValue::try_from(value.as_str()).unwrap(),
+        );
+    }
+    let verified = verifier
+        .verify(&hookgate::verify::Input {
+            headers: &headers,
+            body: &signed.body,
+            now,
+            url: None,
+        })
+        .expect("verified");
+    assert_eq!(&*verified.key_id, "yes");
+}
+
 #[test]
 fn duplicate_path() {
     let yaml = base(

@@ -8,7 +8,7 @@ mod common;
 
 use base64::Engine as _;
 use common::*;
-use hmac::Mac;
+use hmac::{KeyInit, Mac};
 use p256::pkcs8::{EncodePrivateKey, EncodePublicKey};
 
 const JOB: &str = "job_abc123xyz";

@@ -6,7 +6,8 @@
 //! SendGrid does not normalise `s`: its own signatures are often high-S, and the `p256` crate
 //! accepts them, as it must. A raw `r||s` signature is not DER and is malformed.
 
-use p256::ecdsa::signature::{DigestSigner, DigestVerifier};
+use p256::ecdsa::signature::hazmat::PrehashVerifier;
+use p256::ecdsa::signature::MultipartSigner;
 use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
 
@@ -33,12 +34,14 @@ pub(super) fn verify(
         .ok_or(VerifyError::MalformedHeader)?;
     let ts = parse_digits(ts_text)?;
     window.check_secs(ts, input.now)?;
-    let digest = Sha256::new()
+    // Hashed once for every key.
+    let prehash = Sha256::new()
         .chain_update(ts_text.as_bytes())
-        .chain_update(input.body);
+        .chain_update(input.body)
+        .finalize();
     keys.p256
         .iter()
-        .find(|(_, key)| key.verify_digest(digest.clone(), &sig).is_ok())
+        .find(|(_, key)| key.verify_prehash(&prehash, &sig).is_ok())
         .map(|(id, _)| Verified::new(id.clone(), None::<String>))
         .ok_or(VerifyError::Mismatch)
 }
@@ -59,10 +62,7 @@ pub(super) fn decode_public_key(key: &Secret) -> Result<VerifyingKey, String> {
 
 pub(super) fn sign(key: &SigningKey, input: &SignInput<'_>) -> Vec<(String, String)> {
     let ts = input.now.to_string();
-    let digest = Sha256::new()
-        .chain_update(ts.as_bytes())
-        .chain_update(input.body);
-    let sig: Signature = key.sign_digest(digest);
+    let sig: Signature = key.multipart_sign(&[ts.as_bytes(), input.body]);
     vec![
         (TIMESTAMP.to_string(), ts),
         (

@@ -43,7 +43,7 @@ pub fn parse_recording(text: &str, dir: &Path) -> (Result<Config, Vec<Problem>>,
 
 impl Validator {
     fn parse(&mut self, text: &str) -> Result<Config, Vec<Problem>> {
-        let mut value: Value = serde_saphyr::from_str(text)
+        let mut value: Value = serde_saphyr::from_str_with_options(text, yaml_options())
             .map_err(|e| vec![Problem::new("(file)", format!("not valid YAML: {e}"))])?;
         if value.is_null() {
             value = Value::Object(Default::default());
@@ -77,6 +77,15 @@ impl Validator {
         } else {
             Err(std::mem::take(&mut self.problems))
         }
+    }
+}
+
+/// How the file is read. YAML 1.2 booleans: only `true` and `false` (in any of their three
+/// cases) are booleans, so a plain `on`, `no`, `y` or `yes` is the string it reads as (a route
+/// named `on`, a secret id `yes`), not YAML 1.1's boolean.
+fn yaml_options() -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        strict_booleans: true,
     }
 }
 
@@ -239,5 +248,23 @@ mod tests {
         let p = problems("routes:\n  - name: a\n    path: /a\n    upstream: http://127.0.0.1:1/x\n    verify: {scheme: nope, secrets: [{id: k, value: topsecretvalue}]}\n");
         assert!(!p.is_empty());
         assert!(p.iter().all(|p| !p.contains("topsecretvalue")));
+    }
+
+    /// YAML 1.2 booleans: `true` and `false` only. A YAML 1.1 spelling is a string, refused
+    /// where a boolean is expected.
+    #[test]
+    fn booleans_are_yaml_1_2() {
+        for (text, watch) in [("true", true), ("False", false), ("FALSE", false)] {
+            let c = parse(&format!("{ROUTE}reload: {{watch: {text}}}\n")).unwrap();
+            assert_eq!(c.reload.watch, watch, "{text}");
+        }
+        for text in ["yes", "no", "on", "off", "y", "n"] {
+            let p = problems(&format!("{ROUTE}reload: {{watch: {text}}}\n"));
+            assert!(
+                p.iter()
+                    .any(|p| p.starts_with("reload.watch:") && p.contains("expected a boolean")),
+                "{text}: {p:?}"
+            );
+        }
     }
 }
