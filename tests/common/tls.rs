@@ -196,7 +196,7 @@ impl HttpsConn {
             }
             .map_err(|e| format!("send: {e}"))?;
             let version = resp.version();
-            Ok((super::to_resp(resp).await?, version))
+            Ok((super::client::to_resp(resp).await?, version))
         };
         tokio::time::timeout(WAIT, fut)
             .await
