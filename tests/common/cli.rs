@@ -5,6 +5,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use super::config::ConfigText;
 use super::gateway::{spawn_reader, OutputLines, Shared};
 use super::WAIT;
 
@@ -74,22 +75,22 @@ pub fn run_cli(args: &[&str], env: &[(&str, &str)], cwd: Option<&Path>) -> Outpu
     }
 }
 
-/// Write `yaml` to a temp file and run `hookgate <cmd> -c FILE`.
-pub fn run_with_config(cmd: &str, yaml: &str, env: &[(&str, &str)]) -> Output {
-    run_with_config_files(cmd, yaml, env, &[])
+/// Write `config` to a temp file and run `hookgate <cmd> -c FILE`.
+pub fn run_with_config(cmd: &str, config: impl ConfigText, env: &[(&str, &str)]) -> Output {
+    run_with_config_files(cmd, config, env, &[])
 }
 
 /// [`run_with_config`] with `files` (`(relative path, contents)`) written beside the config.
 pub fn run_with_config_files(
     cmd: &str,
-    yaml: &str,
+    config: impl ConfigText,
     env: &[(&str, &str)],
     files: &[(&str, &str)],
 ) -> Output {
     let dir = tempfile::tempdir().expect("tempdir");
     write_files(dir.path(), files);
     let path = dir.path().join("hookgate.yaml");
-    std::fs::write(&path, yaml).expect("write config");
+    std::fs::write(&path, config.config_text()).expect("write config");
     run_cli(&[cmd, "-c", path.to_str().unwrap()], env, None)
 }
 

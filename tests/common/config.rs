@@ -1,10 +1,121 @@
-//! Config files for the gateway under test.
+//! Config files for the gateway under test, built as data.
+//!
+//! A config is a [`serde_json::Value`] written out as JSON, which is valid YAML: nothing depends
+//! on indentation, and a test changes a piece with `config["server"]["tls"] = ...` or
+//! [`Set::with`] rather than by editing text. Tests about the YAML text itself (syntax errors,
+//! comments, `${VAR}` expansion) write their own text; [`ConfigText`] takes both.
 
 use std::path::Path;
 
-/// Quote a string as a YAML double-quoted scalar (JSON strings are valid YAML).
-pub fn q(s: &str) -> String {
-    serde_json::to_string(s).expect("quote")
+pub use serde_json::{json, Value};
+
+/// What can be written as a config file: YAML text as it is, or a [`Value`] as JSON.
+pub trait ConfigText {
+    fn config_text(&self) -> String;
+}
+
+impl ConfigText for str {
+    fn config_text(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl ConfigText for String {
+    fn config_text(&self) -> String {
+        self.clone()
+    }
+}
+
+impl ConfigText for Value {
+    fn config_text(&self) -> String {
+        let mut text = serde_json::to_string_pretty(self).expect("config as JSON");
+        text.push('\n');
+        text
+    }
+}
+
+impl<T: ConfigText + ?Sized> ConfigText for &T {
+    fn config_text(&self) -> String {
+        (**self).config_text()
+    }
+}
+
+/// Builder-style changes to a mapping.
+pub trait Set {
+    /// Sets `key` (replacing it).
+    fn with(self, key: &str, value: impl Into<Value>) -> Value;
+    /// Sets every key of the mapping `extra` (`null` changes nothing).
+    fn merge(self, extra: Value) -> Value;
+}
+
+impl Set for Value {
+    fn with(mut self, key: &str, value: impl Into<Value>) -> Value {
+        self[key] = value.into();
+        self
+    }
+
+    fn merge(mut self, extra: Value) -> Value {
+        match extra {
+            Value::Null => {}
+            Value::Object(m) => {
+                for (k, v) in m {
+                    self[k.as_str()] = v;
+                }
+            }
+            other => panic!("merge: not a mapping: {other}"),
+        }
+        self
+    }
+}
+
+/// The route list of [`config`]: one route, several, or a JSON array of them.
+pub trait Routes {
+    fn routes(self) -> Vec<Value>;
+}
+
+impl Routes for Value {
+    fn routes(self) -> Vec<Value> {
+        match self {
+            Value::Array(a) => a,
+            one => vec![one],
+        }
+    }
+}
+
+impl Routes for &Value {
+    fn routes(self) -> Vec<Value> {
+        self.clone().routes()
+    }
+}
+
+impl Routes for Vec<Value> {
+    fn routes(self) -> Vec<Value> {
+        self
+    }
+}
+
+impl Routes for &Vec<Value> {
+    fn routes(self) -> Vec<Value> {
+        self.clone()
+    }
+}
+
+impl Routes for &[Value] {
+    fn routes(self) -> Vec<Value> {
+        self.to_vec()
+    }
+}
+
+impl<const N: usize> Routes for [Value; N] {
+    fn routes(self) -> Vec<Value> {
+        self.into()
+    }
+}
+
+impl<const N: usize> Routes for &[Value; N] {
+    fn routes(self) -> Vec<Value> {
+        self.to_vec()
+    }
 }
 
 /// Server-level knobs for [`config`].
@@ -17,12 +128,12 @@ pub struct Opts {
     pub shutdown_grace: String,
     pub log_level: String,
     pub header_prefix: String,
-    /// Extra lines inside `forward:` (already indented by 2 spaces), e.g. attestation.
-    pub forward_extra: String,
+    /// `forward.attestation_secret`, e.g. a [`secret_value`].
+    pub attestation_secret: Option<Value>,
     /// `server.trusted_proxies` CIDRs.
     pub trusted_proxies: Vec<String>,
-    /// Top-level YAML lines placed before `routes:`, e.g. a `store:` block.
-    pub top_extra: String,
+    /// The `store` mapping, e.g. `{kind: redb, path: ...}`; none: the default store.
+    pub store: Option<Value>,
     /// `server.workers`; 0 leaves the default (one per CPU).
     pub workers: u32,
 }
@@ -37,91 +148,101 @@ impl Default for Opts {
             shutdown_grace: "5s".into(),
             log_level: "info".into(),
             header_prefix: "X-Webhook-".into(),
-            forward_extra: String::new(),
+            attestation_secret: None,
             trusted_proxies: Vec::new(),
             workers: 0,
-            top_extra: String::new(),
+            store: None,
         }
     }
 }
 
-/// A whole config file: `routes` is the YAML of the route list items (see [`route`]).
-pub fn config(opts: &Opts, routes: &str) -> String {
-    format!(
-        "server:\n  listen: 127.0.0.1:0\n  max_body_bytes: {}\n  header_timeout: {}\n  body_timeout: {}\n  max_connections: {}\n{}  shutdown_grace: {}\n  trusted_proxies: [{}]\nadmin:\n  listen: 127.0.0.1:0\nlog: {{format: json, level: {}}}\nforward:\n  header_prefix: {}\n{}{}routes:\n{}",
-        opts.max_body_bytes,
-        opts.header_timeout,
-        opts.body_timeout,
-        opts.max_connections,
-        if opts.workers > 0 {
-            format!("  workers: {}\n", opts.workers)
-        } else {
-            String::new()
-        },
-        opts.shutdown_grace,
-        opts
-            .trusted_proxies
-            .iter()
-            .map(|c| q(c))
-            .collect::<Vec<_>>()
-            .join(", "),
-        opts.log_level,
-        opts.header_prefix,
-        opts.forward_extra,
-        opts.top_extra,
-        routes
-    )
+/// A size as YAML would read it written bare: a number when it is one (`1048576`), else a
+/// string (`64KiB`).
+fn size(s: &str) -> Value {
+    s.parse::<u64>().map_or_else(|_| json!(s), |n| json!(n))
 }
 
-/// One route list item with a 2 s upstream timeout. `verify` is a YAML flow mapping.
-pub fn route(name: &str, path: &str, upstream: &str, verify: &str) -> String {
+/// A whole config: both listeners on ephemeral ports, JSON logs, and `routes` (see [`route`]).
+pub fn config(opts: &Opts, routes: impl Routes) -> Value {
+    let mut server = json!({
+        "listen": "127.0.0.1:0",
+        "max_body_bytes": size(&opts.max_body_bytes),
+        "header_timeout": opts.header_timeout,
+        "body_timeout": opts.body_timeout,
+        "max_connections": opts.max_connections,
+        "shutdown_grace": opts.shutdown_grace,
+        "trusted_proxies": opts.trusted_proxies,
+    });
+    if opts.workers > 0 {
+        server["workers"] = json!(opts.workers);
+    }
+    let mut forward = json!({ "header_prefix": opts.header_prefix });
+    if let Some(secret) = &opts.attestation_secret {
+        forward["attestation_secret"] = secret.clone();
+    }
+    let mut c = json!({
+        "server": server,
+        "admin": { "listen": "127.0.0.1:0" },
+        "log": { "format": "json", "level": opts.log_level },
+        "forward": forward,
+        "routes": routes.routes(),
+    });
+    if let Some(store) = &opts.store {
+        c["store"] = store.clone();
+    }
+    c
+}
+
+/// A `{kind: redb, path}` store mapping for [`Opts::store`].
+pub fn redb_store(path: &Path) -> Value {
+    json!({ "kind": "redb", "path": path.display().to_string() })
+}
+
+/// One route with a 2 s upstream timeout; `verify` as made by [`verify`] or [`mc_verify`].
+pub fn route(name: &str, path: &str, upstream: &str, verify: Value) -> Value {
     route_with_timeout(name, path, upstream, "2s", verify)
 }
 
-/// One route list item with an explicit upstream timeout.
+/// One route with an explicit upstream timeout.
 pub fn route_with_timeout(
     name: &str,
     path: &str,
     upstream: &str,
     timeout: &str,
-    verify: &str,
-) -> String {
-    format!(
-        "  - name: {}\n    path: {}\n    upstream: {}\n    timeout: {}\n    verify: {}\n",
-        q(name),
-        q(path),
-        q(upstream),
-        timeout,
-        verify
-    )
+    verify: Value,
+) -> Value {
+    json!({
+        "name": name,
+        "path": path,
+        "upstream": upstream,
+        "timeout": timeout,
+        "verify": verify,
+    })
 }
 
-/// `{id, value}` secret as YAML flow mapping.
-pub fn secret_value(id: &str, value: &str) -> String {
-    format!("{{id: {}, value: {}}}", q(id), q(value))
+/// An inline `{id, value}` secret.
+pub fn secret_value(id: &str, value: &str) -> Value {
+    json!({ "id": id, "value": value })
 }
 
-/// `{id, env}` secret as YAML flow mapping.
-pub fn secret_env(id: &str, var: &str) -> String {
-    format!("{{id: {}, env: {}}}", q(id), q(var))
+/// An `{id, env}` secret.
+pub fn secret_env(id: &str, var: &str) -> Value {
+    json!({ "id": id, "env": var })
 }
 
-/// `{id, file}` secret as YAML flow mapping.
-pub fn secret_file(id: &str, path: &Path) -> String {
-    format!(
-        "{{id: {}, file: {}}}",
-        q(id),
-        q(&path.display().to_string())
-    )
+/// An `{id, file}` secret.
+pub fn secret_file(id: &str, path: &Path) -> Value {
+    json!({ "id": id, "file": path.display().to_string() })
 }
 
-/// A `verify:` mapping for a built-in scheme with the given secret mappings.
-pub fn verify(scheme: &str, secrets: &[String]) -> String {
-    format!("{{scheme: {}, secrets: [{}]}}", scheme, secrets.join(", "))
+/// A `verify` mapping for a built-in scheme with the given secrets; more keys with
+/// [`Set::with`].
+pub fn verify(scheme: &str, secrets: &[Value]) -> Value {
+    json!({ "scheme": scheme, "secrets": secrets })
 }
 
-/// A `verify:` mapping for the mediaconvert scheme with `{id, value}` secrets.
-pub fn mc_verify(secrets: &[(&str, &str)]) -> String {
-    let s: Vec<String> = secrets.iter().map(|(i, v)| secret_value(i, v)).collect();
+/// A `verify` mapping for the mediaconvert scheme with `{id, value}` secrets.
+pub fn mc_verify(secrets: &[(&str, &str)]) -> Value {
+    let s: Vec<Value> = secrets.iter().map(|(i, v)| secret_value(i, v)).collect();
     verify("mediaconvert", &s)
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::cli::write_files;
 use super::client::{raw_get, RawResponse};
+use super::config::ConfigText;
 use super::WAIT;
 
 /// Output lines of a child process, filled by reader threads.
@@ -65,41 +66,43 @@ pub struct Gateway {
 
 impl Gateway {
     /// Start with the given config and no extra environment; panics if it is not ready within [`WAIT`].
-    pub fn start(yaml: &str) -> Gateway {
-        Self::start_with_env(yaml, &[])
+    pub fn start(config: impl ConfigText) -> Gateway {
+        Self::start_with_env(config, &[])
     }
 
     /// Start with extra environment variables.
-    pub fn start_with_env(yaml: &str, env: &[(&str, &str)]) -> Gateway {
-        match Self::try_start(yaml, env) {
+    pub fn start_with_env(config: impl ConfigText, env: &[(&str, &str)]) -> Gateway {
+        let yaml = config.config_text();
+        match Self::try_start(&yaml, env) {
             Ok(g) => g,
             Err(e) => panic!("gateway did not start: {e}\n--- config ---\n{yaml}"),
         }
     }
 
     /// Start with `files` (`(relative path, contents)`) written beside the config first.
-    pub fn start_with_files(yaml: &str, files: &[(&str, &str)]) -> Gateway {
-        match Self::try_start_with_files(yaml, &[], files) {
+    pub fn start_with_files(config: impl ConfigText, files: &[(&str, &str)]) -> Gateway {
+        let yaml = config.config_text();
+        match Self::try_start_with_files(&yaml, &[], files) {
             Ok(g) => g,
             Err(e) => panic!("gateway did not start: {e}\n--- config ---\n{yaml}"),
         }
     }
 
     /// Start and wait for the `listening` line; the error carries everything the process printed.
-    pub fn try_start(yaml: &str, env: &[(&str, &str)]) -> Result<Gateway, String> {
-        Self::try_start_with_files(yaml, env, &[])
+    pub fn try_start(config: impl ConfigText, env: &[(&str, &str)]) -> Result<Gateway, String> {
+        Self::try_start_with_files(config, env, &[])
     }
 
     /// [`Gateway::try_start`] with files written into the config's directory first.
     pub fn try_start_with_files(
-        yaml: &str,
+        config: impl ConfigText,
         env: &[(&str, &str)],
         files: &[(&str, &str)],
     ) -> Result<Gateway, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         write_files(dir.path(), files);
         let path = dir.path().join("hookgate.yaml");
-        std::fs::write(&path, yaml).map_err(|e| e.to_string())?;
+        std::fs::write(&path, config.config_text()).map_err(|e| e.to_string())?;
         Self::try_start_at(dir, &path, env)
     }
 
