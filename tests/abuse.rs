@@ -23,12 +23,12 @@ const PATH: &str = "/webhooks/mediaconvert";
 /// (a few MiB), far below what buffering the floods would take.
 const MAX_GROWTH_KIB: u64 = 96 * 1024;
 
-fn routes(upstream: &str) -> String {
-    route("mc", PATH, upstream, &mc_verify(&[("current", SECRET)]))
+fn routes(upstream: &str) -> Value {
+    route("mc", PATH, upstream, mc_verify(&[("current", SECRET)]))
 }
 
 fn start(opts: &Opts, upstream: &str) -> Gateway {
-    Gateway::start(&config(opts, &routes(upstream)))
+    Gateway::start(config(opts, routes(upstream)))
 }
 
 fn quick() -> Opts {
@@ -920,9 +920,9 @@ async fn backend_never_answers_or_stalls_mid_body() {
         PATH,
         &silent.url(),
         "1s",
-        &mc_verify(&[("current", SECRET)]),
+        mc_verify(&[("current", SECRET)]),
     );
-    let gw = Gateway::start(&config(&quick(), &routes));
+    let gw = Gateway::start(config(&quick(), &routes));
     let t = Instant::now();
     let r = post_mc(gw.addr(), PATH, SECRET, BODY).await;
     assert_eq!(r.status, 504);
@@ -953,9 +953,9 @@ async fn backend_never_answers_or_stalls_mid_body() {
         PATH,
         &stall.url(),
         "1s",
-        &mc_verify(&[("current", SECRET)]),
+        mc_verify(&[("current", SECRET)]),
     );
-    let gw = Gateway::start(&config(&quick(), &routes));
+    let gw = Gateway::start(config(&quick(), &routes));
     let mut s = connect(gw.addr());
     s.write_all(&raw_post_bytes(
         PATH,
@@ -1021,9 +1021,9 @@ async fn gigantic_backend_answer_streams_in_bounded_memory() {
         PATH,
         &backend.url(),
         "5s",
-        &mc_verify(&[("current", SECRET)]),
+        mc_verify(&[("current", SECRET)]),
     );
-    let gw = Gateway::start(&config(&quick(), &routes));
+    let gw = Gateway::start(config(&quick(), &routes));
     let (rss0, _) = gw.memory_kib();
     let request = raw_post_bytes(
         PATH,

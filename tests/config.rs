@@ -7,20 +7,31 @@ use std::path::Path;
 use common::*;
 
 /// A valid config whose pieces the broken ones below replace.
-fn base(server_extra: &str, routes: &str) -> String {
-    format!(
-        "server:\n  listen: 127.0.0.1:0\n  max_body_bytes: 1KiB\n  header_timeout: 1s\n  body_timeout: 1s\n  max_connections: 100\n  shutdown_grace: 5s\n{server_extra}admin:\n  listen: 127.0.0.1:0\nlog: {{format: json, level: info}}\nforward:\n  header_prefix: X-Webhook-\nroutes:\n{routes}"
-    )
+fn base(routes: impl Routes) -> Value {
+    json!({
+        "server": {
+            "listen": "127.0.0.1:0",
+            "max_body_bytes": "1KiB",
+            "header_timeout": "1s",
+            "body_timeout": "1s",
+            "max_connections": 100,
+            "shutdown_grace": "5s",
+        },
+        "admin": {"listen": "127.0.0.1:0"},
+        "log": {"format": "json", "level": "info"},
+        "forward": {"header_prefix": "X-Webhook-"},
+        "routes": routes.routes(),
+    })
 }
 
 const UP: &str = "http://127.0.0.1:9/hooks";
 
-fn ok_route(name: &str, path: &str) -> String {
-    route(name, path, UP, &mc_verify(&[("current", "s3cret")]))
+fn ok_route(name: &str, path: &str) -> Value {
+    route(name, path, UP, mc_verify(&[("current", "s3cret")]))
 }
 
 /// Run `check` and return (exit code, stderr lines).
-fn check(yaml: &str, env: &[(&str, &str)]) -> (Option<i32>, Vec<String>) {
+fn check(yaml: &Value, env: &[(&str, &str)]) -> (Option<i32>, Vec<String>) {
     let out = run_with_config("check", yaml, env);
     let stderr = String::from_utf8_lossy(&out.stderr)
         .lines()
@@ -30,7 +41,7 @@ fn check(yaml: &str, env: &[(&str, &str)]) -> (Option<i32>, Vec<String>) {
 }
 
 /// Assert exit 2 and some stderr line that starts with `path` (and contains `word` if given).
-fn assert_problem(what: &str, yaml: &str, path: &str, word: Option<&str>) {
+fn assert_problem(what: &str, yaml: &Value, path: &str, word: Option<&str>) {
     let (code, lines) = check(yaml, &[]);
     assert_eq!(
         code,
@@ -54,22 +65,19 @@ fn assert_problem(what: &str, yaml: &str, path: &str, word: Option<&str>) {
 
 #[test]
 fn valid_config_passes_check() {
-    let (code, lines) = check(&base("", &ok_route("mc", "/webhooks/mediaconvert")), &[]);
+    let (code, lines) = check(&base(ok_route("mc", "/webhooks/mediaconvert")), &[]);
     assert_eq!(code, Some(0), "stderr:\n{}", lines.join("\n"));
 }
 
 #[test]
 fn missing_env_secret() {
     let var = "HOOKGATE_TEST_SURELY_UNSET_VAR_1";
-    let yaml = base(
-        "",
-        &route(
-            "mc",
-            "/webhooks/mediaconvert",
-            UP,
-            &verify("mediaconvert", &[secret_env("current", var)]),
-        ),
-    );
+    let yaml = base(route(
+        "mc",
+        "/webhooks/mediaconvert",
+        UP,
+        verify("mediaconvert", &[secret_env("current", var)]),
+    ));
     let (code, lines) = check(&yaml, &[]);
     assert_eq!(code, Some(2), "stderr:\n{}", lines.join("\n"));
     assert!(
@@ -86,21 +94,18 @@ fn missing_env_secret() {
 
 #[test]
 fn missing_file_secret() {
-    let yaml = base(
-        "",
-        &route(
-            "mc",
-            "/webhooks/mediaconvert",
-            UP,
-            &verify(
-                "mediaconvert",
-                &[
-                    secret_value("a", "x"),
-                    secret_file("b", Path::new("/nonexistent/hookgate/secret")),
-                ],
-            ),
+    let yaml = base(route(
+        "mc",
+        "/webhooks/mediaconvert",
+        UP,
+        verify(
+            "mediaconvert",
+            &[
+                secret_value("a", "x"),
+                secret_file("b", Path::new("/nonexistent/hookgate/secret")),
+            ],
         ),
-    );
+    ));
     assert_problem(
         "missing secret file",
         &yaml,
@@ -111,7 +116,9 @@ fn missing_file_secret() {
 
 #[test]
 fn unknown_key() {
-    let (code, lines) = check(&base("  bogus_key: 1\n", &ok_route("mc", "/a")), &[]);
+    let mut yaml = base(ok_route("mc", "/a"));
+    yaml["server"]["bogus_key"] = json!(1);
+    let (code, lines) = check(&yaml, &[]);
     assert_eq!(code, Some(2), "stderr:\n{}", lines.join("\n"));
     assert!(
         lines
@@ -124,7 +131,7 @@ fn unknown_key() {
 
 #[test]
 fn unknown_key_in_route() {
-    let yaml = base("", &format!("{}    retries: 3\n", ok_route("mc", "/a")));
+    let yaml = base(ok_route("mc", "/a").with("retries", 3));
     let (code, lines) = check(&yaml, &[]);
     assert_eq!(code, Some(2), "stderr:\n{}", lines.join("\n"));
     assert!(
@@ -138,8 +145,8 @@ fn unknown_key_in_route() {
 
 #[test]
 fn bad_duration() {
-    let yaml =
-        base("", &ok_route("mc", "/a")).replace("header_timeout: 1s", "header_timeout: soon");
+    let mut yaml = base(ok_route("mc", "/a"));
+    yaml["server"]["header_timeout"] = json!("soon");
     assert_problem("bad duration", &yaml, "server.header_timeout", None);
 }
 
@@ -147,27 +154,33 @@ fn bad_duration() {
 /// redis passes.
 #[test]
 fn store_lease_checked_and_queue_on_redis_accepted() {
+    let queue = base(ok_route("mc", "/a").with("delivery", json!({"mode": "queue"})));
     let store = |lease: &str| {
-        format!("store: {{kind: redis, url: \"redis://127.0.0.1:9/0\", lease: {lease}}}\n")
+        queue.clone().with(
+            "store",
+            json!({"kind": "redis", "url": "redis://127.0.0.1:9/0", "lease": lease}),
+        )
     };
-    let queue = ok_route("mc", "/a") + "    delivery: {mode: queue}\n";
-    let (code, lines) = check(&(store("5s") + &base("", &queue)), &[]);
+    let (code, lines) = check(&store("5s"), &[]);
     assert_eq!(code, Some(0), "stderr:\n{}", lines.join("\n"));
     assert_problem(
         "lease not a duration",
-        &(store("soon") + &base("", &queue)),
+        &store("soon"),
         "store.lease",
         Some("not a duration"),
     );
     assert_problem(
         "lease too short",
-        &(store("100ms") + &base("", &queue)),
+        &store("100ms"),
         "store.lease",
         Some("at least 1s"),
     );
     assert_problem(
         "lease on redb",
-        &("store: {kind: redb, path: x.redb, lease: 5s}\n".to_string() + &base("", &queue)),
+        &queue.clone().with(
+            "store",
+            json!({"kind": "redb", "path": "x.redb", "lease": "5s"}),
+        ),
         "store.lease",
         Some("only for kind redis"),
     );
@@ -175,26 +188,26 @@ fn store_lease_checked_and_queue_on_redis_accepted() {
 
 #[test]
 fn bad_route_timeout() {
-    let yaml = base(
-        "",
-        &route_with_timeout("mc", "/a", UP, "10 parsecs", &mc_verify(&[("c", "s")])),
-    );
+    let yaml = base(route_with_timeout(
+        "mc",
+        "/a",
+        UP,
+        "10 parsecs",
+        mc_verify(&[("c", "s")]),
+    ));
     assert_problem("bad route timeout", &yaml, "routes[0].timeout", None);
 }
 
 #[test]
 fn bad_size() {
-    let yaml =
-        base("", &ok_route("mc", "/a")).replace("max_body_bytes: 1KiB", "max_body_bytes: lots");
+    let mut yaml = base(ok_route("mc", "/a"));
+    yaml["server"]["max_body_bytes"] = json!("lots");
     assert_problem("bad size", &yaml, "server.max_body_bytes", None);
 }
 
 #[test]
 fn duplicate_route_name() {
-    let yaml = base(
-        "",
-        &format!("{}{}", ok_route("mc", "/a"), ok_route("mc", "/b")),
-    );
+    let yaml = base([ok_route("mc", "/a"), ok_route("mc", "/b")]);
     assert_problem(
         "duplicate route name",
         &yaml,
@@ -213,16 +226,24 @@ fn yaml_1_1_boolean_words_are_strings() {
             "  - name: {name}\n    path: {path}\n    upstream: {UP}\n    verify: {{scheme: mediaconvert, secrets: [{{id: {id}, value: s3cret}}]}}\n"
         )
     };
-    let yaml = base(
-        "",
-        &[
+    // YAML text on purpose: as JSON the names would be quoted strings anyway.
+    let yaml = format!(
+        "admin: {{listen: 127.0.0.1:0}}\nroutes:\n{}",
+        [
             plain_route("on", "/on", "yes"),
             plain_route("no", "/no", "k"),
             plain_route("y", "/y", "k"),
         ]
-        .concat(),
+        .concat()
     );
-    let (code, lines) = check(&yaml, &[]);
+    let out = run_with_config("check", yaml.as_str(), &[]);
+    let (code, lines): (Option<i32>, Vec<String>) = (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .map(str::to_string)
+            .collect(),
+    );
     assert_eq!(code, Some(0), "stderr:\n{}", lines.join("\n"));
 
     let config = hookgate::config::Config::parse(&yaml).expect("valid config");
@@ -265,24 +286,18 @@ fn yaml_1_1_boolean_words_are_strings() {
 
 #[test]
 fn duplicate_path() {
-    let yaml = base(
-        "",
-        &format!("{}{}", ok_route("one", "/same"), ok_route("two", "/same")),
-    );
+    let yaml = base([ok_route("one", "/same"), ok_route("two", "/same")]);
     assert_problem("duplicate path", &yaml, "routes[1].path", Some("duplicate"));
 }
 
 #[test]
 fn unknown_scheme() {
-    let yaml = base(
-        "",
-        &route(
-            "mc",
-            "/a",
-            UP,
-            "{scheme: carrier-pigeon, secrets: [{id: a, value: x}]}",
-        ),
-    );
+    let yaml = base(route(
+        "mc",
+        "/a",
+        UP,
+        verify("carrier-pigeon", &[secret_value("a", "x")]),
+    ));
     let (code, lines) = check(&yaml, &[]);
     assert_eq!(code, Some(2), "stderr:\n{}", lines.join("\n"));
     assert!(
@@ -296,24 +311,18 @@ fn unknown_scheme() {
 
 #[test]
 fn upstream_not_a_url() {
-    let yaml = base(
-        "",
-        &route("mc", "/a", "not a url", &mc_verify(&[("c", "s")])),
-    );
+    let yaml = base(route("mc", "/a", "not a url", mc_verify(&[("c", "s")])));
     assert_problem("upstream not a URL", &yaml, "routes[0].upstream", None);
 }
 
 #[test]
 fn hmac_missing_header() {
-    let yaml = base(
-        "",
-        &route(
-            "g",
-            "/a",
-            UP,
-            "{scheme: hmac, prefix: \"sha256=\", encoding: hex, algorithm: sha256, secrets: [{id: a, value: x}]}",
-        ),
-    );
+    let hmac = verify("hmac", &[secret_value("a", "x")]).merge(json!({
+        "prefix": "sha256=",
+        "encoding": "hex",
+        "algorithm": "sha256",
+    }));
+    let yaml = base(route("g", "/a", UP, hmac));
     assert_problem(
         "hmac without header",
         &yaml,
@@ -324,26 +333,22 @@ fn hmac_missing_header() {
 
 #[test]
 fn route_without_secrets() {
-    let yaml = base(
-        "",
-        &route("mc", "/a", UP, "{scheme: mediaconvert, secrets: []}"),
-    );
+    let yaml = base(route("mc", "/a", UP, verify("mediaconvert", &[])));
     assert_problem("no secrets", &yaml, "routes[0].verify.secrets", None);
 }
 
 /// Several problems in one file are all printed, one line each.
 #[test]
 fn several_problems_all_reported() {
-    let routes = format!(
-        "{}{}{}{}",
+    let routes = [
         route(
             "a",
             "/a",
             UP,
-            &verify(
+            verify(
                 "mediaconvert",
-                &[secret_env("k", "HOOKGATE_TEST_SURELY_UNSET_VAR_2")]
-            )
+                &[secret_env("k", "HOOKGATE_TEST_SURELY_UNSET_VAR_2")],
+            ),
         ),
         ok_route("a", "/b"),
         ok_route("c", "/b"),
@@ -351,10 +356,11 @@ fn several_problems_all_reported() {
             "d",
             "/d",
             UP,
-            "{scheme: hmac, encoding: hex, algorithm: sha256, secrets: [{id: a, value: x}]}"
+            verify("hmac", &[secret_value("a", "x")])
+                .merge(json!({"encoding": "hex", "algorithm": "sha256"})),
         ),
-    );
-    let (code, lines) = check(&base("", &routes), &[]);
+    ];
+    let (code, lines) = check(&base(routes), &[]);
     assert_eq!(code, Some(2), "stderr:\n{}", lines.join("\n"));
     for path in [
         "routes[0].verify.secrets[0]",
@@ -373,10 +379,7 @@ fn several_problems_all_reported() {
 /// `run` refuses a broken config with exit 2 and the same message.
 #[test]
 fn run_refuses_broken_config() {
-    let yaml = base(
-        "",
-        &format!("{}{}", ok_route("mc", "/a"), ok_route("mc", "/b")),
-    );
+    let yaml = base([ok_route("mc", "/a"), ok_route("mc", "/b")]);
     let out = run_with_config("run", &yaml, &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "stderr:\n{stderr}");

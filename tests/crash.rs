@@ -60,13 +60,22 @@ async fn kill_9_during_intake_loses_no_accepted_event() {
         "/hooks/q",
         &format!("http://127.0.0.1:{port}/up"),
         "2s",
-        &mc_verify(&[("k1", SECRET)]),
-    ) + "    dedup: {}\n    delivery: {mode: queue, max_attempts: 10000, max_age: 1h, backoff: {base: 200ms, max: 2s}}\n";
-    let yaml = format!(
-        "store: {{kind: redb, path: {}}}\n{}",
-        q(&dir.path().join("hookgate.redb").display().to_string()),
-        config(&Opts::default(), &routes)
-    );
+        mc_verify(&[("k1", SECRET)]),
+    )
+    .merge(json!({
+        "dedup": {},
+        "delivery": {
+            "mode": "queue",
+            "max_attempts": 10000,
+            "max_age": "1h",
+            "backoff": {"base": "200ms", "max": "2s"},
+        },
+    }));
+    let opts = Opts {
+        store: Some(redb_store(&dir.path().join("hookgate.redb"))),
+        ..Opts::default()
+    };
+    let yaml = config(&opts, &routes);
     let gw = Gateway::start(&yaml);
     let url = gw.url("/hooks/q");
 

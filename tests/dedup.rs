@@ -9,17 +9,19 @@ use common::*;
 
 const SECRET: &str = "dedup-secret";
 
-fn mc_route(name: &str, backend: &Backend, extra: &str) -> String {
+/// A mediaconvert route at /hooks/NAME with `extra` keys (e.g. `dedup`).
+fn mc_route(name: &str, backend: &Backend, extra: Value) -> Value {
     route(
         name,
         &format!("/hooks/{name}"),
         &backend.url("/up"),
-        &mc_verify(&[("k1", SECRET)]),
-    ) + extra
+        mc_verify(&[("k1", SECRET)]),
+    )
+    .merge(extra)
 }
 
-fn start(routes: &str) -> Gateway {
-    Gateway::start(&config(&Opts::default(), routes))
+fn start(routes: impl Routes) -> Gateway {
+    Gateway::start(config(&Opts::default(), routes))
 }
 
 fn ids(backend: &Backend) -> Vec<String> {
@@ -35,7 +37,7 @@ fn ids(backend: &Backend) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicate_is_answered_and_not_forwarded() {
     let backend = Backend::start();
-    let gw = start(&mc_route("mc", &backend, "    dedup: {}\n"));
+    let gw = start(mc_route("mc", &backend, json!({"dedup": {}})));
     let body = br#"{"job_id":"j1","status":"COMPLETE"}"#;
     let first = post_mc(gw.addr(), "/hooks/mc", SECRET, body).await;
     assert_eq!(first.status, 200);
@@ -80,14 +82,14 @@ async fn duplicate_is_answered_and_not_forwarded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dedup_is_off_unless_configured_and_the_id_cannot_be_spoofed() {
     let backend = Backend::start();
-    let gw = start(
-        &(mc_route("plain", &backend, "")
-            + &mc_route(
-                "dd",
-                &backend,
-                "    dedup: {key: \"{header.X-Event-Id}\"}\n",
-            )),
-    );
+    let gw = start([
+        mc_route("plain", &backend, Value::Null),
+        mc_route(
+            "dd",
+            &backend,
+            json!({"dedup": {"key": "{header.X-Event-Id}"}}),
+        ),
+    ]);
     let body = br#"{"a":1}"#;
     for _ in 0..2 {
         let r = post_mc(gw.addr(), "/hooks/plain", SECRET, body).await;
@@ -117,10 +119,10 @@ async fn dedup_is_off_unless_configured_and_the_id_cannot_be_spoofed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_template_from_body_fields() {
     let backend = Backend::start();
-    let gw = start(&mc_route(
+    let gw = start(mc_route(
         "mc",
         &backend,
-        "    dedup: {key: \"{body./job_id}:{body./status}\", ttl: 1h}\n",
+        json!({"dedup": {"key": "{body./job_id}:{body./status}", "ttl": "1h"}}),
     ));
     let a = br#"{"job_id":"j9","status":"DONE","at":1}"#;
     let b = br#"{"at":2,"status":"DONE","job_id":"j9"}"#;
@@ -141,8 +143,9 @@ async fn default_key_is_the_scheme_delivery_id() {
         "gh",
         "/hooks/gh",
         &backend.url("/up"),
-        &verify("github", &[secret_value("k1", SECRET)]),
-    ) + "    dedup: {}\n";
+        verify("github", &[secret_value("k1", SECRET)]),
+    )
+    .with("dedup", json!({}));
     let gw = start(&routes);
     let send = |body: &'static [u8]| {
         let sig = sha256_header(SECRET, body);
@@ -173,7 +176,7 @@ async fn default_key_is_the_scheme_delivery_id() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copy_racing_the_first_gets_409() {
     let backend = Backend::start();
-    let gw = start(&mc_route("mc", &backend, "    dedup: {}\n"));
+    let gw = start(mc_route("mc", &backend, json!({"dedup": {}})));
     let body: &'static [u8] = br#"{"job_id":"race"}"#;
     backend.hold();
     let addr = gw.addr();
@@ -211,23 +214,25 @@ async fn copy_racing_the_first_gets_409() {
 async fn failed_first_attempt_does_not_poison_the_key() {
     let backend = Backend::start();
     let dead = format!("http://127.0.0.1:{}/up", dead_port());
-    let routes = mc_route("mc", &backend, "    dedup: {}\n")
-        + &route_with_timeout(
+    let routes = [
+        mc_route("mc", &backend, json!({"dedup": {}})),
+        route_with_timeout(
             "down",
             "/hooks/down",
             &dead,
             "2s",
-            &mc_verify(&[("k1", SECRET)]),
+            mc_verify(&[("k1", SECRET)]),
         )
-        + "    dedup: {}\n"
-        + &route_with_timeout(
+        .with("dedup", json!({})),
+        route_with_timeout(
             "slow",
             "/hooks/slow",
             &backend.url("/slow"),
             "300ms",
-            &mc_verify(&[("k1", SECRET)]),
+            mc_verify(&[("k1", SECRET)]),
         )
-        + "    dedup: {}\n";
+        .with("dedup", json!({})),
+    ];
     let gw = start(&routes);
     let body = br#"{"job_id":"retry-me"}"#;
 

@@ -11,26 +11,33 @@ use common::*;
 const SECRET: &str = "delivery-secret";
 
 /// A config on a redb store in `dir`.
-fn durable(dir: &Path, routes: &str) -> String {
-    format!(
-        "store: {{kind: redb, path: {}}}\n{}",
-        q(&dir.join("hookgate.redb").display().to_string()),
-        config(&Opts::default(), routes)
-    )
+fn durable(dir: &Path, routes: impl Routes) -> Value {
+    let opts = Opts {
+        store: Some(redb_store(&dir.join("hookgate.redb"))),
+        ..Opts::default()
+    };
+    config(&opts, routes)
 }
 
-fn mc_route(name: &str, upstream: &str, timeout: &str, extra: &str) -> String {
+/// A mediaconvert route at /hooks/NAME with `extra` keys (`delivery`, `dedup`, ...).
+fn mc_route(name: &str, upstream: &str, timeout: &str, extra: Value) -> Value {
     route_with_timeout(
         name,
         &format!("/hooks/{name}"),
         upstream,
         timeout,
-        &mc_verify(&[("k1", SECRET)]),
-    ) + extra
+        mc_verify(&[("k1", SECRET)]),
+    )
+    .merge(extra)
 }
 
-const QUEUE: &str =
-    "    dedup: {}\n    delivery: {mode: queue, max_attempts: 4, backoff: {base: 10ms, max: 50ms}}\n";
+/// Dedup, and queue mode with 4 quick attempts.
+fn queue() -> Value {
+    json!({
+        "dedup": {},
+        "delivery": {"mode": "queue", "max_attempts": 4, "backoff": {"base": "10ms", "max": "50ms"}},
+    })
+}
 
 fn admin_url(gw: &Gateway) -> String {
     format!("http://{}", gw.admin())
@@ -51,9 +58,9 @@ fn wait_until(what: &str, timeout: Duration, f: impl Fn() -> bool) {
 async fn queue_mode_answers_202_and_delivers() {
     let backend = Backend::start();
     let dir = tempfile::tempdir().unwrap();
-    let gw = Gateway::start(&durable(
+    let gw = Gateway::start(durable(
         dir.path(),
-        &mc_route("q", &backend.url("/up/q"), "2s", QUEUE),
+        mc_route("q", &backend.url("/up/q"), "2s", queue()),
     ));
     let body = br#"{"job_id":"q1","status":"COMPLETE"}"#;
     let r = post(
@@ -112,8 +119,11 @@ async fn backend_down_then_up_delivers_everything() {
     let port = dead_port();
     let dir = tempfile::tempdir().unwrap();
     let upstream = format!("http://127.0.0.1:{port}/up");
-    let extra = "    dedup: {}\n    delivery: {mode: queue, max_attempts: 1000, backoff: {base: 20ms, max: 200ms}}\n";
-    let gw = Gateway::start(&durable(dir.path(), &mc_route("q", &upstream, "2s", extra)));
+    let extra = json!({
+        "dedup": {},
+        "delivery": {"mode": "queue", "max_attempts": 1000, "backoff": {"base": "20ms", "max": "200ms"}},
+    });
+    let gw = Gateway::start(durable(dir.path(), mc_route("q", &upstream, "2s", extra)));
     let n = 30;
     for i in 0..n {
         let body = format!(r#"{{"job_id":"down-{i}"}}"#);
@@ -164,11 +174,12 @@ async fn backend_down_then_up_delivers_everything() {
 async fn retries_follow_the_schedule_and_retry_after() {
     let backend = Backend::start();
     let dir = tempfile::tempdir().unwrap();
-    let extra =
-        "    delivery: {mode: queue, retry_on: [503, 429], backoff: {base: 10ms, max: 40ms}}\n";
-    let gw = Gateway::start(&durable(
+    let extra = json!({
+        "delivery": {"mode": "queue", "retry_on": [503, 429], "backoff": {"base": "10ms", "max": "40ms"}},
+    });
+    let gw = Gateway::start(durable(
         dir.path(),
-        &mc_route("q", &backend.url("/up"), "2s", extra),
+        mc_route("q", &backend.url("/up"), "2s", extra),
     ));
     let unavailable = Behaviour {
         status: 503,
@@ -230,9 +241,11 @@ async fn dead_letters_listed_replayed_and_dropped_with_the_cli() {
         ..Behaviour::default()
     });
     let dir = tempfile::tempdir().unwrap();
-    let routes = mc_route("q", &backend.url("/up"), "2s", QUEUE)
-        + &mc_route("other", &backend.url("/other"), "2s", QUEUE);
-    let gw = Gateway::start(&durable(dir.path(), &routes));
+    let routes = [
+        mc_route("q", &backend.url("/up"), "2s", queue()),
+        mc_route("other", &backend.url("/other"), "2s", queue()),
+    ];
+    let gw = Gateway::start(durable(dir.path(), &routes));
     let body = br#"{"job_id":"dead-1"}"#;
     assert_eq!(
         post_mc(gw.addr(), "/hooks/q", SECRET, body).await.status,
@@ -334,10 +347,13 @@ async fn dead_letters_listed_replayed_and_dropped_with_the_cli() {
 async fn route_limit_paces_queue_deliveries_instead_of_refusing() {
     let backend = Backend::start();
     let dir = tempfile::tempdir().unwrap();
-    let extra = "    rate_limit: {route: {rate: 1/s, burst: 1}}\n    delivery: {mode: queue}\n";
-    let gw = Gateway::start(&durable(
+    let extra = json!({
+        "rate_limit": {"route": {"rate": "1/s", "burst": 1}},
+        "delivery": {"mode": "queue"},
+    });
+    let gw = Gateway::start(durable(
         dir.path(),
-        &mc_route("q", &backend.url("/up"), "2s", extra),
+        mc_route("q", &backend.url("/up"), "2s", extra),
     ));
     for i in 0..3 {
         let r = post_mc(
@@ -375,10 +391,10 @@ async fn route_limit_paces_queue_deliveries_instead_of_refusing() {
 async fn concurrency_bounds_deliveries_in_flight() {
     let backend = Backend::start();
     let dir = tempfile::tempdir().unwrap();
-    let extra = "    delivery: {mode: queue, concurrency: 2}\n";
-    let gw = Gateway::start(&durable(
+    let extra = json!({"delivery": {"mode": "queue", "concurrency": 2}});
+    let gw = Gateway::start(durable(
         dir.path(),
-        &mc_route("q", &backend.url("/up"), "5s", extra),
+        mc_route("q", &backend.url("/up"), "5s", extra),
     ));
     backend.hold();
     for i in 0..5 {
@@ -415,9 +431,9 @@ async fn concurrency_bounds_deliveries_in_flight() {
 async fn dlq_errors() {
     let backend = Backend::start();
     let dir = tempfile::tempdir().unwrap();
-    let gw = Gateway::start(&durable(
+    let gw = Gateway::start(durable(
         dir.path(),
-        &mc_route("q", &backend.url("/up"), "2s", QUEUE),
+        mc_route("q", &backend.url("/up"), "2s", queue()),
     ));
     for body in [
         "",
@@ -455,10 +471,13 @@ async fn dlq_errors() {
 async fn hybrid_answers_202_at_the_deadline_and_retries_later() {
     let backend = Backend::start();
     let dir = tempfile::tempdir().unwrap();
-    let extra = "    dedup: {}\n    delivery: {mode: hybrid, deadline: 300ms, backoff: {base: 10ms, max: 50ms}}\n";
-    let gw = Gateway::start(&durable(
+    let extra = json!({
+        "dedup": {},
+        "delivery": {"mode": "hybrid", "deadline": "300ms", "backoff": {"base": "10ms", "max": "50ms"}},
+    });
+    let gw = Gateway::start(durable(
         dir.path(),
-        &mc_route("h", &backend.url("/up"), "3s", extra),
+        mc_route("h", &backend.url("/up"), "3s", extra),
     ));
     backend.script(vec![Behaviour {
         status: 503,
@@ -513,10 +532,12 @@ async fn hybrid_answers_202_at_the_deadline_and_retries_later() {
 async fn hybrid_first_attempt_success_is_not_repeated() {
     let backend = Backend::start();
     let dir = tempfile::tempdir().unwrap();
-    let extra = "    delivery: {mode: hybrid, deadline: 200ms, backoff: {base: 10ms, max: 50ms}}\n";
-    let gw = Gateway::start(&durable(
+    let extra = json!({
+        "delivery": {"mode": "hybrid", "deadline": "200ms", "backoff": {"base": "10ms", "max": "50ms"}},
+    });
+    let gw = Gateway::start(durable(
         dir.path(),
-        &mc_route("h", &backend.url("/up"), "3s", extra),
+        mc_route("h", &backend.url("/up"), "3s", extra),
     ));
     backend.script(vec![Behaviour {
         delay: Duration::from_millis(600),
@@ -550,9 +571,10 @@ async fn restart_resumes_pending_events() {
     let port = dead_port();
     let dir = tempfile::tempdir().unwrap();
     let upstream = format!("http://127.0.0.1:{port}/up");
-    let extra =
-        "    delivery: {mode: queue, max_attempts: 100, backoff: {base: 50ms, max: 200ms}}\n";
-    let yaml = durable(dir.path(), &mc_route("q", &upstream, "2s", extra));
+    let extra = json!({
+        "delivery": {"mode": "queue", "max_attempts": 100, "backoff": {"base": "50ms", "max": "200ms"}},
+    });
+    let yaml = durable(dir.path(), mc_route("q", &upstream, "2s", extra));
     let gw = Gateway::start(&yaml);
     for i in 0..5 {
         let r = post_mc(
@@ -589,17 +611,17 @@ fn store_faults_are_startup_errors() {
     std::fs::write(&corrupt, vec![0x42; 8192]).unwrap();
     let plain = dir.path().join("plain-file");
     std::fs::write(&plain, b"x").unwrap();
-    let routes = mc_route("q", "http://127.0.0.1:9/up", "2s", QUEUE);
+    let routes = mc_route("q", "http://127.0.0.1:9/up", "2s", queue());
     for path in [
         corrupt.clone(),
         plain.join("under-a-file.redb"),
         dir.path().to_path_buf(),
     ] {
-        let yaml = format!(
-            "store: {{kind: redb, path: {}}}\n{}",
-            q(&path.display().to_string()),
-            config(&Opts::default(), &routes)
-        );
+        let opts = Opts {
+            store: Some(redb_store(&path)),
+            ..Opts::default()
+        };
+        let yaml = config(&opts, &routes);
         let out = run_with_config("run", &yaml, &[]);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{err}");
@@ -612,7 +634,7 @@ fn store_faults_are_startup_errors() {
     // The corrupt file is left as it was for the operator to inspect.
     assert_eq!(std::fs::read(&corrupt).unwrap(), vec![0x42; 8192]);
 
-    let out = run_with_config("check", &config(&Opts::default(), &routes), &[]);
+    let out = run_with_config("check", config(&Opts::default(), &routes), &[]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("routes[0].delivery.mode: queue mode"), "{err}");
@@ -623,7 +645,7 @@ fn store_faults_are_startup_errors() {
 #[test]
 fn a_store_file_has_one_owner() {
     let dir = tempfile::tempdir().unwrap();
-    let routes = mc_route("q", "http://127.0.0.1:9/up", "2s", QUEUE);
+    let routes = mc_route("q", "http://127.0.0.1:9/up", "2s", queue());
     let yaml = durable(dir.path(), &routes);
     let _first = Gateway::start(&yaml);
     let out = run_with_config("run", &yaml, &[]);

@@ -17,9 +17,9 @@ fn gateway(opts: &Opts, upstream: &str, timeout: &str) -> Gateway {
         "/webhooks/mediaconvert",
         upstream,
         timeout,
-        &mc_verify(&[("current", SECRET)]),
+        mc_verify(&[("current", SECRET)]),
     );
-    Gateway::start(&config(opts, &routes))
+    Gateway::start(config(opts, &routes))
 }
 
 /// Unknown path: 404 `{"error":"not found"}`.

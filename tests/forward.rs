@@ -18,9 +18,9 @@ fn mc_gateway(backend: &Backend) -> Gateway {
         "mc",
         "/webhooks/mediaconvert",
         &backend.url("/hooks/mc"),
-        &mc_verify(&[("current", SECRET)]),
+        mc_verify(&[("current", SECRET)]),
     );
-    Gateway::start(&config(&Opts::default(), &routes))
+    Gateway::start(config(&Opts::default(), &routes))
 }
 
 /// Hop-by-hop headers (including those named in Connection) are removed; XFF is appended,
@@ -160,9 +160,9 @@ async fn prefix_route_maps_rest_of_path() {
         "gh",
         "/gh/*",
         &backend.url("/github"),
-        &verify("github", &[secret_value("k1", "gh-secret")]),
+        verify("github", &[secret_value("k1", "gh-secret")]),
     );
-    let gw = Gateway::start(&config(&Opts::default(), &routes));
+    let gw = Gateway::start(config(&Opts::default(), &routes));
     let sig = sha256_header("gh-secret", BODY);
     let resp = post(
         gw.addr(),
@@ -290,7 +290,7 @@ async fn secret_rotation_reports_key_id() {
         "mc",
         "/webhooks/mediaconvert",
         &backend.url("/hooks/mc"),
-        &verify(
+        verify(
             "mediaconvert",
             &[
                 secret_value("current", "rot-secret-current"),
@@ -300,7 +300,7 @@ async fn secret_rotation_reports_key_id() {
         ),
     );
     let gw = Gateway::start_with_env(
-        &config(&Opts::default(), &routes),
+        config(&Opts::default(), &routes),
         &[(env_var.as_str(), "rot-secret-previous")],
     );
     for (secret, id) in [
@@ -347,16 +347,16 @@ async fn secret_rotation_reports_key_id() {
 async fn attestation_header_verifies() {
     let backend = Backend::start();
     let opts = Opts {
-        forward_extra: "  attestation_secret: {id: gw1, value: \"attest-secret-xyz\"}\n".into(),
+        attestation_secret: Some(secret_value("gw1", "attest-secret-xyz")),
         ..Opts::default()
     };
     let routes = route(
         "mc",
         "/webhooks/mediaconvert",
         &backend.url("/hooks/mc"),
-        &mc_verify(&[("current", SECRET), ("next", "fwd-secret-two")]),
+        mc_verify(&[("current", SECRET), ("next", "fwd-secret-two")]),
     );
-    let gw = Gateway::start(&config(&opts, &routes));
+    let gw = Gateway::start(config(&opts, &routes));
     let before = unix_now();
     let resp = post_mc(gw.addr(), "/webhooks/mediaconvert", "fwd-secret-two", BODY).await;
     let after = unix_now();
@@ -400,25 +400,41 @@ async fn attestation_header_verifies() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generic_hmac_hex_and_base64() {
     let backend = Backend::start();
-    let mut routes = route(
-        "generic-hex",
-        "/generic/hex",
-        &backend.url("/in/hex"),
-        &format!(
-            "{{scheme: hmac, header: X-Signature, prefix: \"sha256=\", encoding: hex, algorithm: sha256, secrets: [{}]}}",
-            secret_value("g1", "generic-secret")
+    let hmac = |header: &str, prefix: &str, encoding: &str, secret: Value| {
+        json!({
+            "scheme": "hmac",
+            "header": header,
+            "prefix": prefix,
+            "encoding": encoding,
+            "algorithm": "sha256",
+            "secrets": [secret],
+        })
+    };
+    let routes = [
+        route(
+            "generic-hex",
+            "/generic/hex",
+            &backend.url("/in/hex"),
+            hmac(
+                "X-Signature",
+                "sha256=",
+                "hex",
+                secret_value("g1", "generic-secret"),
+            ),
         ),
-    );
-    routes.push_str(&route(
-        "generic-b64",
-        "/generic/b64",
-        &backend.url("/in/b64"),
-        &format!(
-            "{{scheme: hmac, header: X-Sig-B64, prefix: \"v1=\", encoding: base64, algorithm: sha256, secrets: [{}]}}",
-            secret_value("g2", "generic-secret-b64")
+        route(
+            "generic-b64",
+            "/generic/b64",
+            &backend.url("/in/b64"),
+            hmac(
+                "X-Sig-B64",
+                "v1=",
+                "base64",
+                secret_value("g2", "generic-secret-b64"),
+            ),
         ),
-    ));
-    let gw = Gateway::start(&config(&Opts::default(), &routes));
+    ];
+    let gw = Gateway::start(config(&Opts::default(), &routes));
 
     let hex_sig = format!("sha256={}", sign_hex("generic-secret", BODY));
     let resp = post(
@@ -489,9 +505,9 @@ async fn github_delivery_id_logged() {
         "gh",
         "/github",
         &backend.url("/gh"),
-        &verify("github", &[secret_value("k1", "gh-log-secret")]),
+        verify("github", &[secret_value("k1", "gh-log-secret")]),
     );
-    let gw = Gateway::start(&config(&Opts::default(), &routes));
+    let gw = Gateway::start(config(&Opts::default(), &routes));
     let sig = sha256_header("gh-log-secret", BODY);
     let delivery = "72d3162e-cc78-11e3-81ab-4c9367dc0958";
     let resp = post(
@@ -568,9 +584,9 @@ async fn custom_header_prefix() {
         "mc",
         "/webhooks/mediaconvert",
         &backend.url("/hooks/mc"),
-        &mc_verify(&[("current", SECRET)]),
+        mc_verify(&[("current", SECRET)]),
     );
-    let gw = Gateway::start(&config(&opts, &routes));
+    let gw = Gateway::start(config(&opts, &routes));
     let sig = sha256_header(SECRET, BODY);
     let resp = post(
         gw.addr(),
@@ -680,13 +696,13 @@ fn one_worker_gateway(addr: std::net::SocketAddr) -> Gateway {
         "mc",
         "/webhooks/mediaconvert",
         &format!("http://{addr}/hooks/mc"),
-        &mc_verify(&[("current", SECRET)]),
+        mc_verify(&[("current", SECRET)]),
     );
     let opts = Opts {
         workers: 1,
         ..Opts::default()
     };
-    Gateway::start(&config(&opts, &routes))
+    Gateway::start(config(&opts, &routes))
 }
 
 /// Sends `n` requests one after another on one client connection; returns the statuses.

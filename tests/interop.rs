@@ -117,18 +117,18 @@ async fn official_sdks_and_hookgate_agree() {
         "svix",
         "slack",
     ];
-    let routes: String = schemes
+    let routes: Vec<Value> = schemes
         .iter()
         .map(|s| {
             route(
                 s,
                 &format!("/hooks/{s}"),
                 &backend.url(&format!("/recv/{s}")),
-                &verify(s, &[secret_value("current", secrets[s].as_str().unwrap())]),
+                verify(s, &[secret_value("current", secrets[s].as_str().unwrap())]),
             )
         })
         .collect();
-    let gw = Gateway::start(&config(&Opts::default(), &routes));
+    let gw = Gateway::start(config(&Opts::default(), &routes));
 
     // SDK-signed -> gateway.
     let input = json!({"secrets": secrets, "body": BODY});

@@ -15,16 +15,16 @@ const SECRET: &str = "limit-secret";
 const BODY: &[u8] = br#"{"job_id":"job_lim","status":"completed"}"#;
 const PATH: &str = "/webhooks/mediaconvert";
 
-/// One mediaconvert route `mc` with `rate_limit` (a YAML flow mapping).
-fn gateway(opts: &Opts, backend: &Backend, rate_limit: &str) -> Gateway {
-    let mut routes = route(
+/// One mediaconvert route `mc` with `rate_limit`.
+fn gateway(opts: &Opts, backend: &Backend, rate_limit: Value) -> Gateway {
+    let routes = route(
         "mc",
         PATH,
         &backend.url("/hooks/mc"),
-        &mc_verify(&[("current", SECRET)]),
-    );
-    routes.push_str(&format!("    rate_limit: {rate_limit}\n"));
-    Gateway::start(&config(opts, &routes))
+        mc_verify(&[("current", SECRET)]),
+    )
+    .with("rate_limit", rate_limit);
+    Gateway::start(config(opts, &routes))
 }
 
 /// A signed POST with extra headers (e.g. `X-Forwarded-For`).
@@ -63,7 +63,7 @@ async fn per_ip_burst_then_429_with_retry_after() {
     let gw = gateway(
         &Opts::default(),
         &backend,
-        "{per_ip: {rate: 1/m, burst: 2}}",
+        json!({"per_ip": {"rate": "1/m", "burst": 2}}),
     );
     let started = Instant::now();
     assert_eq!(post_signed(&gw, &[]).await.status, 200);
@@ -117,7 +117,11 @@ async fn per_ip_limit_comes_before_body_and_signature() {
         body_timeout: "10s".into(),
         ..Opts::default()
     };
-    let gw = gateway(&opts, &backend, "{per_ip: {rate: 1/m, burst: 1}}");
+    let gw = gateway(
+        &opts,
+        &backend,
+        json!({"per_ip": {"rate": "1/m", "burst": 1}}),
+    );
     assert_eq!(post_signed(&gw, &[]).await.status, 200);
 
     let unsigned = post(gw.addr(), PATH, &[], b"not even signed").await;
@@ -148,7 +152,11 @@ async fn per_ip_limit_comes_before_body_and_signature() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn route_limit_counts_only_verified_requests() {
     let backend = Backend::start();
-    let gw = gateway(&Opts::default(), &backend, "{route: {rate: 1/m, burst: 2}}");
+    let gw = gateway(
+        &Opts::default(),
+        &backend,
+        json!({"route": {"rate": "1/m", "burst": 2}}),
+    );
     for _ in 0..5 {
         let r = post(
             gw.addr(),
@@ -197,7 +205,11 @@ async fn trusted_proxy_xff_decides_the_bucket() {
         trusted_proxies: vec!["127.0.0.0/8".into()],
         ..Opts::default()
     };
-    let gw = gateway(&opts, &backend, "{per_ip: {rate: 1/m, burst: 1}}");
+    let gw = gateway(
+        &opts,
+        &backend,
+        json!({"per_ip": {"rate": "1/m", "burst": 1}}),
+    );
     let xff = |v: &'static str| [("x-forwarded-for", v)];
     assert_eq!(post_signed(&gw, &xff("203.0.113.1")).await.status, 200);
     assert_429(&post_signed(&gw, &xff("203.0.113.1")).await, "same client");
@@ -229,7 +241,7 @@ async fn untrusted_peer_xff_is_ignored() {
     let gw = gateway(
         &Opts::default(),
         &backend,
-        "{per_ip: {rate: 1/m, burst: 1}}",
+        json!({"per_ip": {"rate": "1/m", "burst": 1}}),
     );
     let first = post_signed(&gw, &[("x-forwarded-for", "203.0.113.1")]).await;
     assert_eq!(first.status, 200);
@@ -259,7 +271,7 @@ async fn key_cap_puts_new_addresses_in_one_shared_bucket() {
     let gw = gateway(
         &opts,
         &backend,
-        "{per_ip: {rate: 1/m, burst: 1, max_keys: 2}}",
+        json!({"per_ip": {"rate": "1/m", "burst": 1, "max_keys": 2}}),
     );
     let from = |ip: &'static str| [("x-forwarded-for", ip)];
     assert_eq!(post_signed(&gw, &from("192.0.2.1")).await.status, 200);
@@ -285,7 +297,7 @@ async fn both_limits_on_one_route() {
     let gw = gateway(
         &opts,
         &backend,
-        "{per_ip: {rate: 1/m, burst: 2}, route: {rate: 1/m, burst: 3}}",
+        json!({"per_ip": {"rate": "1/m", "burst": 2}, "route": {"rate": "1/m", "burst": 3}}),
     );
     let from = |ip: &'static str| [("x-forwarded-for", ip)];
     assert_eq!(post_signed(&gw, &from("192.0.2.1")).await.status, 200);
@@ -310,7 +322,7 @@ async fn per_ip_429_over_h2c() {
     let gw = gateway(
         &Opts::default(),
         &backend,
-        "{per_ip: {rate: 1/m, burst: 1}}",
+        json!({"per_ip": {"rate": "1/m", "burst": 1}}),
     );
     let sig = sha256_header(SECRET, BODY);
     let headers = [("x-mediaconvert-signature", sig.as_str())];
@@ -330,15 +342,20 @@ async fn per_ip_429_over_h2c() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn buckets_survive_a_reload_unless_the_limits_change() {
     let backend = Backend::start();
-    let mut routes = route(
-        "mc",
-        PATH,
-        &backend.url("/hooks/mc"),
-        &mc_verify(&[("current", SECRET)]),
-    );
-    routes.push_str("    rate_limit: {per_ip: {rate: 1/m, burst: 1}}\n");
-    let yaml = config(&Opts::default(), &routes) + "reload: {watch: false}\n";
-    let gw = Gateway::start(&yaml);
+    let yaml = |burst: u32| {
+        let routes = route(
+            "mc",
+            PATH,
+            &backend.url("/hooks/mc"),
+            mc_verify(&[("current", SECRET)]),
+        )
+        .with(
+            "rate_limit",
+            json!({"per_ip": {"rate": "1/m", "burst": burst}}),
+        );
+        config(&Opts::default(), &routes).with("reload", json!({"watch": false}))
+    };
+    let gw = Gateway::start(yaml(1));
     assert_eq!(post_signed(&gw, &[]).await.status, 200);
     assert_429(&post_signed(&gw, &[]).await, "before the reload");
 
@@ -351,7 +368,7 @@ async fn buckets_survive_a_reload_unless_the_limits_change() {
     assert_eq!(reloads(1.0), 1.0, "{}", gw.all_output());
     assert_429(&post_signed(&gw, &[]).await, "same limits after a reload");
 
-    std::fs::write(gw.config_file(), yaml.replace("burst: 1", "burst: 2")).unwrap();
+    std::fs::write(gw.config_file(), yaml(2).config_text()).unwrap();
     gw.sighup();
     assert_eq!(reloads(2.0), 2.0, "{}", gw.all_output());
     assert_eq!(post_signed(&gw, &[]).await.status, 200);

@@ -13,18 +13,20 @@ use common::*;
 
 const SECRET: &str = "fleet-secret";
 
-fn replica(redis: &RedisServer, backend: &Backend, extra: &str) -> Gateway {
+/// A replica on `redis` with one route `mc` and its `extra` keys (`dedup`, `rate_limit`).
+fn replica(redis: &RedisServer, backend: &Backend, extra: Value) -> Gateway {
     let opts = Opts {
-        top_extra: redis.store_yaml(),
+        store: Some(redis.store()),
         ..Opts::default()
     };
     let routes = route(
         "mc",
         "/hooks/mc",
         &backend.url("/up"),
-        &mc_verify(&[("k1", SECRET)]),
-    ) + extra;
-    Gateway::start(&config(&opts, &routes))
+        mc_verify(&[("k1", SECRET)]),
+    )
+    .merge(extra);
+    Gateway::start(config(&opts, &routes))
 }
 
 fn ready(gw: &Gateway) -> u16 {
@@ -46,9 +48,9 @@ fn wait_ready(gw: &Gateway, want: u16) {
 async fn duplicate_on_another_replica_is_not_forwarded() {
     let redis = RedisServer::start();
     let backend = Backend::start();
-    let a = replica(&redis, &backend, "    dedup: {ttl: 1h}\n");
-    let b = replica(&redis, &backend, "    dedup: {ttl: 1h}\n");
-    let c = replica(&redis, &backend, "    dedup: {ttl: 1h}\n");
+    let a = replica(&redis, &backend, json!({"dedup": {"ttl": "1h"}}));
+    let b = replica(&redis, &backend, json!({"dedup": {"ttl": "1h"}}));
+    let c = replica(&redis, &backend, json!({"dedup": {"ttl": "1h"}}));
     assert_eq!(ready(&a), 200);
 
     let body = br#"{"job_id":"j1","status":"COMPLETE"}"#.to_vec();
@@ -95,8 +97,8 @@ async fn duplicate_on_another_replica_is_not_forwarded() {
 async fn failed_attempt_releases_the_claim_for_the_fleet() {
     let redis = RedisServer::start();
     let backend = Backend::start();
-    let a = replica(&redis, &backend, "    dedup: {}\n");
-    let b = replica(&redis, &backend, "    dedup: {}\n");
+    let a = replica(&redis, &backend, json!({"dedup": {}}));
+    let b = replica(&redis, &backend, json!({"dedup": {}}));
     let body = br#"{"job_id":"j2"}"#;
     backend.script(vec![Behaviour {
         status: 503,
@@ -124,11 +126,11 @@ async fn failed_attempt_releases_the_claim_for_the_fleet() {
 async fn fleet_route_limit_holds_across_replicas() {
     let redis = RedisServer::start();
     let backend = Backend::start();
-    let limit = "    rate_limit: {route: {rate: 1/m, burst: 3}}\n";
+    let limit = || json!({"rate_limit": {"route": {"rate": "1/m", "burst": 3}}});
     let gws = [
-        replica(&redis, &backend, limit),
-        replica(&redis, &backend, limit),
-        replica(&redis, &backend, limit),
+        replica(&redis, &backend, limit()),
+        replica(&redis, &backend, limit()),
+        replica(&redis, &backend, limit()),
     ];
     let mut passed = 0;
     let mut refused = 0;
@@ -176,7 +178,10 @@ async fn fleet_route_limit_holds_across_replicas() {
 async fn redis_outage_degrades_and_recovers() {
     let mut redis = RedisServer::start();
     let backend = Backend::start();
-    let extra = "    dedup: {}\n    rate_limit: {route: {rate: 1/m, burst: 1000}}\n";
+    let extra = json!({
+        "dedup": {},
+        "rate_limit": {"route": {"rate": "1/m", "burst": 1000}},
+    });
     let gw = replica(&redis, &backend, extra);
     wait_ready(&gw, 200);
 
@@ -245,7 +250,7 @@ async fn route_limit_falls_back_to_local_while_redis_is_down() {
     let gw = replica(
         &redis,
         &backend,
-        "    rate_limit: {route: {rate: 1/m, burst: 2}}\n",
+        json!({"rate_limit": {"route": {"rate": "1/m", "burst": 2}}}),
     );
     redis.stop();
     wait_ready(&gw, 503);
@@ -272,7 +277,7 @@ async fn starts_unready_without_redis() {
     let mut redis = RedisServer::start();
     redis.stop();
     let backend = Backend::start();
-    let gw = replica(&redis, &backend, "    dedup: {}\n");
+    let gw = replica(&redis, &backend, json!({"dedup": {}}));
     assert_eq!(ready(&gw), 503);
     redis.restart();
     wait_ready(&gw, 200);
@@ -288,15 +293,16 @@ async fn rediss_url_connects_over_tls() {
     assert!(redis.url().starts_with("rediss://"));
     let backend = Backend::start();
     let opts = Opts {
-        top_extra: redis.store_yaml(),
+        store: Some(redis.store()),
         ..Opts::default()
     };
     let routes = route(
         "mc",
         "/hooks/mc",
         &backend.url("/up"),
-        &mc_verify(&[("k1", SECRET)]),
-    ) + "    dedup: {}\n";
+        mc_verify(&[("k1", SECRET)]),
+    )
+    .with("dedup", json!({}));
     let yaml = config(&opts, &routes);
     let crt = crt.to_str().expect("utf-8 path");
     let a = Gateway::start_with_env(&yaml, &[("SSL_CERT_FILE", crt)]);
@@ -334,16 +340,20 @@ async fn a_redis_that_never_answers_costs_a_bounded_wait() {
     });
     let backend = Backend::start();
     let opts = Opts {
-        top_extra: format!("store: {{kind: redis, url: \"redis://127.0.0.1:{port}/0\"}}\n"),
+        store: Some(json!({"kind": "redis", "url": format!("redis://127.0.0.1:{port}/0")})),
         ..Opts::default()
     };
     let routes = route(
         "mc",
         "/hooks/mc",
         &backend.url("/up"),
-        &mc_verify(&[("k1", SECRET)]),
-    ) + "    dedup: {}\n    rate_limit: {route: {rate: 10/s, burst: 10}}\n";
-    let gw = Gateway::start(&config(&opts, &routes));
+        mc_verify(&[("k1", SECRET)]),
+    )
+    .merge(json!({
+        "dedup": {},
+        "rate_limit": {"route": {"rate": "10/s", "burst": 10}},
+    }));
+    let gw = Gateway::start(config(&opts, &routes));
     assert_eq!(ready(&gw), 503);
     let started = Instant::now();
     let r = post_mc(gw.addr(), "/hooks/mc", SECRET, b"{\"hung\":1}").await;

@@ -16,16 +16,22 @@ use common::*;
 
 const SECRET: &str = "queue-secret";
 
-const QUEUE: &str = "    dedup: {}\n    delivery: {mode: queue, max_attempts: 50, backoff: {base: 10ms, max: 200ms}}\n";
+/// Dedup, and queue mode with up to 50 quick attempts.
+fn queue() -> Value {
+    json!({
+        "dedup": {},
+        "delivery": {"mode": "queue", "max_attempts": 50, "backoff": {"base": "10ms", "max": "200ms"}},
+    })
+}
 
 /// A replica with one route `q` (`/hooks/q`) to `upstream`, on `redis` with a 1 s lease.
-fn replica(redis: &RedisServer, upstream: &str, extra: &str) -> Gateway {
+fn replica(redis: &RedisServer, upstream: &str, extra: Value) -> Gateway {
     let opts = Opts {
-        top_extra: redis.store_yaml_leased("1s"),
+        store: Some(redis.store_leased("1s")),
         ..Opts::default()
     };
-    let routes = route("q", "/hooks/q", upstream, &mc_verify(&[("k1", SECRET)])) + extra;
-    Gateway::start(&config(&opts, &routes))
+    let routes = route("q", "/hooks/q", upstream, mc_verify(&[("k1", SECRET)])).merge(extra);
+    Gateway::start(config(&opts, &routes))
 }
 
 /// An integer reply (`:N`) of a raw Redis command.
@@ -85,8 +91,8 @@ fn no_panic(gw: &Gateway) {
 async fn queued_on_redis_delivered_once_and_removed() {
     let redis = RedisServer::start();
     let backend = Backend::start();
-    let a = replica(&redis, &backend.url("/up"), QUEUE);
-    let b = replica(&redis, &backend.url("/up"), QUEUE);
+    let a = replica(&redis, &backend.url("/up"), queue());
+    let b = replica(&redis, &backend.url("/up"), queue());
     let body = b"{\"job_id\":\"r1\",\"status\":\"COMPLETE\"}\n\x01";
     let r = post(
         a.addr(),
@@ -135,8 +141,8 @@ async fn killed_replica_events_are_delivered_by_another_once() {
     let redis = RedisServer::start();
     let port = dead_port();
     let upstream = format!("http://127.0.0.1:{port}/up");
-    let a = replica(&redis, &upstream, QUEUE);
-    let b = replica(&redis, &upstream, QUEUE);
+    let a = replica(&redis, &upstream, queue());
+    let b = replica(&redis, &upstream, queue());
     let mut sent = Vec::new();
     for i in 0..N {
         let body = format!("{{\"job_id\":\"kill-{i}\"}}").into_bytes();
@@ -199,7 +205,7 @@ async fn shutdown_hands_queued_events_to_another_replica() {
     let redis = RedisServer::start();
     let port = dead_port();
     let opts = Opts {
-        top_extra: redis.store_yaml_leased("10s"),
+        store: Some(redis.store_leased("10s")),
         shutdown_grace: "1s".into(),
         ..Opts::default()
     };
@@ -207,10 +213,11 @@ async fn shutdown_hands_queued_events_to_another_replica() {
         "q",
         "/hooks/q",
         &format!("http://127.0.0.1:{port}/up"),
-        &mc_verify(&[("k1", SECRET)]),
-    ) + QUEUE;
-    let a = Gateway::start(&config(&opts, &routes));
-    let b = Gateway::start(&config(&opts, &routes));
+        mc_verify(&[("k1", SECRET)]),
+    )
+    .merge(queue());
+    let a = Gateway::start(config(&opts, &routes));
+    let b = Gateway::start(config(&opts, &routes));
     for i in 0..N {
         let body = format!("{{\"job_id\":\"term-{i}\"}}");
         let r = post_mc(a.addr(), "/hooks/q", SECRET, body.as_bytes()).await;
@@ -258,8 +265,11 @@ async fn dead_letters_are_the_fleets_and_dlq_works_against_any_replica() {
         status: 500,
         ..Behaviour::default()
     });
-    let extra = "    dedup: {}\n    delivery: {mode: queue, max_attempts: 3, backoff: {base: 10ms, max: 50ms}}\n";
-    let a = replica(&redis, &backend.url("/up"), extra);
+    let extra = json!({
+        "dedup": {},
+        "delivery": {"mode": "queue", "max_attempts": 3, "backoff": {"base": "10ms", "max": "50ms"}},
+    });
+    let a = replica(&redis, &backend.url("/up"), extra.clone());
     let b = replica(&redis, &backend.url("/up"), extra);
     let first = br#"{"job_id":"dead-1"}"#;
     let second = br#"{"job_id":"dead-2"}"#;
@@ -349,7 +359,7 @@ async fn hybrid_on_redis_settles_the_first_attempt() {
     let gw = replica(
         &redis,
         &backend.url("/up"),
-        "    delivery: {mode: hybrid, deadline: 200ms}\n",
+        json!({"delivery": {"mode": "hybrid", "deadline": "200ms"}}),
     );
     let r = post_mc(gw.addr(), "/hooks/q", SECRET, b"{\"h\":1}").await;
     assert_eq!(r.status, 202, "{}", r.text());
@@ -375,7 +385,7 @@ async fn queue_answers_503_while_redis_is_down_then_202() {
         status: 503,
         ..Behaviour::default()
     });
-    let gw = replica(&redis, &backend.url("/up"), QUEUE);
+    let gw = replica(&redis, &backend.url("/up"), queue());
     wait_ready(&gw, 200);
     let waiting = b"{\"queued\":\"before the outage\"}";
     let r = post_mc(gw.addr(), "/hooks/q", SECRET, waiting).await;
@@ -447,7 +457,7 @@ async fn queue_answers_503_while_redis_is_down_then_202() {
 async fn redis_restart_mid_load_loses_no_accepted_event() {
     let mut redis = RedisServer::start_durable();
     let backend = Backend::start();
-    let gw = replica(&redis, &backend.url("/up"), QUEUE);
+    let gw = replica(&redis, &backend.url("/up"), queue());
     wait_ready(&gw, 200);
 
     let stop = Arc::new(AtomicBool::new(false));

@@ -29,18 +29,25 @@ fn wait_reloads(gw: &Gateway, result: &str, n: f64) {
     assert_eq!(got, n, "reloads{{result={result}}}\n{}", gw.all_output());
 }
 
-fn write_atomically(path: &Path, text: &str) {
+fn write_atomically(path: &Path, config: impl ConfigText) {
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).unwrap();
+    std::fs::write(&tmp, config.config_text()).unwrap();
     std::fs::rename(&tmp, path).unwrap();
 }
 
-fn one_route(backend: &Backend, path: &str, secrets: &[String]) -> String {
+/// The same config with the route's path changed.
+fn with_path(config: &Value, path: &str) -> Value {
+    let mut c = config.clone();
+    c["routes"][0]["path"] = json!(path);
+    c
+}
+
+fn one_route(backend: &Backend, path: &str, secrets: &[Value]) -> Value {
     route(
         "mc",
         path,
         &backend.url("/hooks/mc"),
-        &verify("mediaconvert", secrets),
+        verify("mediaconvert", secrets),
     )
 }
 
@@ -50,16 +57,17 @@ async fn sighup_reloads() {
     let backend = Backend::start();
     let before = config(
         &Opts::default(),
-        &one_route(&backend, "/a", &[secret_value("k", OLD)]),
-    ) + "reload: {watch: false}\n";
+        one_route(&backend, "/a", &[secret_value("k", OLD)]),
+    )
+    .with("reload", json!({"watch": false}));
     let gw = Gateway::start(&before);
     assert_eq!(reloads(&gw, "ok"), 0.0);
     assert_eq!(reloads(&gw, "error"), 0.0);
     assert_eq!(post_mc(gw.addr(), "/a", OLD, BODY).await.status, 200);
 
-    let after = before.replace("path: \"/a\"", "path: \"/b\"");
+    let after = with_path(&before, "/b");
     assert_ne!(before, after);
-    std::fs::write(gw.config_file(), &after).unwrap();
+    std::fs::write(gw.config_file(), after.config_text()).unwrap();
     // Not watched: still the old routes (checked after a few would-be poll intervals).
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(reloads(&gw, "ok"), 0.0);
@@ -86,12 +94,13 @@ async fn file_change_reloads() {
     let backend = Backend::start();
     let before = config(
         &Opts::default(),
-        &one_route(&backend, "/a", &[secret_value("k", OLD)]),
-    ) + "reload: {interval: 200ms}\n";
+        one_route(&backend, "/a", &[secret_value("k", OLD)]),
+    )
+    .with("reload", json!({"interval": "200ms"}));
     let gw = Gateway::start(&before);
     let mut latencies = Vec::new();
     for (i, path) in ["/b", "/c", "/d"].iter().enumerate() {
-        let text = before.replace("path: \"/a\"", &format!("path: \"{path}\""));
+        let text = with_path(&before, path);
         let written = Instant::now();
         write_atomically(&gw.config_file(), &text);
         wait_reloads(&gw, "ok", (i + 1) as f64);
@@ -122,8 +131,10 @@ async fn kubernetes_symlink_swap_reloads_config_and_secret() {
     let yaml = |secret_id: &str| {
         config(
             &Opts::default(),
-            &one_route(&backend, "/a", &[secret_file(secret_id, &secret_path)]),
-        ) + "reload: {interval: 100ms}\n"
+            one_route(&backend, "/a", &[secret_file(secret_id, &secret_path)]),
+        )
+        .with("reload", json!({"interval": "100ms"}))
+        .config_text()
     };
     /// Writes a new timestamped directory and swaps `..data` to it, as the kubelet does.
     fn publish(dir: &Path, generation: &str, name: &str, content: &str) {
@@ -175,18 +186,18 @@ async fn invalid_reload_keeps_serving_and_counts_an_error() {
     let backend = Backend::start();
     let good = config(
         &Opts::default(),
-        &one_route(&backend, "/a", &[secret_value("k", OLD)]),
-    ) + "reload: {interval: 100ms}\n";
+        one_route(&backend, "/a", &[secret_value("k", OLD)]),
+    )
+    .with("reload", json!({"interval": "100ms"}));
     let gw = Gateway::start(&good);
     assert_eq!(
         gw.metric("hookgate_config_last_reload_successful", &[]),
         1.0
     );
 
-    let bad = good
-        .replace("path: \"/a\"", "path: \"/b\"")
-        .replace("body_timeout: 5s", "body_timeout: soon")
-        + "servr: {}\n";
+    let mut bad = with_path(&good, "/b");
+    bad["server"]["body_timeout"] = json!("soon");
+    bad["servr"] = json!({});
     write_atomically(&gw.config_file(), &bad);
     wait_reloads(&gw, "error", 1.0);
     assert_eq!(reloads(&gw, "ok"), 0.0);
@@ -219,10 +230,7 @@ async fn invalid_reload_keeps_serving_and_counts_an_error() {
     .expect("missing file logged");
     assert_eq!(post_mc(gw.addr(), "/a", OLD, BODY).await.status, 200);
 
-    write_atomically(
-        &gw.config_file(),
-        &good.replace("path: \"/a\"", "path: \"/c\""),
-    );
+    write_atomically(&gw.config_file(), with_path(&good, "/c"));
     wait_reloads(&gw, "ok", 1.0);
     assert_eq!(
         gw.metric("hookgate_config_last_reload_successful", &[]),
@@ -240,10 +248,11 @@ async fn secret_rotation_by_reload() {
     let secrets = tempfile::tempdir().unwrap();
     let (old_file, new_file) = (secrets.path().join("current"), secrets.path().join("next"));
     std::fs::write(&old_file, format!("{OLD}\n")).unwrap();
-    let with = |s: &[String]| {
-        config(&Opts::default(), &one_route(&backend, "/a", s)) + "reload: {interval: 100ms}\n"
+    let with = |s: &[Value]| {
+        config(&Opts::default(), one_route(&backend, "/a", s))
+            .with("reload", json!({"interval": "100ms"}))
     };
-    let gw = Gateway::start(&with(&[secret_file("current", &old_file)]));
+    let gw = Gateway::start(with(&[secret_file("current", &old_file)]));
     let matches = |id: &str| {
         gw.metric(
             "hookgate_key_matches_total",
@@ -257,7 +266,7 @@ async fn secret_rotation_by_reload() {
     std::fs::write(&new_file, format!("{NEW}\n")).unwrap();
     write_atomically(
         &gw.config_file(),
-        &with(&[
+        with(&[
             secret_file("current", &old_file),
             secret_file("next", &new_file),
         ]),
@@ -275,7 +284,7 @@ async fn secret_rotation_by_reload() {
     assert_eq!(keys, ["next", "current"]);
 
     // 2. The sender switched: only `next` matches from now on. 3. Remove the old secret.
-    write_atomically(&gw.config_file(), &with(&[secret_file("next", &new_file)]));
+    write_atomically(&gw.config_file(), with(&[secret_file("next", &new_file)]));
     wait_reloads(&gw, "ok", 2.0);
     assert_eq!(post_mc(gw.addr(), "/a", OLD, BODY).await.status, 401);
     assert_eq!(post_mc(gw.addr(), "/a", NEW, BODY).await.status, 200);
@@ -291,8 +300,9 @@ async fn request_in_flight_finishes_on_its_config() {
     let backend = Backend::start();
     let before = config(
         &Opts::default(),
-        &one_route(&backend, "/a", &[secret_value("k", OLD)]),
-    ) + "reload: {watch: false}\n";
+        one_route(&backend, "/a", &[secret_value("k", OLD)]),
+    )
+    .with("reload", json!({"watch": false}));
     let gw = Gateway::start(&before);
 
     let sig = sha256_header(OLD, BODY);
@@ -307,11 +317,9 @@ async fn request_in_flight_finishes_on_its_config() {
     // The request has started once the gateway waits for its body; give hyper the head first.
     tokio::time::sleep(Duration::from_millis(200)).await;
 
-    std::fs::write(
-        gw.config_file(),
-        before.replace(&secret_value("k", OLD), &secret_value("k", NEW)),
-    )
-    .unwrap();
+    let mut after = before.clone();
+    after["routes"][0]["verify"]["secrets"] = json!([secret_value("k", NEW)]);
+    std::fs::write(gw.config_file(), after.config_text()).unwrap();
     gw.sighup();
     wait_reloads(&gw, "ok", 1.0);
 
@@ -331,19 +339,15 @@ async fn listener_change_warns_and_keeps_the_listener() {
     let backend = Backend::start();
     let before = config(
         &Opts::default(),
-        &one_route(&backend, "/a", &[secret_value("k", OLD)]),
-    ) + "reload: {watch: false}\n";
+        one_route(&backend, "/a", &[secret_value("k", OLD)]),
+    )
+    .with("reload", json!({"watch": false}));
     let gw = Gateway::start(&before);
     let port = dead_port();
-    let after = before
-        .replacen(
-            "listen: 127.0.0.1:0",
-            &format!("listen: 127.0.0.1:{port}"),
-            1,
-        )
-        .replace("header_timeout: 5s", "header_timeout: 3s")
-        .replace("path: \"/a\"", "path: \"/b\"");
-    std::fs::write(gw.config_file(), &after).unwrap();
+    let mut after = with_path(&before, "/b");
+    after["server"]["listen"] = json!(format!("127.0.0.1:{port}"));
+    after["server"]["header_timeout"] = json!("3s");
+    std::fs::write(gw.config_file(), after.config_text()).unwrap();
     gw.sighup();
     wait_reloads(&gw, "ok", 1.0);
     for key in ["server.listen", "server.header_timeout"] {

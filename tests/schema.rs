@@ -16,20 +16,19 @@ const PROCESSING: &str = "{\n  \"job_id\": \"job_ghi789xyz\", \n  \"status\": \"
 /// The guide's curl test delivery.
 const SHORT: &str = r#"{"job_id":"job_test123","status":"completed","progress_percentage":100,"cost_micros":150000,"processing_time_seconds":45}"#;
 
-/// One mediaconvert route `mc` with `schema` (a YAML flow mapping).
-fn routes(backend: &Backend, schema: &str) -> String {
-    let mut r = route(
+/// One mediaconvert route `mc` with `schema`.
+fn routes(backend: &Backend, schema: Value) -> Value {
+    route(
         "mc",
         PATH,
         &backend.url("/hooks/mc"),
-        &mc_verify(&[("current", SECRET)]),
-    );
-    r.push_str(&format!("    schema: {schema}\n"));
-    r
+        mc_verify(&[("current", SECRET)]),
+    )
+    .with("schema", schema)
 }
 
-fn gateway(backend: &Backend, schema: &str) -> Gateway {
-    Gateway::start(&config(&Opts::default(), &routes(backend, schema)))
+fn gateway(backend: &Backend, schema: Value) -> Gateway {
+    Gateway::start(config(&Opts::default(), routes(backend, schema)))
 }
 
 async fn send_body(gw: &Gateway, body: &str) -> Resp {
@@ -70,7 +69,7 @@ fn pointers(resp: &Resp) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn builtin_mediaconvert_accepts_the_guide_events() {
     let backend = Backend::start();
-    let gw = gateway(&backend, "{builtin: mediaconvert}");
+    let gw = gateway(&backend, json!({"builtin": "mediaconvert"}));
     for body in [COMPLETED, FAILED, PROCESSING, SHORT] {
         let resp = send_body(&gw, body).await;
         assert_eq!(resp.status, 200, "{body}: {}", resp.text());
@@ -88,7 +87,10 @@ async fn builtin_mediaconvert_accepts_the_guide_events() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn builtin_mediaconvert_refuses_broken_events() {
     let backend = Backend::start();
-    let gw = gateway(&backend, "{builtin: mediaconvert, mode: enforce}");
+    let gw = gateway(
+        &backend,
+        json!({"builtin": "mediaconvert", "mode": "enforce"}),
+    );
     let cases: [(&str, String, &str); 6] = [
         (
             "unknown status",
@@ -159,7 +161,7 @@ async fn builtin_mediaconvert_refuses_broken_events() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn not_json_is_400() {
     let backend = Backend::start();
-    let gw = gateway(&backend, "{builtin: mediaconvert}");
+    let gw = gateway(&backend, json!({"builtin": "mediaconvert"}));
     for body in ["job_id=1&status=completed", "{\"job_id\":", ""] {
         let resp = send_body(&gw, body).await;
         assert_eq!(resp.status, 400, "{body:?}");
@@ -180,7 +182,7 @@ async fn not_json_is_400() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unsigned_junk_is_401_not_a_schema_failure() {
     let backend = Backend::start();
-    let gw = gateway(&backend, "{builtin: mediaconvert}");
+    let gw = gateway(&backend, json!({"builtin": "mediaconvert"}));
     let resp = post(
         gw.addr(),
         PATH,
@@ -202,7 +204,10 @@ async fn violations_are_capped_and_do_not_echo_values() {
         r#"{{"$schema": "http://json-schema.org/draft-07/schema#", "required": [{}], "properties": {{"big": {{"type": "integer"}}}}}}"#,
         required.join(",")
     );
-    let yaml = config(&Opts::default(), &routes(&backend, "{file: s.json}"));
+    let yaml = config(
+        &Opts::default(),
+        routes(&backend, json!({"file": "s.json"})),
+    );
     let gw = Gateway::start_with_files(&yaml, &[("s.json", &schema)]);
     let big = format!(r#"{{"big": "{}"}}"#, "SECRETISH".repeat(2000));
     let v = violations(&send_body(&gw, &big).await);
@@ -229,7 +234,10 @@ async fn violations_are_capped_and_do_not_echo_values() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shadow_mode_forwards_and_counts() {
     let backend = Backend::start();
-    let gw = gateway(&backend, "{builtin: mediaconvert, mode: shadow}");
+    let gw = gateway(
+        &backend,
+        json!({"builtin": "mediaconvert", "mode": "shadow"}),
+    );
     let bad = COMPLETED.replace(r#""status":"completed""#, r#""status":"exploded""#);
     let resp = send_body(&gw, &bad).await;
     assert_eq!(resp.status, 200, "{}", resp.text());
@@ -272,9 +280,9 @@ async fn by_field_selects_by_pointer_and_falls_back_to_default() {
     let any = r#"{"required": ["type"], "properties": {"type": {"type": "string"}}}"#;
     let yaml = config(
         &Opts::default(),
-        &routes(
+        routes(
             &backend,
-            "{by_field: {pointer: /type, schemas: {order.created: schemas/created.json}, default: schemas/any.json}}",
+            json!({"by_field": {"pointer": "/type", "schemas": {"order.created": "schemas/created.json"}, "default": "schemas/any.json"}}),
         ),
     );
     let gw = Gateway::start_with_files(
@@ -301,9 +309,9 @@ async fn by_field_without_default_refuses_unknown_values() {
     let backend = Backend::start();
     let yaml = config(
         &Opts::default(),
-        &routes(
+        routes(
             &backend,
-            "{by_field: {pointer: /event/type, schemas: {a: a.json}}}",
+            json!({"by_field": {"pointer": "/event/type", "schemas": {"a": "a.json"}}}),
         ),
     );
     let gw = Gateway::start_with_files(&yaml, &[("a.json", "{}")]);
@@ -321,8 +329,9 @@ async fn editing_a_schema_file_reloads_it() {
     let backend = Backend::start();
     let yaml = config(
         &Opts::default(),
-        &routes(&backend, "{file: schemas/s.json}"),
-    ) + "reload: {interval: 100ms}\n";
+        routes(&backend, json!({"file": "schemas/s.json"})),
+    )
+    .with("reload", json!({"interval": "100ms"}));
     let gw = Gateway::start_with_files(&yaml, &[("schemas/s.json", r#"{"required": ["a"]}"#)]);
     assert_eq!(pointers(&send_body(&gw, "{}").await), [""]);
 
@@ -357,10 +366,10 @@ async fn editing_a_schema_file_reloads_it() {
 
 /// Runs `check` with `files` beside the config; asserts exit 2 and a stderr line starting with
 /// `key` that contains `word`.
-fn assert_problem(schema: &str, files: &[(&str, &str)], key: &str, word: &str) {
+fn assert_problem(schema: Value, files: &[(&str, &str)], key: &str, word: &str) {
     let backend_url = "http://127.0.0.1:9/hooks";
-    let mut r = route("mc", PATH, backend_url, &mc_verify(&[("current", SECRET)]));
-    r.push_str(&format!("    schema: {schema}\n"));
+    let r = route("mc", PATH, backend_url, mc_verify(&[("current", SECRET)]))
+        .with("schema", schema.clone());
     let yaml = config(&Opts::default(), &r);
     let out = run_with_config_files("check", &yaml, &[], files);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -377,25 +386,25 @@ fn assert_problem(schema: &str, files: &[(&str, &str)], key: &str, word: &str) {
 #[test]
 fn schema_config_errors_name_the_key() {
     assert_problem(
-        "{file: missing.json}",
+        json!({"file": "missing.json"}),
         &[],
         "routes[0].schema.file:",
         "cannot read schema file",
     );
     assert_problem(
-        "{file: broken.json}",
+        json!({"file": "broken.json"}),
         &[("broken.json", "{\"type\": ")],
         "routes[0].schema.file:",
         "not JSON",
     );
     assert_problem(
-        "{file: ref.json}",
+        json!({"file": "ref.json"}),
         &[("ref.json", r##"{"$ref": "#/$defs/nowhere"}"##)],
         "routes[0].schema.file:",
         "$ref",
     );
     assert_problem(
-        "{file: remote.json}",
+        json!({"file": "remote.json"}),
         &[(
             "remote.json",
             r#"{"$ref": "https://schemas.example.com/order.json"}"#,
@@ -404,50 +413,55 @@ fn schema_config_errors_name_the_key() {
         "not a usable JSON Schema",
     );
     assert_problem(
-        "{file: bad.json}",
+        json!({"file": "bad.json"}),
         &[("bad.json", r#"{"type": "nonsense"}"#)],
         "routes[0].schema.file:",
         "not a usable JSON Schema",
     );
     assert_problem(
-        "{builtin: stripe}",
+        json!({"builtin": "stripe"}),
         &[],
         "routes[0].schema.builtin:",
         "use one of: mediaconvert",
     );
     assert_problem(
-        "{builtin: mediaconvert, file: a.json}",
+        json!({"builtin": "mediaconvert", "file": "a.json"}),
         &[("a.json", "{}")],
         "routes[0].schema:",
         "exactly one",
     );
-    assert_problem("{mode: shadow}", &[], "routes[0].schema:", "no schema");
     assert_problem(
-        "{builtin: mediaconvert, mode: loud}",
+        json!({"mode": "shadow"}),
+        &[],
+        "routes[0].schema:",
+        "no schema",
+    );
+    assert_problem(
+        json!({"builtin": "mediaconvert", "mode": "loud"}),
         &[],
         "routes[0].schema.mode:",
         "enforce or shadow",
     );
     assert_problem(
-        "{by_field: {pointer: type, schemas: {a: a.json}}}",
+        json!({"by_field": {"pointer": "type", "schemas": {"a": "a.json"}}}),
         &[("a.json", "{}")],
         "routes[0].schema.by_field.pointer:",
         "JSON pointer",
     );
     assert_problem(
-        "{by_field: {pointer: /type, schemas: {order.created: gone.json}}}",
+        json!({"by_field": {"pointer": "/type", "schemas": {"order.created": "gone.json"}}}),
         &[],
         "routes[0].schema.by_field.schemas[\"order.created\"]:",
         "cannot read",
     );
     assert_problem(
-        "{by_field: {pointer: /type, schemas: {a: a.json}, default: nope.json}}",
+        json!({"by_field": {"pointer": "/type", "schemas": {"a": "a.json"}, "default": "nope.json"}}),
         &[("a.json", "{}")],
         "routes[0].schema.by_field.default:",
         "cannot read",
     );
     assert_problem(
-        "{builtin: mediaconvert, strict: true}",
+        json!({"builtin": "mediaconvert", "strict": true}),
         &[],
         "routes[0].schema.strict:",
         "unknown key",
@@ -458,11 +472,13 @@ fn schema_config_errors_name_the_key() {
 #[test]
 fn every_schema_problem_at_once() {
     let up = "http://127.0.0.1:9/hooks";
-    let mut r = route("a", "/a", up, &mc_verify(&[("current", SECRET)]));
-    r.push_str("    schema: {file: nope.json}\n");
-    r.push_str(&route("b", "/b", up, &mc_verify(&[("current", SECRET)])));
-    r.push_str("    schema: {builtin: nope}\n");
-    let out = run_with_config_files("check", &config(&Opts::default(), &r), &[], &[]);
+    let r = [
+        route("a", "/a", up, mc_verify(&[("current", SECRET)]))
+            .with("schema", json!({"file": "nope.json"})),
+        route("b", "/b", up, mc_verify(&[("current", SECRET)]))
+            .with("schema", json!({"builtin": "nope"})),
+    ];
+    let out = run_with_config_files("check", config(&Opts::default(), &r), &[], &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr.contains("routes[0].schema.file:"), "{stderr}");

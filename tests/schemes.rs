@@ -214,8 +214,8 @@ fn cases(keys: &Keys) -> Vec<Case> {
 
 /// One route per scheme; each also holds a `previous` secret that never matches, so the
 /// key-id metric proves which key verified.
-fn routes(keys: &Keys, backend: &Backend) -> String {
-    let mut out = String::new();
+fn routes(keys: &Keys, backend: &Backend) -> Vec<Value> {
+    let mut out = Vec::new();
     for scheme in hookgate::verify::SCHEME_NAMES {
         let path = if *scheme == "twilio" {
             "/hooks/twilio/*".to_string()
@@ -223,32 +223,37 @@ fn routes(keys: &Keys, backend: &Backend) -> String {
             format!("/hooks/{scheme}")
         };
         let previous = secret_value("previous", &format!("{scheme}-old-secret"));
-        let keys_yaml = match *scheme {
-            "sendgrid" => format!(
-                "public_keys: [{}]",
-                secret_value("sendgrid", &keys.p256_public)
-            ),
-            "standard-webhooks" | "svix" => format!(
-                "secrets: [{}, {}], public_keys: [{}]",
-                secret_value("previous", "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
-                secret_value("current", STANDARD_SECRET),
-                secret_value("ed25519", &keys.ed25519_public),
-            ),
-            s => format!(
-                "secrets: [{previous}, {}]",
-                secret_value("current", &secret_of(s))
-            ),
+        let keys = match *scheme {
+            "sendgrid" => json!({
+                "public_keys": [secret_value("sendgrid", &keys.p256_public)],
+            }),
+            "standard-webhooks" | "svix" => json!({
+                "secrets": [
+                    secret_value("previous", "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+                    secret_value("current", STANDARD_SECRET),
+                ],
+                "public_keys": [secret_value("ed25519", &keys.ed25519_public)],
+            }),
+            s => json!({
+                "secrets": [previous, secret_value("current", &secret_of(s))],
+            }),
         };
         let extra = match *scheme {
-            "twilio" => format!(", public_url: {}", q(TWILIO_PUBLIC)),
-            "hmac" => ", header: X-Acme-Signature, prefix: \"sha256=\", encoding: base64, signed: \"{header.X-Acme-Timestamp}.{body}\", timestamp_header: X-Acme-Timestamp".to_string(),
-            _ => String::new(),
+            "twilio" => json!({ "public_url": TWILIO_PUBLIC }),
+            "hmac" => json!({
+                "header": "X-Acme-Signature",
+                "prefix": "sha256=",
+                "encoding": "base64",
+                "signed": "{header.X-Acme-Timestamp}.{body}",
+                "timestamp_header": "X-Acme-Timestamp",
+            }),
+            _ => Value::Null,
         };
-        out.push_str(&route(
+        out.push(route(
             scheme,
             &path,
             &backend.url(&format!("/recv/{scheme}")),
-            &format!("{{scheme: {scheme}, {keys_yaml}{extra}}}"),
+            json!({ "scheme": scheme }).merge(keys).merge(extra),
         ));
     }
     out
@@ -299,7 +304,7 @@ fn mailgun_token(body: &[u8]) -> String {
 async fn every_scheme_signed_by_hookgate_sign_passes_and_a_changed_byte_does_not() {
     let keys = Keys::new();
     let backend = Backend::start();
-    let gw = Gateway::start(&config(&Opts::default(), &routes(&keys, &backend)));
+    let gw = Gateway::start(config(&Opts::default(), routes(&keys, &backend)));
     let cases = cases(&keys);
     let mut covered: Vec<&str> = cases.iter().map(|c| c.scheme).collect();
     covered.sort();
@@ -426,7 +431,7 @@ async fn every_scheme_signed_by_hookgate_sign_passes_and_a_changed_byte_does_not
 async fn every_scheme_counts_a_missing_signature() {
     let keys = Keys::new();
     let backend = Backend::start();
-    let gw = Gateway::start(&config(&Opts::default(), &routes(&keys, &backend)));
+    let gw = Gateway::start(config(&Opts::default(), routes(&keys, &backend)));
     for scheme in hookgate::verify::SCHEME_NAMES {
         let path = if *scheme == "twilio" {
             "/hooks/twilio/sms".to_string()
@@ -457,7 +462,7 @@ async fn every_scheme_counts_a_missing_signature() {
 async fn timestamps_outside_the_window_are_refused_with_their_reason() {
     let keys = Keys::new();
     let backend = Backend::start();
-    let gw = Gateway::start(&config(&Opts::default(), &routes(&keys, &backend)));
+    let gw = Gateway::start(config(&Opts::default(), routes(&keys, &backend)));
     let now = unix_now();
     for scheme in [
         "stripe",
@@ -526,7 +531,7 @@ async fn timestamps_outside_the_window_are_refused_with_their_reason() {
 async fn zoom_url_validation_is_answered_by_the_gateway() {
     let keys = Keys::new();
     let backend = Backend::start();
-    let gw = Gateway::start(&config(&Opts::default(), &routes(&keys, &backend)));
+    let gw = Gateway::start(config(&Opts::default(), routes(&keys, &backend)));
     let body = r#"{"payload":{"plainToken":"qgg8vlvZRS6UYooatFL8Aw"},"event_ts":1705314670123,"event":"endpoint.url_validation"}"#;
     let secret = secret_of("zoom");
     let signed = hookgate_sign(&["--scheme", "zoom", "--secret", &secret], body.as_bytes());
@@ -581,7 +586,7 @@ async fn zoom_url_validation_is_answered_by_the_gateway() {
 async fn send_posts_signed_requests() {
     let keys = Keys::new();
     let backend = Backend::start();
-    let gw = Gateway::start(&config(&Opts::default(), &routes(&keys, &backend)));
+    let gw = Gateway::start(config(&Opts::default(), routes(&keys, &backend)));
     let dir = tempfile::tempdir().unwrap();
     let body_file = dir.path().join("events.json");
     std::fs::write(&body_file, SENDGRID_EVENTS).unwrap();
@@ -702,28 +707,24 @@ fn sign_lists_schemes_and_refuses_unusable_keys() {
 /// A key that does not decode stops the gateway at start-up with its key path.
 #[test]
 fn bad_keys_are_config_errors_naming_their_path() {
-    let routes = format!(
-        "{}{}",
+    let routes = [
         route(
             "sg",
             "/sg",
             "http://127.0.0.1:9/x",
-            &format!(
-                "{{scheme: sendgrid, public_keys: [{}]}}",
-                secret_value("k", "bm90IGEga2V5")
-            ),
+            json!({
+                "scheme": "sendgrid",
+                "public_keys": [secret_value("k", "bm90IGEga2V5")],
+            }),
         ),
         route(
             "sw",
             "/sw",
             "http://127.0.0.1:9/x",
-            &format!(
-                "{{scheme: standard-webhooks, secrets: [{}]}}",
-                secret_value("k", "whsec_%%%")
-            ),
+            verify("standard-webhooks", &[secret_value("k", "whsec_%%%")]),
         ),
-    );
-    let out = run_with_config("check", &config(&Opts::default(), &routes), &[]);
+    ];
+    let out = run_with_config("check", config(&Opts::default(), &routes), &[]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(

@@ -27,11 +27,11 @@ async fn no_secret_leaks(level: &str) {
         level.to_uppercase(),
         std::process::id()
     );
-    let mut routes = route(
+    let mut routes = vec![route(
         "mc",
         "/webhooks/mediaconvert",
         &backend.url("/hooks/mc"),
-        &verify(
+        verify(
             "mediaconvert",
             &[
                 secret_value("inline", INLINE),
@@ -39,28 +39,30 @@ async fn no_secret_leaks(level: &str) {
                 secret_file("file", &file),
             ],
         ),
-    );
-    routes.push_str(&route(
+    )];
+    routes.push(route(
         "gh",
         "/gh",
         &backend.url("/gh"),
-        &verify("github", &[secret_value("k1", GH)]),
+        verify("github", &[secret_value("k1", GH)]),
     ));
-    routes.push_str(&route(
+    routes.push(route(
         "generic",
         "/generic",
         &backend.url("/generic"),
-        &format!(
-            "{{scheme: hmac, header: X-Signature, prefix: \"sha256=\", encoding: hex, algorithm: sha256, secrets: [{}]}}",
-            secret_value("g1", GENERIC)
-        ),
+        verify("hmac", &[secret_value("g1", GENERIC)]).merge(json!({
+            "header": "X-Signature",
+            "prefix": "sha256=",
+            "encoding": "hex",
+            "algorithm": "sha256",
+        })),
     ));
     let opts = Opts {
         log_level: level.into(),
-        forward_extra: format!("  attestation_secret: {}\n", secret_value("gw1", ATTEST)),
+        attestation_secret: Some(secret_value("gw1", ATTEST)),
         ..Opts::default()
     };
-    let gw = Gateway::start_with_env(&config(&opts, &routes), &[(var.as_str(), FROM_ENV)]);
+    let gw = Gateway::start_with_env(config(&opts, &routes), &[(var.as_str(), FROM_ENV)]);
 
     let mut sent_signatures: Vec<String> = Vec::new();
 
@@ -184,21 +186,20 @@ async fn no_secret_or_signature_in_output_debug() {
 fn check_output_has_no_secrets() {
     let yaml = config(
         &Opts::default(),
-        &format!(
-            "{}{}",
+        [
             route(
                 "mc",
                 "/a",
                 "http://127.0.0.1:9/x",
-                &mc_verify(&[("inline", INLINE)])
+                mc_verify(&[("inline", INLINE)]),
             ),
             route(
                 "mc",
                 "/b",
                 "http://127.0.0.1:9/y",
-                &mc_verify(&[("inline", GH)])
+                mc_verify(&[("inline", GH)]),
             ),
-        ),
+        ],
     );
     let out = run_with_config("check", &yaml, &[]);
     assert_eq!(out.status.code(), Some(2));
@@ -289,56 +290,61 @@ async fn every_refusal_path_is_free_of_secrets() {
             secret_file("file", &file),
         ],
     );
-    let mut routes = route("mc", "/mc", &backend.url("/mc"), &mc);
-    routes.push_str(&route(
+    let mut routes = vec![route("mc", "/mc", &backend.url("/mc"), mc)];
+    routes.push(route(
         "stripe",
         "/stripe",
         &backend.url("/stripe"),
-        &verify("stripe", &[secret_value("s", STRIPE)]),
+        verify("stripe", &[secret_value("s", STRIPE)]),
     ));
-    routes.push_str(&route(
+    routes.push(route(
         "zoom",
         "/zoom",
         &backend.url("/zoom"),
-        &verify("zoom", &[secret_value("z", ZOOM)]),
+        verify("zoom", &[secret_value("z", ZOOM)]),
     ));
-    routes.push_str(&route(
-        "limited",
-        "/limited",
-        &backend.url("/limited"),
-        &mc_verify(&[("l", LIMITED)]),
-    ));
-    routes.push_str(
-        "    rate_limit: {per_ip: {rate: 2/h, burst: 2}, route: {rate: 1/h, burst: 1}}\n",
+    routes.push(
+        route(
+            "limited",
+            "/limited",
+            &backend.url("/limited"),
+            mc_verify(&[("l", LIMITED)]),
+        )
+        .with(
+            "rate_limit",
+            json!({"per_ip": {"rate": "2/h", "burst": 2}, "route": {"rate": "1/h", "burst": 1}}),
+        ),
     );
-    routes.push_str(&route(
-        "schema",
-        "/schema",
-        &backend.url("/schema"),
-        &mc_verify(&[("sc", SCHEMA)]),
-    ));
-    routes.push_str("    schema: {builtin: mediaconvert}\n");
-    routes.push_str(&route(
+    routes.push(
+        route(
+            "schema",
+            "/schema",
+            &backend.url("/schema"),
+            mc_verify(&[("sc", SCHEMA)]),
+        )
+        .with("schema", json!({"builtin": "mediaconvert"})),
+    );
+    routes.push(route(
         "dead",
         "/dead",
         &format!("http://127.0.0.1:{}/x", dead_port()),
-        &mc_verify(&[("inline", INLINE)]),
+        mc_verify(&[("inline", INLINE)]),
     ));
-    routes.push_str(&route_with_timeout(
+    routes.push(route_with_timeout(
         "slow",
         "/slow",
         &slow.url("/slow"),
         "1s",
-        &mc_verify(&[("inline", INLINE)]),
+        mc_verify(&[("inline", INLINE)]),
     ));
     let opts = Opts {
         log_level: "debug".into(),
         body_timeout: "1s".into(),
         max_body_bytes: "1KiB".into(),
-        forward_extra: format!("  attestation_secret: {}\n", secret_value("gw1", ATTEST)),
+        attestation_secret: Some(secret_value("gw1", ATTEST)),
         ..Opts::default()
     };
-    let gw = Gateway::start_with_env(&config(&opts, &routes), &[(var.as_str(), FROM_ENV)]);
+    let gw = Gateway::start_with_env(config(&opts, &routes), &[(var.as_str(), FROM_ENV)]);
     let addr = gw.addr();
     let now = unix_now();
     let mut sigs: Vec<String> = Vec::new();
@@ -517,9 +523,9 @@ async fn unauthorized_is_identical_whatever_the_reason() {
         "stripe",
         "/stripe",
         &backend.url("/stripe"),
-        &verify("stripe", &[secret_value("s", STRIPE)]),
+        verify("stripe", &[secret_value("s", STRIPE)]),
     );
-    let gw = Gateway::start(&config(&Opts::default(), &routes));
+    let gw = Gateway::start(config(&Opts::default(), &routes));
     let now = unix_now();
     let cases: Vec<(&str, Option<String>)> = vec![
         ("missing_header", None),
@@ -700,13 +706,13 @@ async fn every_command_is_free_of_secrets() {
         "mc",
         "/mc",
         &backend.url("/mc"),
-        &mc_verify(&[("k", INLINE)]),
+        mc_verify(&[("k", INLINE)]),
     );
     let opts = Opts {
         log_level: "debug".into(),
         ..Opts::default()
     };
-    let gw = Gateway::start(&config(&opts, &routes));
+    let gw = Gateway::start(config(&opts, &routes));
     let url = gw.url("/mc");
     let sig = sign_hex(INLINE, BODY);
     let wrong_sig = sign_hex(GH, BODY);
@@ -779,7 +785,7 @@ async fn every_command_is_free_of_secrets() {
     let var = format!("HOOKGATE_TEST_CMD_{}", std::process::id());
     let bad = config(
         &Opts {
-            forward_extra: format!("  attestation_secret: {}\n", secret_value("gw", ATTEST)),
+            attestation_secret: Some(secret_value("gw", ATTEST)),
             ..Opts::default()
         },
         &[
@@ -787,7 +793,7 @@ async fn every_command_is_free_of_secrets() {
                 "mc",
                 "/a",
                 "ftp://nowhere",
-                &verify(
+                verify(
                     "mediaconvert",
                     &[
                         secret_value("i", INLINE),
@@ -800,7 +806,7 @@ async fn every_command_is_free_of_secrets() {
                 "sw",
                 "/b",
                 "http://127.0.0.1:9/",
-                &verify(
+                verify(
                     "standard-webhooks",
                     &[secret_value("bad", "whsec_%%Bad-Secret-9q8w")],
                 ),
@@ -809,10 +815,9 @@ async fn every_command_is_free_of_secrets() {
                 "sg",
                 "/c",
                 "http://127.0.0.1:9/",
-                &verify("sendgrid", &[secret_value("wrong-kind", SCHEMA)]),
+                verify("sendgrid", &[secret_value("wrong-kind", SCHEMA)]),
             ),
-        ]
-        .concat(),
+        ],
     );
     for cmd in ["check", "run"] {
         let out = run_with_config(cmd, &bad, &[(var.as_str(), FROM_ENV)]);

@@ -11,12 +11,12 @@ use common::*;
 const SECRET: &str = "srv-secret-one";
 const BODY: &[u8] = br#"{"job_id":"job_srv","status":"completed"}"#;
 
-fn mc_routes(backend: &Backend) -> String {
+fn mc_routes(backend: &Backend) -> Value {
     route(
         "mc",
         "/webhooks/mediaconvert",
         &backend.url("/hooks/mc"),
-        &mc_verify(&[("current", SECRET)]),
+        mc_verify(&[("current", SECRET)]),
     )
 }
 
@@ -24,7 +24,7 @@ fn mc_routes(backend: &Backend) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn h2c_prior_knowledge_verified_and_forwarded() {
     let backend = Backend::start();
-    let gw = Gateway::start(&config(&Opts::default(), &mc_routes(&backend)));
+    let gw = Gateway::start(config(&Opts::default(), mc_routes(&backend)));
     let sig = sha256_header(SECRET, BODY);
     let resp = send_h2(
         gw.addr(),
@@ -76,7 +76,7 @@ async fn h2c_refusals() {
         max_body_bytes: "1KiB".into(),
         ..Opts::default()
     };
-    let gw = Gateway::start(&config(&opts, &mc_routes(&backend)));
+    let gw = Gateway::start(config(&opts, mc_routes(&backend)));
     let big = vec![b'x'; 4096];
     let sig = sha256_header(SECRET, &big);
     let resp = send_h2(
@@ -110,7 +110,7 @@ async fn slowloris_is_cut_off_others_served() {
         header_timeout: "2s".into(),
         ..Opts::default()
     };
-    let gw = Gateway::start(&config(&opts, &mc_routes(&backend)));
+    let gw = Gateway::start(config(&opts, mc_routes(&backend)));
     let addr = gw.addr();
     let (started_tx, started_rx) = std::sync::mpsc::channel();
     let slow = std::thread::spawn(move || {
@@ -147,7 +147,7 @@ async fn silent_connection_cut_off() {
         header_timeout: "1s".into(),
         ..Opts::default()
     };
-    let gw = Gateway::start(&config(&opts, &mc_routes(&backend)));
+    let gw = Gateway::start(config(&opts, mc_routes(&backend)));
     let mut s = connect(gw.addr());
     let start = Instant::now();
     s.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
@@ -169,7 +169,7 @@ async fn slow_h2_preface_cut_off() {
         header_timeout: "1s".into(),
         ..Opts::default()
     };
-    let gw = Gateway::start(&config(&opts, &mc_routes(&backend)));
+    let gw = Gateway::start(config(&opts, mc_routes(&backend)));
     let addr = gw.addr();
     let res = tokio::task::spawn_blocking(move || {
         slow_send(addr, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 300, None)
@@ -243,7 +243,7 @@ async fn max_connections_enforced() {
         header_timeout: "30s".into(),
         ..Opts::default()
     };
-    let gw = Gateway::start(&config(&opts, &mc_routes(&backend)));
+    let gw = Gateway::start(config(&opts, mc_routes(&backend)));
     // Four keep-alive connections, each proven in use by one served request.
     let mut held = Vec::new();
     for i in 0..4 {
@@ -297,9 +297,9 @@ async fn sigterm_finishes_in_flight_then_exits_0() {
         "/webhooks/mediaconvert",
         &backend.url("/hooks/mc"),
         "8s",
-        &mc_verify(&[("current", SECRET)]),
+        mc_verify(&[("current", SECRET)]),
     );
-    let gw = Gateway::start(&config(&opts, &routes));
+    let gw = Gateway::start(config(&opts, &routes));
     let addr = gw.addr();
     let inflight =
         tokio::spawn(async move { post_mc(addr, "/webhooks/mediaconvert", SECRET, BODY).await });
@@ -337,7 +337,7 @@ async fn sigterm_finishes_in_flight_then_exits_0() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_idle_exits_0() {
     let backend = Backend::start();
-    let gw = Gateway::start(&config(&Opts::default(), &mc_routes(&backend)));
+    let gw = Gateway::start(config(&Opts::default(), mc_routes(&backend)));
     // An idle keep-alive connection must not hold shutdown beyond the grace period.
     let mut idle = connect(gw.addr());
     assert!(get_nope(&mut idle));
@@ -353,7 +353,7 @@ async fn sigterm_idle_exits_0() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_endpoints() {
     let backend = Backend::start();
-    let gw = Gateway::start(&config(&Opts::default(), &mc_routes(&backend)));
+    let gw = Gateway::start(config(&Opts::default(), mc_routes(&backend)));
     assert_eq!(gw.admin_get("/healthz").status, 200);
     assert_eq!(gw.admin_get("/readyz").status, 200);
     assert_ne!(gw.addr(), gw.admin());

@@ -6,29 +6,30 @@ mod common;
 use std::io::Read;
 use std::time::{Duration, Instant};
 
-use common::tls::{with_tls, HttpsConn, TestCert, H1, H2, TLS12_ONLY, TLS13_ONLY};
+use common::tls::{server_tls, with_tls, HttpsConn, TestCert, H1, H2, TLS12_ONLY, TLS13_ONLY};
 use common::*;
 
 const SECRET: &str = "tls-secret-one";
 const BODY: &[u8] = br#"{"job_id":"job_tls","status":"completed"}"#;
 const PATH: &str = "/webhooks/mediaconvert";
 
-fn mc_config(backend: &Backend, opts: &Opts, extra: &str) -> String {
+/// One mediaconvert route `mc`, and `extra` top-level keys (e.g. `reload`).
+fn mc_config(backend: &Backend, opts: &Opts, extra: Value) -> Value {
     let routes = route(
         "mc",
         PATH,
         &backend.url("/hooks/mc"),
-        &mc_verify(&[("current", SECRET)]),
+        mc_verify(&[("current", SECRET)]),
     );
-    format!("{}{extra}", config(opts, &routes))
+    config(opts, &routes).merge(extra)
 }
 
 /// Starts a TLS gateway whose cert and key live in the gateway's own temp dir.
-fn start_tls(backend: &Backend, opts: &Opts, extra: &str, cert: &TestCert) -> Gateway {
+fn start_tls(backend: &Backend, opts: &Opts, extra: Value, cert: &TestCert) -> Gateway {
     let dir = tempfile::tempdir().expect("tempdir");
     let (crt, key) = cert.write_to(dir.path());
     let path = dir.path().join("hookgate.yaml");
-    let yaml = with_tls(&mc_config(backend, opts, extra), &crt, &key);
+    let yaml = with_tls(mc_config(backend, opts, extra), &crt, &key).config_text();
     std::fs::write(&path, &yaml).expect("write config");
     Gateway::try_start_at(dir, &path, &[])
         .unwrap_or_else(|e| panic!("gateway did not start: {e}\n{yaml}"))
@@ -40,7 +41,7 @@ fn start_tls(backend: &Backend, opts: &Opts, extra: &str, cert: &TestCert) -> Ga
 async fn https_end_to_end_on_tls12_and_tls13() {
     let backend = Backend::start();
     let cert = TestCert::generate();
-    let gw = start_tls(&backend, &Opts::default(), "", &cert);
+    let gw = start_tls(&backend, &Opts::default(), Value::Null, &cert);
     for (offer, version) in [
         (TLS12_ONLY, rustls::ProtocolVersion::TLSv1_2),
         (TLS13_ONLY, rustls::ProtocolVersion::TLSv1_3),
@@ -86,7 +87,7 @@ async fn https_end_to_end_on_tls12_and_tls13() {
 async fn http2_over_tls_by_alpn() {
     let backend = Backend::start();
     let cert = TestCert::generate();
-    let gw = start_tls(&backend, &Opts::default(), "", &cert);
+    let gw = start_tls(&backend, &Opts::default(), Value::Null, &cert);
     let mut conn = HttpsConn::open(gw.addr(), &[&cert.der], H2)
         .await
         .expect("TLS connection");
@@ -122,7 +123,7 @@ async fn certificate_swap_keeps_open_connections() {
     let gw = start_tls(
         &backend,
         &Opts::default(),
-        "reload: {interval: 100ms}\n",
+        json!({"reload": {"interval": "100ms"}}),
         &old,
     );
     let trusted = [&old.der, &new.der];
@@ -163,7 +164,7 @@ async fn broken_certificate_keeps_the_last_good_one() {
     let gw = start_tls(
         &backend,
         &Opts::default(),
-        "reload: {interval: 100ms}\n",
+        json!({"reload": {"interval": "100ms"}}),
         &good,
     );
     let crt = gw.dir.path().join("tls.crt");
@@ -244,7 +245,7 @@ async fn stalled_handshake_is_cut_off_and_frees_its_slot() {
         workers: 1,
         ..Opts::default()
     };
-    let gw = start_tls(&backend, &opts, "", &cert);
+    let gw = start_tls(&backend, &opts, Value::Null, &cert);
 
     let started = Instant::now();
     let mut stalled = connect(gw.addr());
@@ -279,12 +280,15 @@ fn bad_tls_config_is_refused_with_its_key() {
     let dir = tempfile::tempdir().unwrap();
     let (crt, _) = cert.write_to(dir.path());
     let missing = dir.path().join("missing.key");
-    let yaml = format!(
-        "server:\n  tls: {{cert_file: {}, key_file: {}}}\n{}",
-        q(&crt.display().to_string()),
-        q(&missing.display().to_string()),
-        "routes:\n  - {name: a, path: /a, upstream: \"http://127.0.0.1:1/\", verify: {scheme: mediaconvert, secrets: [{id: k, value: s}]}}\n"
-    );
+    let yaml = json!({
+        "server": {"tls": server_tls(&crt, &missing)},
+        "routes": [{
+            "name": "a",
+            "path": "/a",
+            "upstream": "http://127.0.0.1:1/",
+            "verify": mc_verify(&[("k", "s")]),
+        }],
+    });
     for cmd in ["check", "run"] {
         let out = run_with_config(cmd, &yaml, &[]);
         assert_eq!(out.status.code(), Some(2), "{cmd}");
@@ -294,8 +298,8 @@ fn bad_tls_config_is_refused_with_its_key() {
             "{cmd}: {err}"
         );
     }
-    let yaml = "server:\n  tls: {cert_file: \"\"}\nroutes: []\n";
-    let out = run_with_config("check", yaml, &[]);
+    let yaml = json!({"server": {"tls": {"cert_file": ""}}, "routes": []});
+    let out = run_with_config("check", &yaml, &[]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("server.tls.cert_file: missing"), "{err}");
     assert!(err.contains("server.tls.key_file: missing"), "{err}");

@@ -26,20 +26,20 @@ async fn run_file(file: &str, scheme: &str) {
     assert!(!sig_header.is_empty());
     let backend = Backend::start();
 
-    let mut routes = String::new();
+    let mut routes = Vec::new();
     for (i, c) in cases.iter().enumerate() {
-        let secrets: Vec<String> = secret_ids(c)
+        let secrets: Vec<Value> = secret_ids(c)
             .iter()
             .map(|(id, v)| secret_value(id, v))
             .collect();
-        routes.push_str(&route(
+        routes.push(route(
             &route_name(scheme, i),
             &format!("/v/{scheme}/{i}"),
             &backend.url(&format!("/recv/{scheme}/{i}")),
-            &verify(scheme, &secrets),
+            verify(scheme, &secrets),
         ));
     }
-    let gw = Gateway::start(&config(&Opts::default(), &routes));
+    let gw = Gateway::start(config(&Opts::default(), &routes));
 
     let mut ran = 0usize;
     let mut failures = Vec::new();
@@ -159,9 +159,9 @@ async fn mediaconvert_sample_signature_rejected() {
         "mediaconvert",
         "/webhooks/mediaconvert",
         &backend.url("/hooks/mc"),
-        &mc_verify(&[("current", "mc_whsec_5f2b9c1e7a4d8b3f6e0c2a9d7b1f4e8c")]),
+        mc_verify(&[("current", "mc_whsec_5f2b9c1e7a4d8b3f6e0c2a9d7b1f4e8c")]),
     );
-    let gw = Gateway::start(&config(&Opts::default(), &routes));
+    let gw = Gateway::start(config(&Opts::default(), &routes));
     let resp = post(
         gw.addr(),
         "/webhooks/mediaconvert",

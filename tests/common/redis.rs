@@ -9,6 +9,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use serde_json::{json, Value};
+
 use super::{dead_port, WAIT};
 
 pub struct RedisServer {
@@ -72,17 +74,14 @@ impl RedisServer {
         SocketAddr::from(([127, 0, 0, 1], self.port))
     }
 
-    /// A `store:` block for [`super::Opts::top_extra`].
-    pub fn store_yaml(&self) -> String {
-        format!("store: {{kind: redis, url: {:?}}}\n", self.url())
+    /// The `store` mapping for [`super::Opts::store`].
+    pub fn store(&self) -> Value {
+        json!({ "kind": "redis", "url": self.url() })
     }
 
-    /// `store:` with a `lease` (queue ownership), for [`super::Opts::top_extra`].
-    pub fn store_yaml_leased(&self, lease: &str) -> String {
-        format!(
-            "store: {{kind: redis, url: {:?}, lease: {lease}}}\n",
-            self.url()
-        )
+    /// [`RedisServer::store`] with a `lease` (queue ownership).
+    pub fn store_leased(&self, lease: &str) -> Value {
+        json!({ "kind": "redis", "url": self.url(), "lease": lease })
     }
 
     /// Kills the server (SIGKILL): its data is gone, as with a lost pod (unless durable).

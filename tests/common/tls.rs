@@ -9,6 +9,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::{CertificateDer, ServerName};
+use serde_json::{json, Value};
 use tokio_rustls::TlsConnector;
 
 use super::{Resp, WAIT};
@@ -40,23 +41,18 @@ impl TestCert {
     }
 }
 
-/// The `server.tls` block for [`super::config`]'s `Opts::forward_extra`-free configs: two YAML
-/// lines to put under `server:`.
-pub fn server_tls_yaml(cert: &Path, key: &Path) -> String {
-    format!(
-        "  tls:\n    cert_file: {}\n    key_file: {}\n",
-        super::q(&cert.display().to_string()),
-        super::q(&key.display().to_string())
-    )
+/// The `server.tls` mapping for these PEM files.
+pub fn server_tls(cert: &Path, key: &Path) -> Value {
+    json!({
+        "cert_file": cert.display().to_string(),
+        "key_file": key.display().to_string(),
+    })
 }
 
-/// Inserts `server_tls_yaml` into a config made by [`super::config`].
-pub fn with_tls(config: &str, cert: &Path, key: &Path) -> String {
-    config.replacen(
-        "server:\n",
-        &format!("server:\n{}", server_tls_yaml(cert, key)),
-        1,
-    )
+/// A config made by [`super::config`] with `server.tls` set.
+pub fn with_tls(mut config: Value, cert: &Path, key: &Path) -> Value {
+    config["server"]["tls"] = server_tls(cert, key);
+    config
 }
 
 /// Which protocol versions and ALPN ids the client offers.
@@ -196,7 +192,7 @@ impl HttpsConn {
             }
             .map_err(|e| format!("send: {e}"))?;
             let version = resp.version();
-            Ok((super::to_resp(resp).await?, version))
+            Ok((super::client::to_resp(resp).await?, version))
         };
         tokio::time::timeout(WAIT, fut)
             .await
