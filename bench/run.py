@@ -14,6 +14,7 @@ CPU split on 2 cores: the proxy under test (nginx, one worker; or hookgate, one 
 pinned to CPU 0; wrk and the backend share CPU 1. Every loop is bounded in time.
 
 Usage: python3 bench/run.py [--rounds 3] [--duration 10] [--conns 16,128] [--quick] [--no-memory]
+                           [--baseline path/to/older/hookgate]
 """
 
 import argparse
@@ -134,8 +135,8 @@ def sign(body_file):
     raise RuntimeError("hookgate sign printed no signature header")
 
 
-def hookgate_config(work, port, admin, backend, extra_server=""):
-    cfg = work / "hookgate.yaml"
+def hookgate_config(work, port, admin, backend, extra_server="", name="hookgate"):
+    cfg = work / f"{name}.yaml"
     cfg.write_text(f"""
 server:
   listen: 127.0.0.1:{port}
@@ -160,9 +161,9 @@ routes:
     return cfg
 
 
-def start_hookgate(cfg, cpu=PROXY_CPU, threads=1):
+def start_hookgate(cfg, cpu=PROXY_CPU, threads=1, binary=BINARY):
     env = dict(os.environ, TOKIO_WORKER_THREADS=str(threads))
-    return subprocess.Popen(["taskset", "-c", cpu, str(BINARY), "run", "-c", str(cfg)],
+    return subprocess.Popen(["taskset", "-c", cpu, str(binary), "run", "-c", str(cfg)],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
@@ -346,6 +347,9 @@ def main():
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--flood", type=int, default=1_000_000, help="distinct addresses in the flood")
     ap.add_argument("--out", default=str(BENCH / "results"))
+    ap.add_argument("--baseline", metavar="BIN",
+                    help="another hookgate binary (e.g. an older build) as a fourth contestant, "
+                         "same config, same rounds: an A/B in one run")
     args = ap.parse_args()
     if args.quick:
         args.rounds, args.duration = 1, 3
@@ -385,12 +389,20 @@ def main():
         pids = {"nginx": procs[1].pid, "hookgate": procs[2].pid}
         for p in (backend, proxy, hg):
             wait_port(p)
+        if args.baseline:
+            base, base_admin = free_port(), free_port()
+            base_cfg = hookgate_config(work, base, base_admin, backend, name="baseline")
+            procs.append(start_hookgate(base_cfg, binary=Path(args.baseline).resolve()))
+            pids["baseline"] = procs[-1].pid
+            wait_port(base)
         env = {"BODY_FILE": str(body_file), "SIG_HEADER": header, "SIG_VALUE": value}
         urls = {
             "direct": f"http://127.0.0.1:{backend}/webhooks/mediaconvert",
             "nginx": f"http://127.0.0.1:{proxy}/webhooks/mediaconvert",
             "hookgate": f"http://127.0.0.1:{hg}/webhooks/mediaconvert",
         }
+        if args.baseline:
+            urls["baseline"] = f"http://127.0.0.1:{base}/webhooks/mediaconvert"
         # Warm-up, and a check that every contestant answers 200 to the signed body.
         for name, url in urls.items():
             r = wrk(url, 4, 1, env)
@@ -435,6 +447,14 @@ def main():
             p99r = med[c]["hookgate"]["p99"] / max(1e-9, med[c]["nginx"]["p99"])
             lines.append(f"| {c} | {statistics.median(ratios):.2f} (rounds: "
                          f"{', '.join(f'{x:.2f}' for x in ratios)}) | {p99r:.2f} | {args.rounds} |")
+        if args.baseline:
+            lines += ["", "| conns | hookgate/baseline req/s | hookgate/baseline CPU per request |",
+                      "|---|---|---|"]
+            for c in conns_list:
+                ratios = [h["rps"] / b["rps"] for h, b in zip(runs[c]["hookgate"], runs[c]["baseline"])]
+                cpu = med[c]["hookgate"]["cpu_us"] / max(1e-9, med[c]["baseline"]["cpu_us"])
+                lines.append(f"| {c} | {statistics.median(ratios):.2f} (rounds: "
+                             f"{', '.join(f'{x:.2f}' for x in ratios)}) | {cpu:.2f} |")
         if noisy:
             lines.append(f"\n{noisy} run(s) saw more than 5% CPU steal: the machine was shared; "
                          "compare ratios, not absolute figures.")

@@ -334,13 +334,7 @@ impl Gateway {
 
         // Header hygiene, then the trusted headers.
         rec.spoofed = state.trusted.strip_spoofed(&mut parts.headers);
-        let original_host = parts
-            .headers
-            .get(http::header::HOST)
-            .cloned()
-            .or_else(|| host.and_then(|h| h.parse().ok()));
-        let proto = if conn.tls { "https" } else { "http" };
-        upstream::set_forwarded(&mut parts.headers, client, proto, original_host);
+        set_forwarded(&mut parts.headers, client, conn, host);
         set_trusted(&mut parts.headers, &state.trusted, &route, &verified, rec);
 
         // 8. deliver
@@ -372,6 +366,16 @@ fn request_host(req: &Request<Incoming>) -> Option<String> {
                 .and_then(|h| h.to_str().ok())
                 .map(str::to_owned)
         })
+}
+
+/// `X-Forwarded-For`, `-Proto` and `-Host` (the sender's `Host`, else the request target's).
+fn set_forwarded(headers: &mut HeaderMap, client: IpAddr, conn: Conn, host: Option<String>) {
+    let original_host = headers
+        .get(http::header::HOST)
+        .cloned()
+        .or_else(|| host.and_then(|h| h.parse().ok()));
+    let proto = if conn.tls { "https" } else { "http" };
+    upstream::set_forwarded(headers, client, proto, original_host);
 }
 
 /// The trusted headers only hookgate sets: verified, provider, route, key id, dedup key.

@@ -43,8 +43,10 @@ pub use self::timestamp::Window;
 pub use self::twilio::{add_body_hash, sender_url};
 
 /// For `crate::fuzzing`: the strict timestamp parser and the window check.
+#[cfg(feature = "fuzzing")]
 pub(crate) use self::timestamp::parse_digits as parse_timestamp;
 
+#[cfg(feature = "fuzzing")]
 pub(crate) fn check_window_secs(window: Window, ts: u64, now: u64) -> Result<(), VerifyError> {
     window.check_secs(ts, now)
 }
