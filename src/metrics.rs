@@ -29,6 +29,8 @@ pub struct Metrics {
     /// 1 when the last reload applied, 0 when it was refused: an alert can tell "the config on
     /// disk is broken now" from "a reload failed once and was fixed since".
     pub config_last_reload_successful: IntGauge,
+    /// Always 1; the version is the label.
+    pub build_info: IntGaugeVec,
 }
 
 const BUCKETS: &[f64] = &[
@@ -165,13 +167,40 @@ impl Metrics {
                 g.set(1);
                 g
             },
+            build_info: gauge(
+                "hookgate_build_info",
+                "Always 1; the running version in the label.",
+                &["version"],
+            ),
             registry,
         };
         // Both results exported from the start, so `increase()` sees the first error.
         for result in ["ok", "error"] {
             m.config_reloads.with_label_values(&[result]);
         }
+        m.build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
         m
+    }
+
+    /// Zero series for a route's alerting inputs, so alert expressions have data before its
+    /// first webhook. `queued`: the route delivers in the background (queue gauges too).
+    pub fn prime_route(&self, route: &str, queued: bool) {
+        self.requests.with_label_values(&[route, "forwarded", ""]);
+        self.verify_failures.with_label_values(&[route, "mismatch"]);
+        self.spoofed_headers.with_label_values(&[route]);
+        for scope in ["ip", "route"] {
+            self.rate_limited.with_label_values(&[route, scope]);
+        }
+        for class in ["2xx", "5xx", "error", "timeout"] {
+            self.upstream_duration.with_label_values(&[route, class]);
+        }
+        if queued {
+            self.queue_depth.with_label_values(&[route]);
+            self.queue_oldest_age.with_label_values(&[route]);
+            self.dead_letters.with_label_values(&[route]);
+        }
     }
 
     /// The Prometheus text exposition.

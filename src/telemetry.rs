@@ -1,6 +1,8 @@
 //! Logging set-up. JSON lines on stdout by default, fields flattened to the top level so a log
 //! pipeline can index `route`, `outcome` and `status` directly.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 /// `log.format`.
@@ -23,6 +25,9 @@ pub fn init(format: LogFormat, level: &str) {
             .flatten_event(true)
             .with_current_span(false)
             .try_init(),
-        LogFormat::Pretty => builder.try_init(),
+        // Colour only for a person at a terminal, never into a file or a log pipeline.
+        LogFormat::Pretty => builder
+            .with_ansi(std::io::stdout().is_terminal())
+            .try_init(),
     };
 }

@@ -124,6 +124,8 @@ struct Record {
     shadowed: Option<Rejection>,
     dedup_key: Option<String>,
     queue_id: Option<u64>,
+    /// The JSON pointers a schema refusal named.
+    refused_at: Option<String>,
 }
 
 /// How a request that passed verification was answered.
@@ -151,6 +153,7 @@ impl Gateway {
         clock: Arc<dyn Clock>,
     ) -> Self {
         let state = State::new(settings, None);
+        prime(&metrics, &state.settings.routes);
         let engine = Engine::new(store.clone(), clock.clone(), metrics.clone(), state.plan());
         Self {
             state: ArcSwap::from_pointee(state),
@@ -189,6 +192,7 @@ impl Gateway {
     pub fn replace(&self, settings: Settings) {
         let previous = self.state.load_full();
         let state = State::new(settings, Some(&previous));
+        prime(&self.metrics, &state.settings.routes);
         self.engine.set_plan(state.plan());
         self.state.store(Arc::new(state));
     }
@@ -217,6 +221,7 @@ impl Gateway {
         let state = self.state.load_full();
         let trusted_proxies = &state.settings.trusted_proxies;
         let client = client_ip(conn.peer.ip(), req.headers(), trusted_proxies);
+        let (method, path) = (req.method().clone(), req.uri().path().to_owned());
         let mut rec = Record::default();
         let result = self.pipeline(&state, req, conn, client, &mut rec).await;
         let route = rec.route.as_deref().unwrap_or("none");
@@ -230,6 +235,7 @@ impl Gateway {
             ),
             Err(r) => {
                 r.count(&self.metrics, route);
+                rec.refused_at = r.pointers();
                 (r.response().map(Either::Left), r.outcome(), r.reason())
             }
         };
@@ -239,10 +245,12 @@ impl Gateway {
         tracing::info!(
             target: "hookgate::request",
             route,
+            %method,
+            path,
             outcome,
-            reason,
+            reason = (!reason.is_empty()).then_some(reason),
             status = response.status().as_u16(),
-            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            duration_ms = duration_ms(elapsed),
             client_ip = %client,
             key_id = verified.map(|v| &*v.key_id),
             delivery_id = verified.and_then(|v| v.delivery_id.as_deref()),
@@ -250,6 +258,10 @@ impl Gateway {
             queue_id = rec.queue_id,
             spoofed_headers = rec.spoofed,
             schema_shadowed = rec.shadowed.as_ref().map(Rejection::reason),
+            schema_pointers = rec
+                .refused_at
+                .as_deref()
+                .or(rec.shadowed.as_ref().and_then(Rejection::pointers).as_deref()),
             "request"
         );
         response
@@ -289,9 +301,9 @@ impl Gateway {
         let host = request_host(&req);
 
         // 1. route
-        let (method, path) = (req.method(), req.uri().path());
-        let route = route::find(&settings.routes, method, path, host.as_deref())?;
+        let route = route::find(&settings.routes, req.uri().path(), host.as_deref())?;
         rec.route = Some(route.name.clone());
+        route::allow(req.method())?;
 
         // 2. per-IP limit, before a byte of the body is read.
         state.limits.check_ip(&route.name, client)?;
@@ -353,6 +365,18 @@ impl Gateway {
         };
         self.deliver(state, outbound, rec).await
     }
+}
+
+/// Zero series for every route's alerting inputs.
+fn prime(metrics: &Metrics, routes: &[Arc<Route>]) {
+    for r in routes {
+        metrics.prime_route(&r.name, r.delivery.mode != DeliveryMode::Sync);
+    }
+}
+
+/// Milliseconds rounded to the microsecond, as logs show durations.
+pub fn duration_ms(d: Duration) -> f64 {
+    d.as_micros() as f64 / 1000.0
 }
 
 /// The host the sender addressed: the request target's authority, else `Host`.

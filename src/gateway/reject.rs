@@ -89,6 +89,15 @@ impl Rejection {
         }
     }
 
+    /// The JSON pointers a schema refusal names, for the log line (never the values there).
+    pub fn pointers(&self) -> Option<String> {
+        let Self::Schema(violations) = self else {
+            return None;
+        };
+        let pointers: Vec<&str> = violations.iter().map(|v| v.pointer.as_str()).collect();
+        Some(pointers.join(","))
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             Self::NotFound => StatusCode::NOT_FOUND,
@@ -114,7 +123,7 @@ impl Rejection {
     pub fn reason(&self) -> &'static str {
         match self {
             Self::NotFound => "no_route",
-            Self::MethodNotAllowed => "method",
+            Self::MethodNotAllowed => "method_not_allowed",
             Self::TooLarge => "too_large",
             Self::BodyTimeout => "body_timeout",
             Self::BadBody => "bad_body",

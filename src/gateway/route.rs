@@ -45,10 +45,8 @@ pub struct Route {
 
 /// Finds the route for `path` (and `host`, when routes name one). A route with a host wins over
 /// one without; an exact path wins over a prefix; the longest prefix wins among prefixes.
-/// A known path with another method than POST is 405.
 pub fn find(
     routes: &[Arc<Route>],
-    method: &Method,
     path: &str,
     host: Option<&str>,
 ) -> Result<Arc<Route>, Rejection> {
@@ -72,11 +70,16 @@ pub fn find(
             best = Some((r, rank));
         }
     }
-    let route = best.map(|(r, _)| r.clone()).ok_or(Rejection::NotFound)?;
-    if method != Method::POST {
-        return Err(Rejection::MethodNotAllowed);
+    best.map(|(r, _)| r.clone()).ok_or(Rejection::NotFound)
+}
+
+/// Webhooks are POSTs: another method on a known path is 405.
+pub fn allow(method: &Method) -> Result<(), Rejection> {
+    if method == Method::POST {
+        Ok(())
+    } else {
+        Err(Rejection::MethodNotAllowed)
     }
-    Ok(route)
 }
 
 /// For prefix `/hooks/`, the part of `path` after it: `/hooks/a/b` -> `a/b`, `/hooks` -> ``.
@@ -125,6 +128,18 @@ pub fn upstream_path(route: &Route, request_path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Stage 1 as the pipeline runs it: the route, then the method.
+    fn lookup(
+        rs: &[Arc<Route>],
+        method: &Method,
+        path: &str,
+        host: Option<&str>,
+    ) -> Result<Arc<Route>, Rejection> {
+        let route = find(rs, path, host)?;
+        allow(method)?;
+        Ok(route)
+    }
     use crate::config::Config;
 
     fn routes() -> Vec<Arc<Route>> {
@@ -146,28 +161,28 @@ routes:
     fn matching() {
         let rs = routes();
         let post = Method::POST;
-        assert_eq!(name(find(&rs, &post, "/a", None)), Ok("a".into()));
+        assert_eq!(name(lookup(&rs, &post, "/a", None)), Ok("a".into()));
         assert_eq!(
-            name(find(&rs, &post, "/a", Some("EXAMPLE.com:8080"))),
+            name(lookup(&rs, &post, "/a", Some("EXAMPLE.com:8080"))),
             Ok("h".into())
         );
-        assert_eq!(name(find(&rs, &post, "/p/x/y", None)), Ok("p".into()));
-        assert_eq!(name(find(&rs, &post, "/p", None)), Ok("p".into()));
-        assert_eq!(name(find(&rs, &post, "/p/q/z", None)), Ok("pq".into()));
+        assert_eq!(name(lookup(&rs, &post, "/p/x/y", None)), Ok("p".into()));
+        assert_eq!(name(lookup(&rs, &post, "/p", None)), Ok("p".into()));
+        assert_eq!(name(lookup(&rs, &post, "/p/q/z", None)), Ok("pq".into()));
         assert_eq!(
-            name(find(&rs, &post, "/px", None)),
+            name(lookup(&rs, &post, "/px", None)),
             Err(Rejection::NotFound)
         );
         assert_eq!(
-            name(find(&rs, &post, "/a/", None)),
+            name(lookup(&rs, &post, "/a/", None)),
             Err(Rejection::NotFound)
         );
         assert_eq!(
-            name(find(&rs, &Method::GET, "/a", None)),
+            name(lookup(&rs, &Method::GET, "/a", None)),
             Err(Rejection::MethodNotAllowed)
         );
         assert_eq!(
-            name(find(&rs, &Method::GET, "/nope", None)),
+            name(lookup(&rs, &Method::GET, "/nope", None)),
             Err(Rejection::NotFound)
         );
     }

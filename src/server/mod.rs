@@ -120,19 +120,22 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         _ = std::future::ready(()) => false,
     };
     tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
         listen = %local,
         admin = %admin_local,
         tls = acceptor.is_some(),
         workers,
+        routes = %route_summary(&gateway.state().settings.routes),
         "listening"
     );
 
+    let grace_at_stop = grace.clone();
     let shared = Arc::new(Shared {
         gateway: gateway.clone(),
         acceptor,
         permits: Arc::new(Semaphore::new(server_cfg.max_connections)),
         header_timeout: server_cfg.header_timeout,
-        shutdown_grace_ms: grace,
+        shutdown_grace_ms: grace.clone(),
     });
     let (stop, stopped) = watch::channel(false);
     let mut sockets = listeners.sockets.into_iter();
@@ -146,7 +149,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             let stopped = stopped.clone();
             std::thread::Builder::new()
                 .name(format!("hookgate-worker-{}", i + 1))
-                .spawn(move || worker::run_thread(socket, shared, stopped))
+                .spawn(move || worker::run_thread(i + 1, socket, shared, stopped))
         })
         .collect::<Result<_, _>>()
         .map_err(|source| ServerError::Bind {
@@ -154,11 +157,15 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             addr: local,
             source,
         })?;
-    let first = first.map(|socket| tokio::spawn(worker::run(socket, shared, stopped)));
+    let first = first.map(|socket| tokio::spawn(worker::run(0, socket, shared, stopped)));
 
     if !signalled {
         shutdown.await;
     }
+    tracing::info!(
+        grace = ?Duration::from_millis(grace_at_stop.load(Ordering::Relaxed)),
+        "shutting down: draining in-flight requests"
+    );
     let _ = stop.send(true);
     reload_task.abort();
     if let Some(first) = first {
@@ -191,6 +198,19 @@ pub(crate) struct Shared {
     pub header_timeout: Duration,
     /// `server.shutdown_grace` in force now, in ms.
     pub shutdown_grace_ms: Arc<AtomicU64>,
+}
+
+/// Each route as `name POST path (scheme, mode)`, for the start-up line.
+fn route_summary(routes: &[Arc<crate::gateway::Route>]) -> String {
+    let one = |r: &Arc<crate::gateway::Route>| {
+        let path = match &r.path {
+            crate::gateway::RoutePath::Exact(p) => p.clone(),
+            crate::gateway::RoutePath::Prefix(p) => format!("{p}*"),
+        };
+        let scheme = r.verifier.scheme().name();
+        format!("{} {path} ({scheme}, {})", r.name, r.delivery.mode.name())
+    };
+    routes.iter().map(one).collect::<Vec<_>>().join("; ")
 }
 
 /// Keeps the per-IP limits' memory to the addresses seen recently.

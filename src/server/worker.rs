@@ -22,19 +22,25 @@ use crate::gateway::{Conn, Gateway};
 const MAX_HEADER_BYTES: usize = 64 * 1024;
 
 /// Runs a worker on a new single-threaded runtime, on the calling thread.
-pub fn run_thread(socket: std::net::TcpListener, shared: Arc<Shared>, stop: watch::Receiver<bool>) {
+pub fn run_thread(
+    id: usize,
+    socket: std::net::TcpListener,
+    shared: Arc<Shared>,
+    stop: watch::Receiver<bool>,
+) {
     match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
-        Ok(rt) => rt.block_on(run(socket, shared, stop)),
+        Ok(rt) => rt.block_on(run(id, socket, shared, stop)),
         Err(e) => tracing::error!(error = %e, "worker runtime failed to start"),
     }
 }
 
 /// Accepts until `stop` turns true, then drains this worker's connections within the
-/// configured `shutdown_grace`.
+/// configured `shutdown_grace`. `id` names the worker in its log lines.
 pub async fn run(
+    id: usize,
     socket: std::net::TcpListener,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
@@ -115,10 +121,13 @@ pub async fn run(
         .shutdown_grace_ms
         .load(std::sync::atomic::Ordering::Relaxed);
     let grace = Duration::from_millis(grace_ms);
-    tracing::info!(?grace, "shutting down: draining in-flight requests");
+    tracing::debug!(worker = id, ?grace, "draining in-flight requests");
     match tokio::time::timeout(grace, graceful.shutdown()).await {
-        Ok(()) => tracing::info!("all connections closed"),
-        Err(_) => tracing::warn!("shutdown grace elapsed; closing remaining connections"),
+        Ok(()) => tracing::debug!(worker = id, "all connections closed"),
+        Err(_) => tracing::warn!(
+            worker = id,
+            "shutdown grace elapsed; closing remaining connections"
+        ),
     }
     evictor.abort();
 }
@@ -193,7 +202,13 @@ impl Serve {
         };
         if let Err(e) = result {
             match refused(&*e) {
-                Some(reason) => {
+                Some((reason, status)) => {
+                    // Since the head began: the connection's start, or the end of its last
+                    // request.
+                    let since = activity
+                        .idle_deadline(self.idle)
+                        .and_then(|at| at.checked_sub(self.idle))
+                        .unwrap_or(accepted);
                     // Answered by hyper itself, never seen by the gateway: still one line and
                     // one count, so a probe with malformed requests shows up.
                     self.gateway
@@ -206,6 +221,8 @@ impl Serve {
                         route = "none",
                         outcome = "rejected",
                         reason,
+                        status,
+                        duration_ms = crate::gateway::duration_ms(since.elapsed()),
                         client_ip = %peer.ip(),
                         "request"
                     );
@@ -216,14 +233,14 @@ impl Serve {
     }
 }
 
-/// A request that hyper refused while parsing it (hyper answers 400, 414 or 431 itself): the
-/// reason to report.
-fn refused(e: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+/// A request that hyper refused while parsing it, answering it itself: the reason to report
+/// and the status hyper sent (431 for a head over the limit, 400 for the rest).
+fn refused(e: &(dyn std::error::Error + 'static)) -> Option<(&'static str, u16)> {
     let e = e.downcast_ref::<hyper::Error>()?;
     if e.is_parse_too_large() {
-        Some("head_too_large")
+        Some(("head_too_large", 431))
     } else if e.is_parse() {
-        Some("malformed_request")
+        Some(("malformed_request", 400))
     } else {
         None
     }
