@@ -185,6 +185,11 @@ pub struct VerifyFile {
     /// Asymmetric schemes (sendgrid, standard-webhooks/svix v1a): public keys, same form.
     #[serde(default)]
     pub public_keys: Vec<SecretFile>,
+    /// Secrets rotated out: never verify, only recognized by the signature doctor.
+    #[serde(default)]
+    pub retired_secrets: Vec<SecretFile>,
+    /// Failures the doctor examines per minute on this route; 0 turns it off.
+    pub diagnose_per_minute: Option<Scalar>,
     pub tolerance: Option<String>,
     /// Twilio: the URL the sender calls.
     pub public_url: Option<String>,

@@ -6,6 +6,8 @@
 //! - `route.rs` (1), `body.rs` (3), `verify.rs` (4), `validate.rs` (6), `dedup.rs` (7),
 //!   `deliver.rs` (8: sync, queue, hybrid); the limits (2, 5) are [`crate::limit`]'s.
 //! - `reject.rs`: every refusal as (status, reason, outcome, body, metric), in one place.
+//! - `diagnose.rs`: after a 401, the signature doctor within the route's budget, once the
+//!   sender has its answer.
 //! - `client_ip.rs`: the sender's address behind trusted proxies.
 //! - `payload.rs`: the body's bytes and its JSON tree, parsed once.
 
@@ -13,6 +15,7 @@ mod body;
 mod client_ip;
 mod dedup;
 mod deliver;
+mod diagnose;
 mod payload;
 mod reject;
 mod route;
@@ -25,22 +28,24 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 
 pub use self::client_ip::resolve as client_ip;
+use self::diagnose::{Budgets, Suspect};
 use self::payload::Payload;
 pub use self::reject::Rejection;
-pub use self::route::{Route, RoutePath};
+pub use self::route::{Diagnose, Route, RoutePath};
 use crate::clock::{Clock, SystemClock};
 use crate::delivery::{DeliveryMode, Engine, Lane, Plan};
+use crate::doctor::Diagnosis;
 use crate::limit::{self, Limits};
 use crate::metrics::Metrics;
 use crate::schema::Mode;
 use crate::store::{AnyStore, MemoryStore, StoreError};
 use crate::upstream::{self, Forward, Trusted, UpstreamBody};
-use crate::verify::Verified;
+use crate::verify::{Verified, VerifyError};
 
 /// What hookgate answers with: its own small bodies, or the backend's streamed through.
 pub type Body = Either<Full<Bytes>, UpstreamBody>;
@@ -68,6 +73,8 @@ pub struct State {
     pub settings: Settings,
     pub trusted: Arc<Trusted>,
     pub limits: Arc<Limits>,
+    /// The signature doctor's budget per route.
+    budgets: Budgets,
 }
 
 impl State {
@@ -77,10 +84,12 @@ impl State {
         let trusted = upstream::trusted(&settings.forward);
         let specs = settings.routes.iter().map(|r| (&r.name, &r.rate_limit));
         let limits = Arc::new(Limits::new(specs, previous.map(|p| &*p.limits)));
+        let budgets = Budgets::new(&settings.routes, previous.map(|p| &p.budgets));
         Self {
             settings,
             trusted,
             limits,
+            budgets,
         }
     }
 
@@ -126,6 +135,8 @@ struct Record {
     queue_id: Option<u64>,
     /// The JSON pointers a schema refusal named.
     refused_at: Option<String>,
+    /// A request that failed verification, kept for the signature doctor.
+    suspect: Option<Suspect>,
 }
 
 /// How a request that passed verification was answered.
@@ -225,6 +236,7 @@ impl Gateway {
         let mut rec = Record::default();
         let result = self.pipeline(&state, req, conn, client, &mut rec).await;
         let route = rec.route.as_deref().unwrap_or("none");
+        let mut unverified = None;
         let (response, outcome, reason) = match result {
             Ok(Reply::Forwarded(res)) => (res.map(Either::Right), "forwarded", ""),
             Ok(Reply::Answered(json)) => (answer(json).map(Either::Left), "answered", "challenge"),
@@ -234,37 +246,75 @@ impl Gateway {
                 if deferred { "deferred" } else { "" },
             ),
             Err(r) => {
-                r.count(&self.metrics, route);
+                match &r {
+                    // Counted with its diagnosis, below.
+                    Rejection::Unverified(e) => unverified = Some(*e),
+                    other => other.count(&self.metrics, route, None),
+                }
                 rec.refused_at = r.pointers();
                 (r.response().map(Either::Left), r.outcome(), r.reason())
             }
         };
         let elapsed = started.elapsed();
         self.account(&rec, route, outcome, reason, elapsed);
-        let verified = rec.verified.as_ref();
-        tracing::info!(
-            target: "hookgate::request",
-            route,
-            %method,
+        let verified = rec.verified.take();
+        let line = Line {
+            route: rec.route.clone().unwrap_or_else(|| Arc::from("none")),
+            method,
             path,
             outcome,
-            reason = (!reason.is_empty()).then_some(reason),
-            status = response.status().as_u16(),
-            duration_ms = duration_ms(elapsed),
-            client_ip = %client,
-            key_id = verified.map(|v| &*v.key_id),
-            delivery_id = verified.and_then(|v| v.delivery_id.as_deref()),
-            dedup_key = rec.dedup_key.as_deref(),
-            queue_id = rec.queue_id,
-            spoofed_headers = rec.spoofed,
-            schema_shadowed = rec.shadowed.as_ref().map(Rejection::reason),
-            schema_pointers = rec
+            reason,
+            status: response.status().as_u16(),
+            elapsed,
+            client,
+            key_id: verified.as_ref().map(|v| v.key_id.clone()),
+            delivery_id: verified.and_then(|v| v.delivery_id),
+            dedup_key: rec.dedup_key.take(),
+            queue_id: rec.queue_id,
+            spoofed: rec.spoofed,
+            schema_shadowed: rec.shadowed.as_ref().map(Rejection::reason),
+            schema_pointers: rec
                 .refused_at
-                .as_deref()
-                .or(rec.shadowed.as_ref().and_then(Rejection::pointers).as_deref()),
-            "request"
-        );
+                .take()
+                .or(rec.shadowed.as_ref().and_then(Rejection::pointers)),
+            diagnosis: None,
+        };
+        match unverified {
+            Some(error) => self.diagnose(&state, line, error, rec.suspect.take()),
+            None => line.log(),
+        }
         response
+    }
+
+    /// A verification failure's metric and log line, with the signature doctor's diagnosis:
+    /// examined on the blocking pool when the route's budget allows (the response is already
+    /// made and goes out meanwhile), `skipped` otherwise.
+    fn diagnose(&self, state: &State, line: Line, error: VerifyError, suspect: Option<Suspect>) {
+        let metrics = self.metrics.clone();
+        let record = move |mut line: Line, diagnosis: &Diagnosis, took: Option<Duration>| {
+            let kind = diagnosis.kind();
+            Rejection::Unverified(error).count(&metrics, &line.route, Some(kind));
+            line.diagnosis = Some((diagnosis.to_string(), took));
+            line.log();
+        };
+        let suspect = suspect.filter(|_| state.budgets.take(&line.route));
+        let Some(suspect) = suspect else {
+            return record(line, &Diagnosis::Skipped, None);
+        };
+        let examine = move || {
+            let started = Instant::now();
+            let diagnosis = suspect
+                .examine()
+                .map_or(Diagnosis::Skipped, |r| r.diagnosis);
+            record(line, &diagnosis, Some(started.elapsed()));
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn_blocking(examine);
+            }
+            // Outside a runtime (never in the server): examine here.
+            Err(_) => examine(),
+        }
     }
 
     /// The metrics every request updates, whatever its outcome.
@@ -315,7 +365,17 @@ impl Gateway {
 
         // 4. verify: on the headers as received, before anything is stripped.
         let now = self.clock.now_secs();
-        let verified = verify::verify(&route, &parts, payload.raw(), now, &self.metrics)?;
+        let verified = match verify::verify(&route, &parts, payload.raw(), now, &self.metrics) {
+            Ok(v) => v,
+            Err(r) => {
+                if let Rejection::Unverified(e) = r {
+                    let url = route::sender_url(&route, &parts.uri);
+                    let (headers, body) = (&mut parts.headers, payload.raw());
+                    rec.suspect = Suspect::keep(&route, headers, body, now, url, e);
+                }
+                return Err(r);
+            }
+        };
         rec.verified = Some(verified.clone());
         // A sender's own challenge (Zoom's URL validation) is answered here, not forwarded.
         if let Some(json) = verified.challenge.clone() {
@@ -364,6 +424,57 @@ impl Gateway {
             now,
         };
         self.deliver(state, outbound, rec).await
+    }
+}
+
+/// One request's log line, written once it is complete (after the doctor, for a 401).
+struct Line {
+    route: Arc<str>,
+    method: Method,
+    path: String,
+    outcome: &'static str,
+    reason: &'static str,
+    status: u16,
+    elapsed: Duration,
+    client: IpAddr,
+    key_id: Option<Arc<str>>,
+    delivery_id: Option<String>,
+    dedup_key: Option<String>,
+    queue_id: Option<u64>,
+    spoofed: usize,
+    schema_shadowed: Option<&'static str>,
+    schema_pointers: Option<String>,
+    /// The signature doctor's diagnosis, and how long it took when it ran.
+    diagnosis: Option<(String, Option<Duration>)>,
+}
+
+impl Line {
+    fn log(&self) {
+        let (diagnosis, took) = match &self.diagnosis {
+            Some((d, took)) => (Some(d.as_str()), *took),
+            None => (None, None),
+        };
+        tracing::info!(
+            target: "hookgate::request",
+            route = &*self.route,
+            method = %self.method,
+            path = self.path,
+            outcome = self.outcome,
+            reason = (!self.reason.is_empty()).then_some(self.reason),
+            status = self.status,
+            duration_ms = duration_ms(self.elapsed),
+            client_ip = %self.client,
+            key_id = self.key_id.as_deref(),
+            delivery_id = self.delivery_id.as_deref(),
+            dedup_key = self.dedup_key.as_deref(),
+            queue_id = self.queue_id,
+            spoofed_headers = self.spoofed,
+            schema_shadowed = self.schema_shadowed,
+            schema_pointers = self.schema_pointers.as_deref(),
+            diagnosis,
+            diagnosis_ms = took.map(duration_ms),
+            "request"
+        );
     }
 }
 

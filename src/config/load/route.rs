@@ -107,8 +107,8 @@ impl Validator {
         let host = r.host.map(|h| h.to_ascii_lowercase());
         let upstream = self.upstream(&format!("{key}.upstream"), r.upstream.as_deref());
         let timeout = self.duration(&format!("{key}.timeout"), r.timeout, 9);
-        let verifier = match r.verify {
-            Some(v) => self.verifier(&format!("{key}.verify"), v),
+        let verify = match r.verify {
+            Some(v) => self.verifier(&format!("{key}.verify"), &v),
             None => {
                 self.problem(
                     format!("{key}.verify"),
@@ -132,7 +132,8 @@ impl Validator {
             host,
             upstream: upstream?,
             timeout,
-            verifier: verifier?,
+            verifier: verify.as_ref()?.0.clone(),
+            diagnose: verify?.1,
             rate_limit,
             schema,
             dedup,

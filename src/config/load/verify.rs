@@ -1,10 +1,13 @@
 //! `routes[].verify` and every secret: the scheme, its keys and its options.
 
 use std::collections::HashSet;
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use super::secret::{self, SecretSource};
-use crate::config::file::{SecretFile, VerifyFile};
+use crate::config::file::{Scalar, SecretFile, VerifyFile};
+use crate::doctor::{Doctor, MAX_RETIRED};
+use crate::gateway::Diagnose;
 use crate::secret::Secret;
 use crate::verify::{
     Algorithm, Encoding, HmacSpec, Keys, Scheme, Template, Verifier, SCHEME_NAMES,
@@ -12,10 +15,18 @@ use crate::verify::{
 
 use super::Validator;
 
+/// `verify.diagnose_per_minute` when not given.
+const DIAGNOSE_PER_MINUTE: u32 = 60;
+
 impl Validator {
-    pub(super) fn verifier(&mut self, key: &str, v: VerifyFile) -> Option<Verifier> {
+    /// The route's verifier, and its signature doctor unless `diagnose_per_minute` is 0.
+    pub(super) fn verifier(
+        &mut self,
+        key: &str,
+        v: &VerifyFile,
+    ) -> Option<(Verifier, Option<Diagnose>)> {
         let scheme = match v.scheme.as_deref() {
-            Some("hmac") => self.hmac_spec(key, &v).map(Scheme::Hmac),
+            Some("hmac") => self.hmac_spec(key, v).map(Scheme::Hmac),
             Some(name) => match Scheme::builtin(name) {
                 Some(scheme) => {
                     let hmac_only = [
@@ -53,7 +64,7 @@ impl Validator {
                 None
             }
         };
-        let keys = self.keys(key, &v, scheme.as_ref());
+        let keys = self.keys(key, v, scheme.as_ref());
         let tolerance = self.duration(&format!("{key}.tolerance"), v.tolerance.clone(), 300);
         if tolerance < Duration::from_secs(1) {
             self.problem(
@@ -62,25 +73,63 @@ impl Validator {
             );
         }
         let public_url = self.public_url(key, v.public_url.as_deref(), scheme.as_ref());
-        let mut verifier = Verifier::new(scheme?, keys?).with_tolerance(tolerance);
+        let per_minute = self.diagnose_per_minute(key, v.diagnose_per_minute.clone());
+        let (keys, retired) = keys?;
+        let mut verifier = Verifier::new(scheme?, keys).with_tolerance(tolerance);
         if let Some(url) = public_url {
             verifier = verifier.with_public_url(url);
         }
-        Some(verifier)
+        let diagnose = per_minute.map(|per_minute| Diagnose {
+            doctor: std::sync::Arc::new(Doctor::new(&verifier, retired)),
+            per_minute,
+        });
+        Some((verifier, diagnose))
+    }
+
+    /// `verify.diagnose_per_minute`: a whole number, 0 (off) included; `None` when off.
+    fn diagnose_per_minute(&mut self, key: &str, s: Option<Scalar>) -> Option<NonZeroU32> {
+        let n = match s {
+            None => DIAGNOSE_PER_MINUTE,
+            Some(Scalar::Int(n)) if n <= 1_000_000 => u32::try_from(n).unwrap_or(u32::MAX),
+            Some(other) => {
+                let shown = match other {
+                    Scalar::Int(n) => n.to_string(),
+                    Scalar::Str(s) => s,
+                };
+                self.problem(
+                    format!("{key}.diagnose_per_minute"),
+                    format!("`{shown}` must be a whole number from 0 (off) to 1000000, e.g. 60"),
+                );
+                DIAGNOSE_PER_MINUTE
+            }
+        };
+        NonZeroU32::new(n)
     }
 
     /// `verify.secrets` and `verify.public_keys`, each decoded for the scheme (a key that does
     /// not decode is a problem at its own path; the others are kept, so that the route is still
-    /// built and checked against the rest of the config).
+    /// built and checked against the rest of the config); and `verify.retired_secrets`, decoded
+    /// the same way, apart: they never verify, the doctor only recognizes them.
     pub(super) fn keys(
         &mut self,
         key: &str,
         v: &VerifyFile,
         scheme: Option<&Scheme>,
-    ) -> Option<Keys> {
+    ) -> Option<(Keys, Keys)> {
         let mut keys = Keys::default();
+        let mut retired = Keys::default();
         let mut ids = HashSet::new();
-        let lists = [("secrets", &v.secrets), ("public_keys", &v.public_keys)];
+        if v.retired_secrets.len() > MAX_RETIRED {
+            self.problem(
+                format!("{key}.retired_secrets"),
+                format!("{} given; at most {MAX_RETIRED} (the signature doctor tries each on every failure it examines): keep the most recent", v.retired_secrets.len()),
+            );
+        }
+        let lists = [
+            ("secrets", &v.secrets),
+            ("public_keys", &v.public_keys),
+            ("retired_secrets", &v.retired_secrets),
+        ];
         for (list, entries) in lists {
             for (i, s) in entries.iter().enumerate() {
                 let skey = format!("{key}.{list}[{i}]");
@@ -94,10 +143,10 @@ impl Validator {
                     );
                 }
                 let Some(scheme) = scheme else { continue };
-                let added = if list == "secrets" {
-                    scheme.add_secret(&mut keys, secret)
-                } else {
-                    scheme.add_public_key(&mut keys, secret)
+                let added = match list {
+                    "secrets" => scheme.add_secret(&mut keys, secret),
+                    "retired_secrets" => scheme.add_secret(&mut retired, secret),
+                    _ => scheme.add_public_key(&mut keys, secret),
                 };
                 if let Err(message) = added {
                     self.problem(skey, message);
@@ -125,7 +174,7 @@ impl Validator {
             };
             self.problem(format!("{key}.{k}"), message);
         }
-        Some(keys)
+        Some((keys, retired))
     }
 
     /// `verify.public_url`: required by twilio (it signs the URL the sender called), refused
@@ -410,6 +459,59 @@ mod tests {
         let p = verify_problems("{scheme: svix, secrets: [{id: a, value: whsec_QUFB}], public_keys: [{id: a, value: whpk_11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=}]}");
         assert!(
             has(&p, "routes[0].verify.public_keys[0].id: duplicate key id"),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn retired_secrets_and_the_diagnosis_budget() {
+        let c = parse(ROUTE).unwrap();
+        let d = c.routes[0]
+            .diagnose
+            .as_ref()
+            .expect("the doctor is on by default");
+        assert_eq!(d.per_minute.get(), 60);
+        let c = parse(&ROUTE.replace("secrets:", "diagnose_per_minute: 0, secrets:")).unwrap();
+        assert!(c.routes[0].diagnose.is_none(), "0 turns it off");
+        let c = parse(&ROUTE.replace(
+            "secrets:",
+            "diagnose_per_minute: 5, retired_secrets: [{id: old, value: o}], secrets:",
+        ))
+        .unwrap();
+        assert_eq!(c.routes[0].diagnose.as_ref().unwrap().per_minute.get(), 5);
+        // A retired secret never verifies.
+        assert_eq!(c.routes[0].verifier.keys().len(), 1);
+        for bad in ["-1", "lots", "2000000"] {
+            let p = problems(
+                &ROUTE.replace("secrets:", &format!("diagnose_per_minute: {bad}, secrets:")),
+            );
+            assert!(
+                has(&p, "routes[0].verify.diagnose_per_minute: "),
+                "{bad}: {p:?}"
+            );
+        }
+        let p = verify_problems(
+            "{scheme: github, secrets: [{id: a, value: s}], retired_secrets: [{id: a, value: t}, {id: b, value: u}, {id: c, value: v}, {id: d, value: w}]}",
+        );
+        assert!(
+            has(
+                &p,
+                "routes[0].verify.retired_secrets[0].id: duplicate key id `a`"
+            ),
+            "{p:?}"
+        );
+        assert!(
+            has(&p, "routes[0].verify.retired_secrets: 4 given; at most 3"),
+            "{p:?}"
+        );
+        let p = verify_problems(
+            "{scheme: standard-webhooks, secrets: [{id: a, value: whsec_QUFB}], retired_secrets: [{id: b, value: \"whsec_%%\"}]}",
+        );
+        assert!(
+            has(
+                &p,
+                "routes[0].verify.retired_secrets[0]: not a Standard Webhooks secret"
+            ),
             "{p:?}"
         );
     }
