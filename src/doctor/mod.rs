@@ -20,7 +20,8 @@
 //! at most [`MAX_KEYS`] of the route's keys and [`MAX_RETIRED`] retired secrets are used, and at
 //! most [`MAX_KEY_CHECKS`] (candidate, key) pairs are checked per failure, each one MAC (two for
 //! Twilio, which also tries the URL without its default port) or one signature check. A
-//! signature header longer than [`MAX_SIGNATURE_HEADER`] is not examined. The module is pure:
+//! signature header longer than [`MAX_SIGNATURE_HEADER`] is not examined, and a body larger than
+//! [`MAX_ALTERED_BODY`] is not re-written. The module is pure:
 //! no clock, no I/O; the caller passes `now` and decides when to spend the work.
 
 mod body;
@@ -42,6 +43,9 @@ pub const MAX_KEYS: usize = 3;
 pub const MAX_RETIRED: usize = 3;
 /// Longer signature headers are not examined (bounds the entries of a signature list).
 pub const MAX_SIGNATURE_HEADER: usize = 512;
+/// Bodies up to this size are tried with alterations undone; larger ones are checked only as
+/// received (their cost grows with the body: each candidate is a MAC over all of it).
+pub const MAX_ALTERED_BODY: usize = 64 * 1024;
 /// (candidate, key) pairs checked per failure at most: the request as received (K), retired
 /// secrets (R), two other forms of each secret (2K), the rewritten signature (K), and
 /// [`body::MAX_CANDIDATES`] bodies (18K), with K = [`MAX_KEYS`] and R = [`MAX_RETIRED`].
@@ -366,7 +370,14 @@ impl Exam {
         }
 
         // 6. The body with one alteration undone; not for schemes that do not sign it.
-        if scheme.signs_body() && !unreadable {
+        let too_large = input.body.len() > MAX_ALTERED_BODY;
+        if too_large {
+            self.report.detail = Some(format!(
+                "the body is larger than {} KiB: alterations were not tried",
+                MAX_ALTERED_BODY / 1024
+            ));
+        }
+        if scheme.signs_body() && !unreadable && !too_large {
             let keys = doctor.keys.keys().len();
             let mut checks = 0;
             let (found, made) = body::find(input.body, |b| {
