@@ -44,6 +44,12 @@ pub fn run(args: &DoctorArgs) -> Result<(String, bool), DoctorError> {
         algorithm: args.algorithm.clone(),
         signed: args.signed.clone(),
         timestamp_header: args.timestamp_header.clone(),
+    })
+    .map_err(|e| match e {
+        SignError::MissingHeader => {
+            DoctorError::BadOption("signature-header", "scheme hmac needs it".into())
+        }
+        other => DoctorError::Scheme(other),
     })?;
     let keys = keys(&scheme, args)?;
     let retired = retired(&scheme, &args.retired_secrets)?;
