@@ -139,9 +139,9 @@ def burst(port, body_file, count, delay):
     """wrk sending `count` forgeries (8 connections, one thread) after `delay` seconds."""
     time.sleep(delay)
     env = dict(os.environ, BODY_FILE=str(body_file), SIG_HEADER="X-MediaConvert-Signature",
-               SIG_VALUE="sha256=" + "ab" * 32, XFF_FLOOD="1", FLOOD_COUNT=str(count))
+               SIG_VALUE="sha256=" + "ab" * 32, FORGE_COUNT=str(count))
     cmd = ["taskset", "-c", bench.LOAD_CPU, "wrk", "-t1", "-c8", "-d30s", "--timeout", "5s",
-           "-s", str(BENCH / "post.lua"), f"http://127.0.0.1:{port}/webhooks/mediaconvert"]
+           "-s", str(BENCH / "forge.lua"), f"http://127.0.0.1:{port}/webhooks/mediaconvert"]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

@@ -119,11 +119,11 @@ fn words(report: &Report) -> String {
 }
 
 fn outcome(step: &Step) -> String {
-    let tried = |n: usize, what: &str| {
+    let tried = |n: usize, one: &str, many: &str| {
         if n == 1 {
-            format!("1 {what}")
+            format!("1 {one}")
         } else {
-            format!("{n} {what}s")
+            format!("{n} {many}")
         }
     };
     match (step.check, step.candidates, step.matched) {
@@ -137,9 +137,9 @@ fn outcome(step: &Step) -> String {
             "not tried (the signature cannot be read, or the scheme does not sign the body)".into()
         }
         (Check::BodyAlterations, n, false) => {
-            format!("no match ({} tried)", tried(n, "body"))
+            format!("no match ({} tried)", tried(n, "body", "bodies"))
         }
-        (_, n, false) => format!("no match ({} tried)", tried(n, "candidate")),
+        (_, n, false) => format!("no match ({} tried)", tried(n, "candidate", "candidates")),
     }
 }
 

@@ -3,15 +3,19 @@
 //!
 //! The verdict and the 401 never wait for it. A request that failed verification keeps its
 //! headers, body and clock reading (a [`Suspect`]); when the route's budget
-//! (`verify.diagnose_per_minute`, a token bucket) has a token, the doctor examines it on the
-//! runtime's blocking pool after the response is handed back, and the request's log line and
-//! `hookgate_verify_failures_total` are written then, with the diagnosis. Beyond the budget, or
-//! with the doctor off, the diagnosis is `skipped` and nothing more is done: a flood of
-//! forgeries buys at most the budget's worth of examinations a minute.
+//! (`verify.diagnose_per_minute`, a token bucket) has a token, the examination is queued to the
+//! [`Examiner`], one thread that runs them one at a time after the response is handed back, and
+//! the request's log line and `hookgate_verify_failures_total` are written then, with the
+//! diagnosis. Beyond the budget (or the examiner's queue), or with the doctor off, the diagnosis
+//! is `skipped` and nothing more is done: a flood of forgeries buys at most the budget's worth of
+//! examinations a minute, and a burst of them takes at most one thread's share of the CPU from
+//! the workers, never many threads' worth.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 
 use bytes::Bytes;
 use governor::clock::DefaultClock;
@@ -104,5 +108,65 @@ impl Suspect {
             url: self.url.as_deref(),
         };
         Some(doctor.examine(&input, self.error))
+    }
+}
+
+/// An examination to run (`true`) or, when it cannot be queued, to record as skipped (`false`).
+pub type Job = Box<dyn FnOnce(bool) + Send>;
+
+/// Examinations waiting at most; beyond, they are skipped.
+const QUEUE: usize = 256;
+
+/// The thread that runs examinations, one at a time, in the order queued.
+pub struct Examiner {
+    queue: Option<SyncSender<Job>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Examiner {
+    /// Starts the thread; without one (the system refused it), every examination is skipped.
+    pub fn start() -> Self {
+        let (queue, jobs) = sync_channel::<Job>(QUEUE);
+        let thread = std::thread::Builder::new()
+            .name("hookgate-doctor".into())
+            .spawn(move || {
+                for job in jobs {
+                    job(true);
+                }
+            });
+        match thread {
+            Ok(thread) => Self {
+                queue: Some(queue),
+                thread: Some(thread),
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "no thread for the signature doctor; diagnoses are skipped");
+                Self {
+                    queue: None,
+                    thread: None,
+                }
+            }
+        }
+    }
+
+    /// Queues `job`, or runs it at once as skipped when the queue is full.
+    pub fn submit(&self, job: Job) {
+        let Some(queue) = &self.queue else {
+            return job(false);
+        };
+        if let Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) = queue.try_send(job)
+        {
+            job(false);
+        }
+    }
+}
+
+/// Finishes what is queued (bounded by the budgets), so no failure goes unlogged.
+impl Drop for Examiner {
+    fn drop(&mut self) {
+        self.queue.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }

@@ -33,7 +33,7 @@ use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 
 pub use self::client_ip::resolve as client_ip;
-use self::diagnose::{Budgets, Suspect};
+use self::diagnose::{Budgets, Examiner, Suspect};
 use self::payload::Payload;
 pub use self::reject::Rejection;
 pub use self::route::{Diagnose, Route, RoutePath};
@@ -121,6 +121,8 @@ pub struct Gateway {
     store: AnyStore,
     engine: Arc<Engine>,
     clock: Arc<dyn Clock>,
+    /// Runs the signature doctor's examinations, off the workers.
+    examiner: Examiner,
 }
 
 /// What one request came to, for its log line and metrics.
@@ -172,6 +174,7 @@ impl Gateway {
             store,
             engine,
             clock,
+            examiner: Examiner::start(),
         }
     }
 
@@ -287,8 +290,8 @@ impl Gateway {
     }
 
     /// A verification failure's metric and log line, with the signature doctor's diagnosis:
-    /// examined on the blocking pool when the route's budget allows (the response is already
-    /// made and goes out meanwhile), `skipped` otherwise.
+    /// examined on the examiner's thread when the route's budget allows (the response is
+    /// already made and goes out meanwhile), `skipped` otherwise.
     fn diagnose(&self, state: &State, line: Line, error: VerifyError, suspect: Option<Suspect>) {
         let metrics = self.metrics.clone();
         let record = move |mut line: Line, diagnosis: &Diagnosis, took: Option<Duration>| {
@@ -301,20 +304,16 @@ impl Gateway {
         let Some(suspect) = suspect else {
             return record(line, &Diagnosis::Skipped, None);
         };
-        let examine = move || {
+        self.examiner.submit(Box::new(move |examine| {
+            if !examine {
+                return record(line, &Diagnosis::Skipped, None);
+            }
             let started = Instant::now();
             let diagnosis = suspect
                 .examine()
                 .map_or(Diagnosis::Skipped, |r| r.diagnosis);
             record(line, &diagnosis, Some(started.elapsed()));
-        };
-        match tokio::runtime::Handle::try_current() {
-            Ok(rt) => {
-                rt.spawn_blocking(examine);
-            }
-            // Outside a runtime (never in the server): examine here.
-            Err(_) => examine(),
-        }
+        }));
     }
 
     /// The metrics every request updates, whatever its outcome.
