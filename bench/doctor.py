@@ -23,7 +23,7 @@ hookgate_verify_failures_total{diagnosis}).
 CPU split on 2 cores: hookgate (its worker and the blocking pool the doctor runs on) on CPU 0,
 wrk and the backend on CPU 1. Every run is bounded in time.
 
-Usage: python3 bench/doctor.py [--rounds 5] [--duration 4] [--conns 16] [--forgeries 1000]
+Usage: python3 bench/doctor.py [--rounds 5] [--duration 10] [--conns 16] [--forgeries 1000]
                                [--forgery-size 60000] [--binary target/release/hookgate]
 Needs wrk and nginx (Debian: wrk, nginx-light; installed when missing).
 """
@@ -145,14 +145,26 @@ def burst(port, body_file, count, delay):
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def start(work, exe, backend, per_minute):
+    """hookgate on fresh ports; tried again on others if a port was taken meanwhile."""
+    for attempt in range(3):
+        port, admin = bench.free_port(), bench.free_port()
+        proc = bench.start_hookgate(config(work, port, admin, backend, per_minute), binary=exe)
+        try:
+            bench.wait_port(port)
+            bench.wait_port(admin)
+            return proc, port, admin
+        except RuntimeError:
+            proc.kill()
+            proc.wait(timeout=10)
+            if attempt == 2:
+                raise
+
+
 def scenario(work, exe, backend, name, args, valid_body, sig, forged):
-    port, admin = bench.free_port(), bench.free_port()
     per_minute = SCENARIOS[name]
-    cfg = config(work, port, admin, backend, 60 if per_minute is None else per_minute)
-    proc = bench.start_hookgate(cfg, binary=exe)
+    proc, port, admin = start(work, exe, backend, 60 if per_minute is None else per_minute)
     try:
-        bench.wait_port(port)
-        bench.wait_port(admin)
         url = f"http://127.0.0.1:{port}/webhooks/mediaconvert"
         env = {"BODY_FILE": str(valid_body), "SIG_HEADER": sig[0], "SIG_VALUE": sig[1]}
         bench.wrk(url, args.conns, 1, env)  # warm-up
@@ -184,7 +196,7 @@ def scenario(work, exe, backend, name, args, valid_body, sig, forged):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--duration", type=int, default=4)
+    ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--conns", type=int, default=16)
     ap.add_argument("--forgeries", type=int, default=1000)
     # Just under the 64 KiB beyond which the doctor checks bodies as received only: its worst case.

@@ -114,8 +114,9 @@ impl Suspect {
 /// An examination to run (`true`) or, when it cannot be queued, to record as skipped (`false`).
 pub type Job = Box<dyn FnOnce(bool) + Send>;
 
-/// Examinations waiting at most; beyond, they are skipped.
-const QUEUE: usize = 256;
+/// Examinations waiting at most (each holds its request: at most 64 bodies); beyond, they are
+/// skipped.
+const QUEUE: usize = 64;
 
 /// The thread that runs examinations, one at a time, in the order queued.
 pub struct Examiner {
