@@ -47,6 +47,7 @@ pub mod delivery;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod gateway;
+pub mod journal;
 pub mod limit;
 pub mod metrics;
 pub mod schema;

@@ -32,6 +32,18 @@ pub struct FileConfig {
     pub reload: ReloadFile,
     #[serde(default)]
     pub routes: Vec<RouteFile>,
+    #[serde(default)]
+    pub journal: JournalFile,
+}
+
+/// `journal`: what is kept of each request, and for how long.
+#[derive(Debug, Default, Deserialize)]
+pub struct JournalFile {
+    pub max_events: Option<Scalar>,
+    pub max_age: Option<String>,
+    pub capture_body: Option<bool>,
+    pub max_body_bytes: Option<Scalar>,
+    pub max_refusals_per_second: Option<Scalar>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -74,6 +86,8 @@ pub struct ReloadFile {
 #[derive(Debug, Default, Deserialize)]
 pub struct AdminFile {
     pub listen: Option<String>,
+    /// Bearer token for `/api/*` and the dead-letter endpoints.
+    pub token: Option<SecretFile>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -17,6 +17,7 @@ use std::time::Duration;
 pub use self::load::parse_size;
 pub use self::reload::Fingerprint;
 use crate::gateway::{self, Route};
+use crate::journal;
 use crate::store::StoreConfig;
 use crate::telemetry::LogFormat;
 use crate::upstream::Forward;
@@ -73,6 +74,7 @@ pub struct Config {
     pub forward: Forward,
     pub reload: Reload,
     pub routes: Vec<Arc<Route>>,
+    pub journal: journal::Settings,
     /// The file this config was read from (`None` when parsed from text).
     pub source: Option<PathBuf>,
     /// Every file this config was built from (itself, secret files, TLS files) with a digest of
@@ -121,6 +123,8 @@ pub struct Reload {
 #[derive(Debug, Clone)]
 pub struct Admin {
     pub listen: SocketAddr,
+    /// `admin.token`: required by `/api/*` and `/admin/dlq*` when set.
+    pub token: Option<crate::secret::Secret>,
 }
 
 #[derive(Debug, Clone)]
@@ -183,6 +187,7 @@ impl Config {
             body_timeout: self.server.body_timeout,
             trusted_proxies: self.server.trusted_proxies.clone(),
             forward: self.forward.clone(),
+            journal: self.journal.clone(),
         }
     }
 

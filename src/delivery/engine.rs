@@ -15,10 +15,19 @@ use super::policy::DeliveryMode;
 use super::queue::RouteQueue;
 use super::schedule::{self, Attempt, Decision};
 use crate::clock::{millis, Clock};
+use crate::journal::{rfc3339, AttemptRecord, Journal};
 use crate::limit;
 use crate::metrics::Metrics;
 use crate::store::{AnyStore, Event, Meta, Selection, Store, StoreError};
 use crate::upstream::{self, UpstreamClient};
+
+/// What the journal keeps of an attempt besides its outcome.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Seen {
+    /// The backend's status, when it answered.
+    pub status: Option<u16>,
+    pub took: Duration,
+}
 
 /// How often expired dedup marks are purged from the store.
 const PURGE_EVERY: Duration = Duration::from_secs(60);
@@ -44,6 +53,8 @@ pub struct Engine {
     /// The runtime background deliveries run on (the one that called `resume`), whichever
     /// worker thread accepted the event.
     runtime: OnceLock<tokio::runtime::Handle>,
+    /// Where each attempt is recorded against its event.
+    journal: OnceLock<Arc<Journal>>,
 }
 
 impl Engine {
@@ -60,7 +71,13 @@ impl Engine {
             closing: AtomicBool::new(false),
             rounds: tokio::sync::Mutex::new(()),
             runtime: OnceLock::new(),
+            journal: OnceLock::new(),
         })
+    }
+
+    /// Records every attempt in `journal` from now on.
+    pub fn set_journal(&self, journal: Arc<Journal>) {
+        let _ = self.journal.set(journal);
     }
 
     /// Attempts from now on run on `plan` (a reload); those under way finish on theirs.
@@ -380,11 +397,16 @@ impl Engine {
                 return;
             }
         };
+        let started = std::time::Instant::now();
         let result =
             upstream::send_observed(&self.client, &self.metrics, &lane.name, lane.timeout, req)
                 .await;
+        let seen = Seen {
+            status: result.as_ref().ok().map(|(r, _)| r.status().as_u16()),
+            took: started.elapsed(),
+        };
         let outcome = attempt_of(result, self.clock.now_system());
-        self.settle_in(&q, &lane, meta, outcome).await;
+        self.settle_in(&q, &lane, meta, outcome, seen).await;
     }
 
     /// The request for one attempt: the stored request, to the route's current upstream, with
@@ -419,10 +441,10 @@ impl Engine {
 
     /// Hybrid: the first attempt (made while the sender waited) has ended after the sender got
     /// 202; act on its result as on any attempt's.
-    pub async fn settle(self: &Arc<Self>, meta: Meta, outcome: Attempt) {
+    pub async fn settle(self: &Arc<Self>, meta: Meta, outcome: Attempt, seen: Seen) {
         let q = self.queue(&meta.route);
         match self.lane(&meta.route) {
-            Some(lane) => self.settle_in(&q, &lane, meta, outcome).await,
+            Some(lane) => self.settle_in(&q, &lane, meta, outcome, seen).await,
             None => {
                 let mut meta = meta;
                 meta.last_error = format!("route {} is no longer configured", meta.route);
@@ -431,7 +453,14 @@ impl Engine {
         }
     }
 
-    async fn settle_in(&self, q: &RouteQueue, lane: &Lane, mut meta: Meta, outcome: Attempt) {
+    async fn settle_in(
+        &self,
+        q: &RouteQueue,
+        lane: &Lane,
+        mut meta: Meta,
+        outcome: Attempt,
+        seen: Seen,
+    ) {
         let now = self.now_ms();
         let decision = schedule::decide(
             &lane.policy,
@@ -446,6 +475,20 @@ impl Engine {
             Decision::Retry { .. } => "retry",
             Decision::Dead { .. } => "dead_letter",
         };
+        if let Some(journal) = self.journal.get() {
+            let record = AttemptRecord {
+                at: rfc3339(now),
+                status: seen.status,
+                duration_ms: seen.took.as_micros() as f64 / 1000.0,
+                error: (outcome != Attempt::Delivered).then(|| outcome.describe()),
+            };
+            let state = match &decision {
+                Decision::Done => "delivered",
+                Decision::Retry { .. } => "pending",
+                Decision::Dead { .. } => "dead",
+            };
+            journal.attempt(meta.id, &meta.route, record, state);
+        }
         match decision {
             Decision::Done => {
                 if let Err(e) = self.store.ack(meta.id).await {

@@ -35,6 +35,7 @@ pub use self::reject::Rejection;
 pub use self::route::{Route, RoutePath};
 use crate::clock::{Clock, SystemClock};
 use crate::delivery::{DeliveryMode, Engine, Lane, Plan};
+use crate::journal::{self, Entry, Journal};
 use crate::limit::{self, Limits};
 use crate::metrics::Metrics;
 use crate::schema::Mode;
@@ -60,6 +61,8 @@ pub struct Settings {
     pub body_timeout: Duration,
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub forward: Forward,
+    /// Fixed at start: a reload does not resize the journal.
+    pub journal: journal::Settings,
 }
 
 /// One config and what is derived from it; swapped whole on reload, so a request runs start to
@@ -112,6 +115,7 @@ pub struct Gateway {
     store: AnyStore,
     engine: Arc<Engine>,
     clock: Arc<dyn Clock>,
+    journal: Arc<Journal>,
 }
 
 /// What one request came to, for its log line and metrics.
@@ -126,6 +130,22 @@ struct Record {
     queue_id: Option<u64>,
     /// The JSON pointers a schema refusal named.
     refused_at: Option<String>,
+    /// The body as received, once read.
+    body: Option<Bytes>,
+}
+
+/// What the journal needs of a finished request besides its [`Record`].
+struct Seen<'a> {
+    received_ms: u64,
+    method: &'a str,
+    path: &'a str,
+    query: Option<String>,
+    client: IpAddr,
+    headers: &'a HeaderMap,
+    outcome: &'a str,
+    reason: &'a str,
+    status: u16,
+    duration: Duration,
 }
 
 /// How a request that passed verification was answered.
@@ -154,13 +174,20 @@ impl Gateway {
     ) -> Self {
         let state = State::new(settings, None);
         prime(&metrics, &state.settings.routes);
+        let journal = Journal::start(
+            state.settings.journal.clone(),
+            metrics.clone(),
+            clock.clone(),
+        );
         let engine = Engine::new(store.clone(), clock.clone(), metrics.clone(), state.plan());
+        engine.set_journal(journal.clone());
         Self {
             state: ArcSwap::from_pointee(state),
             metrics,
             store,
             engine,
             clock,
+            journal,
         }
     }
 
@@ -179,6 +206,10 @@ impl Gateway {
 
     pub fn engine(&self) -> &Arc<Engine> {
         &self.engine
+    }
+
+    pub fn journal(&self) -> &Arc<Journal> {
+        &self.journal
     }
 
     /// The config requests start with from now on.
@@ -222,6 +253,8 @@ impl Gateway {
         let trusted_proxies = &state.settings.trusted_proxies;
         let client = client_ip(conn.peer.ip(), req.headers(), trusted_proxies);
         let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+        let (query, headers) = (req.uri().query().map(str::to_owned), req.headers().clone());
+        let received_ms = self.clock.now_ms();
         let mut rec = Record::default();
         let result = self.pipeline(&state, req, conn, client, &mut rec).await;
         let route = rec.route.as_deref().unwrap_or("none");
@@ -241,6 +274,19 @@ impl Gateway {
         };
         let elapsed = started.elapsed();
         self.account(&rec, route, outcome, reason, elapsed);
+        let seen = Seen {
+            received_ms,
+            method: method.as_str(),
+            path: &path,
+            query,
+            client,
+            headers: &headers,
+            outcome,
+            reason,
+            status: response.status().as_u16(),
+            duration: elapsed,
+        };
+        self.journal_request(&state, &rec, seen);
         let verified = rec.verified.as_ref();
         tracing::info!(
             target: "hookgate::request",
@@ -265,6 +311,50 @@ impl Gateway {
             "request"
         );
         response
+    }
+
+    /// Hands the finished request to the journal, refusals within their per-route rate.
+    fn journal_request(&self, state: &State, rec: &Record, seen: Seen<'_>) {
+        let route_name = rec.route.as_deref();
+        let refused = !matches!(seen.outcome, "forwarded" | "queued" | "answered");
+        if refused && !self.journal.admit_refusal(route_name.unwrap_or("none")) {
+            return;
+        }
+        let route = route_name.and_then(|n| state.settings.routes.iter().find(|r| &*r.name == n));
+        let own = route.and_then(|r| r.verifier.scheme().signature_header());
+        let own = own.as_slice();
+        let (body_b64, body_truncated) = match &rec.body {
+            Some(b) => self.journal.keep_body(b),
+            None => (None, false),
+        };
+        let verified = rec.verified.as_ref();
+        let queued = seen.outcome == "queued";
+        self.journal.record(Entry {
+            id: self.journal.next_id(seen.received_ms),
+            received_at: journal::rfc3339(seen.received_ms),
+            received_ms: seen.received_ms,
+            route: route_name.map(str::to_owned),
+            method: seen.method.to_owned(),
+            path: seen.path.to_owned(),
+            query: seen.query,
+            client_ip: seen.client.to_string(),
+            provider: route.map(|r| r.verifier.scheme().name().to_owned()),
+            outcome: seen.outcome.to_owned(),
+            reason: (!seen.reason.is_empty()).then(|| seen.reason.to_owned()),
+            status: seen.status,
+            duration_ms: duration_ms(seen.duration),
+            key_id: verified.map(|v| v.key_id.to_string()),
+            delivery_id: verified.and_then(|v| v.delivery_id.clone()),
+            dedup_key: rec.dedup_key.clone(),
+            diagnosis: None,
+            headers: journal::redacted_headers(seen.headers, own),
+            body_b64,
+            body_truncated,
+            state: queued.then(|| "pending".to_owned()),
+            attempts: Vec::new(),
+            replay_of: None,
+            queue_id: rec.queue_id,
+        });
     }
 
     /// The metrics every request updates, whatever its outcome.
@@ -312,6 +402,7 @@ impl Gateway {
         let (mut parts, incoming) = req.into_parts();
         let (max, timeout) = (settings.max_body_bytes, settings.body_timeout);
         let payload = Payload::new(body::read(incoming, &parts.headers, max, timeout).await?);
+        rec.body = Some(payload.raw().clone());
 
         // 4. verify: on the headers as received, before anything is stripped.
         let now = self.clock.now_secs();

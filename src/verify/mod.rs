@@ -214,6 +214,15 @@ impl Scheme {
         .find(|s| s.name() == name)
     }
 
+    /// A generic `hmac` route's signature header: the journal redacts it like the built-in
+    /// schemes' own.
+    pub fn signature_header(&self) -> Option<&str> {
+        match self {
+            Self::Hmac(spec) => Some(&spec.header),
+            _ => None,
+        }
+    }
+
     /// Whether `verify.secrets` (shared secrets) apply.
     pub fn takes_secrets(&self) -> bool {
         !matches!(self, Self::SendGrid)

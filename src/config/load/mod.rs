@@ -3,6 +3,7 @@
 
 mod delivery;
 mod env;
+mod journal;
 mod limit;
 mod route;
 mod scalars;
@@ -148,7 +149,9 @@ impl Validator {
         let store = self.store(&f.store);
         let forward = self.forward(f.forward);
         let routes = self.routes(f.routes, &store);
+        let journal = self.journal(f.journal);
         Config {
+            journal,
             server,
             admin,
             log,

@@ -32,9 +32,15 @@ impl Validator {
     }
 
     pub(super) fn admin(&mut self, f: AdminFile) -> Admin {
-        Admin {
-            listen: self.addr("admin.listen", f.listen.as_deref(), "127.0.0.1:9090"),
+        let listen = self.addr("admin.listen", f.listen.as_deref(), "127.0.0.1:9090");
+        let token = f.token.as_ref().and_then(|s| self.secret("admin.token", s));
+        if token.is_none() && f.token.is_none() && !listen.ip().is_loopback() {
+            self.problem(
+                "admin.listen",
+                format!("{listen} is not a loopback address and admin.token is not set: the admin API holds payloads and can replay them; set admin.token (e.g. {{id: admin, env: HOOKGATE_ADMIN_TOKEN}}) or listen on 127.0.0.1"),
+            );
         }
+        Admin { listen, token }
     }
 
     pub(super) fn log(&mut self, f: LogFile) -> Log {
