@@ -1,5 +1,11 @@
 //! The redb store's file format across versions: a file written by an earlier release
-//! (tests/fixtures/, see its README) still opens with everything in it.
+//! (tests/fixtures/, see its README) is upgraded on open, with a log line, and keeps
+//! everything in it.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use hookgate::store::{Claim, Event, Meta, RedbStore, Selection, Store};
@@ -36,62 +42,6 @@ const FIXTURE: &str = concat!(
     "/tests/fixtures/store-redb2.redb.gz"
 );
 
-/// Writes the fixture with the store of this version: two queued events (one with a dedup key
-/// marked with it, one retried once), a dead letter and a plain dedup mark. The file is
-/// gzipped: a redb file of this version is over a MiB, nearly all of it preallocated space.
-#[tokio::test]
-#[ignore = "writes the fixture; run by hand only"]
-async fn write_fixture() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("store.redb");
-    {
-        let s = RedbStore::open(&path).unwrap();
-        let a = s
-            .enqueue(
-                &event(1),
-                meta("github", Some("delivery-1")),
-                Some(FOREVER_MS),
-            )
-            .await
-            .unwrap();
-        assert_eq!(a.id, 1);
-        let mut b = s
-            .enqueue(&event(2), meta("stripe", None), None)
-            .await
-            .unwrap();
-        b.attempts = 1;
-        b.next_ms = 1_700_000_060_000;
-        b.last_error = "backend answered 503".into();
-        s.reschedule(&b).await.unwrap();
-        let mut c = s
-            .enqueue(&event(3), meta("stripe", None), None)
-            .await
-            .unwrap();
-        c.attempts = 8;
-        c.last_error = "backend unreachable".into();
-        s.dead_letter(&c).await.unwrap();
-        s.mark_delivered("github", "delivery-0", FOREVER_MS)
-            .await
-            .unwrap();
-    }
-    // The writer thread holds the file until its channel closes: wait until it can be opened.
-    let reopened = (0..100).any(|_| {
-        RedbStore::open(&path).is_ok() || {
-            std::thread::sleep(std::time::Duration::from_millis(20));
-            false
-        }
-    });
-    assert!(reopened);
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    let raw = std::fs::read(&path).unwrap();
-    let out = std::fs::File::create(FIXTURE).unwrap();
-    let mut gz = flate2::GzBuilder::new()
-        .mtime(0)
-        .write(out, flate2::Compression::best());
-    std::io::Write::write_all(&mut gz, &raw).unwrap();
-    gz.finish().unwrap();
-}
-
 /// The fixture unpacked into a temp dir.
 fn unpack_fixture() -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
@@ -103,10 +53,65 @@ fn unpack_fixture() -> (tempfile::TempDir, std::path::PathBuf) {
     (dir, path)
 }
 
+/// Log lines written while `f` runs (JSON, one per line).
+fn logs_of<T>(f: impl FnOnce() -> T) -> (T, Vec<String>) {
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf::default();
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_writer(move || writer.clone())
+        .finish();
+    let out = tracing::subscriber::with_default(subscriber, f);
+    let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    (out, text.lines().map(str::to_string).collect())
+}
+
+/// Opens the store at `path` once the previous store's writer thread has let go of it.
+fn reopen(path: &Path) -> RedbStore {
+    (0..100)
+        .find_map(|_| match RedbStore::open(path) {
+            Ok(s) => Some(s),
+            Err(_) => {
+                std::thread::sleep(Duration::from_millis(20));
+                None
+            }
+        })
+        .expect("reopen")
+}
+
 #[tokio::test]
-async fn fixture_opens_with_everything_in_it() {
+async fn fixture_is_upgraded_with_everything_in_it() {
     let (_dir, path) = unpack_fixture();
-    let s = RedbStore::open(&path).unwrap();
+    // Written by redb 2.6 in its file format v2, which redb 4 does not open as it is.
+    assert!(matches!(
+        redb::Database::open(&path),
+        Err(redb::DatabaseError::UpgradeRequired(2))
+    ));
+    let (s, logs) = logs_of(|| RedbStore::open(&path));
+    let s = s.unwrap();
+    let line = |message: &str| {
+        logs.iter()
+            .find(|l| l.contains(message))
+            .unwrap_or_else(|| panic!("no log line {message:?} in {logs:#?}"))
+            .clone()
+    };
+    let upgraded = line("store file upgraded to the current redb file format");
+    assert!(upgraded.contains(r#""from":2"#), "{upgraded}");
+    assert!(upgraded.contains(r#""to":3"#), "{upgraded}");
+    assert!(upgraded.contains(&path.display().to_string()), "{upgraded}");
+    let rebuilt = line("store dedup expiry index rebuilt");
+    assert!(rebuilt.contains(r#""marks":2"#), "{rebuilt}");
 
     let mut a = meta("github", Some("delivery-1"));
     a.id = 1;
@@ -155,4 +160,46 @@ async fn fixture_opens_with_everything_in_it() {
     let replayed = s.replay(&Selection::All, now).await.unwrap();
     assert_eq!(replayed.len(), 1);
     assert_eq!(replayed[0].id, 3);
+    drop(s);
+
+    // The file is in the current format now: opened again, it needs no upgrade and logs none.
+    let (s, logs) = logs_of(|| reopen(&path));
+    assert!(logs.is_empty(), "{logs:#?}");
+    assert_eq!(s.pending().await.unwrap().len(), 4);
+    drop(s);
+    let db = (0..100)
+        .find_map(|_| {
+            redb::Database::open(&path).ok().or_else(|| {
+                std::thread::sleep(Duration::from_millis(20));
+                None
+            })
+        })
+        .expect("the file opens with redb 4 as it is");
+    drop(db);
+}
+
+/// Stopped between the file's upgrade and the index rebuild (both are committed apart): the
+/// next open finds the old index by its type and rebuilds it.
+#[tokio::test]
+async fn an_upgraded_file_with_the_old_index_is_rebuilt() {
+    let (_dir, path) = unpack_fixture();
+    assert!(redb2::Database::open(&path).unwrap().upgrade().unwrap());
+    let (s, logs) = logs_of(|| RedbStore::open(&path));
+    let s = s.unwrap();
+    assert!(
+        !logs.iter().any(|l| l.contains("store file upgraded")),
+        "{logs:#?}"
+    );
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("store dedup expiry index rebuilt") && l.contains(r#""marks":2"#)),
+        "{logs:#?}"
+    );
+    assert_eq!(
+        s.claim("github", "delivery-1", 1_800_000_000_000, 1_000)
+            .await
+            .unwrap(),
+        Claim::Duplicate
+    );
+    assert_eq!(s.purge_expired(FOREVER_MS).await.unwrap(), 2);
 }
