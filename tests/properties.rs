@@ -395,6 +395,8 @@ proptest! {
         let fields = form_urlencoded::parse(&data).map(|(k, _)| k.into_owned()).collect::<Vec<_>>();
         prop_assume!(!fields.iter().any(|k| matches!(k.as_str(), "timestamp" | "token" | "signature")));
         prop_assume!(!data.contains(&b'&'));
+        // A body that now starts with `{` is read as Mailgun's JSON form, not as fields.
+        prop_assume!(data.first() != Some(&b'{'));
         other.body = [&data[..], &r.body[body.len()..]].concat();
         prop_assert_eq!(s.verify(&other, now), Some(Ok("k".to_string())));
     }
