@@ -48,6 +48,8 @@ fn main() -> ExitCode {
             },
             Err(e) => fail(&e.to_string(), 1),
         },
+        Some(Command::Events(cmd)) => admin_call(hookgate::cli::events::events(&cmd)),
+        Some(Command::Routes(cmd)) => admin_call(hookgate::cli::events::routes(&cmd)),
         Some(Command::Echo(args)) => match runtime().and_then(|rt| {
             rt.block_on(hookgate::cli::echo::run(args.listen))
                 .map_err(Into::into)
@@ -109,5 +111,21 @@ fn run(args: &RunArgs) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&format!("{e:#}"), 1),
+    }
+}
+
+/// Runs one admin API command and prints its answer.
+fn admin_call(
+    fut: impl std::future::Future<Output = Result<String, hookgate::cli::remote::RemoteError>>,
+) -> ExitCode {
+    match runtime() {
+        Ok(rt) => match rt.block_on(fut) {
+            Ok(out) => {
+                print!("{out}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e.to_string(), e.exit_code()),
+        },
+        Err(e) => fail(&e.to_string(), 1),
     }
 }

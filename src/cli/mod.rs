@@ -3,6 +3,8 @@
 
 pub mod dlq;
 pub mod echo;
+pub mod events;
+pub mod remote;
 pub mod sign;
 
 use std::path::PathBuf;
@@ -41,6 +43,106 @@ pub enum Command {
     /// Dead letters of a running gateway: list, replay or drop them (through its admin API).
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// The event journal of a running gateway: list, show or replay events.
+    #[command(subcommand)]
+    Events(EventsCommand),
+    /// The routes of a running gateway: their queues, and pausing their deliveries.
+    #[command(subcommand)]
+    Routes(RoutesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Newest first: id, time, route, outcome, reason, status, duration.
+    List(EventsListArgs),
+    /// One event in full: redacted headers, body, attempts.
+    Show(EventShowArgs),
+    /// Send events again through their route's delivery: by id, or every match of a filter.
+    Replay(EventsReplayArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EventsListArgs {
+    #[command(flatten)]
+    pub admin: AdminArgs,
+    #[arg(long)]
+    pub route: Option<String>,
+    /// forwarded, rejected, duplicate, queued, failed or answered.
+    #[arg(long)]
+    pub outcome: Option<String>,
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// RFC 3339, or a duration back from now such as 1h.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// A delivery id, a dedup key, or text in the body.
+    #[arg(long = "query", short = 'q')]
+    pub query: Option<String>,
+    /// The `next` of the previous page.
+    #[arg(long)]
+    pub cursor: Option<String>,
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+    /// Print the admin API's JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EventShowArgs {
+    #[command(flatten)]
+    pub admin: AdminArgs,
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).multiple(true).args(["ids", "route", "outcome", "since"])))]
+pub struct EventsReplayArgs {
+    #[command(flatten)]
+    pub admin: AdminArgs,
+    /// These events.
+    pub ids: Vec<String>,
+    /// Or every accepted event of this route...
+    #[arg(long, conflicts_with = "ids")]
+    pub route: Option<String>,
+    /// ...with this outcome (e.g. failed)...
+    #[arg(long, conflicts_with = "ids")]
+    pub outcome: Option<String>,
+    /// ...since then (RFC 3339 or a duration such as 2h).
+    #[arg(long, conflicts_with = "ids")]
+    pub since: Option<String>,
+    /// Only count what a filter would replay.
+    #[arg(long, conflicts_with = "ids")]
+    pub dry_run: bool,
+    /// Skip events whose dedup key the route has seen delivered (default: send anyway).
+    #[arg(long)]
+    pub dedup: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RoutesCommand {
+    /// Mode, pause, queue depth, oldest age, dead letters, recent outcomes.
+    List(RoutesListArgs),
+    /// Keep accepting a queue or hybrid route's events, deliver none until resumed.
+    Pause(RouteNameArgs),
+    /// Deliver a paused route's events again.
+    Resume(RouteNameArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RoutesListArgs {
+    #[command(flatten)]
+    pub admin: AdminArgs,
+    /// Print the admin API's JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RouteNameArgs {
+    #[command(flatten)]
+    pub admin: AdminArgs,
+    pub name: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -58,6 +160,15 @@ pub struct AdminArgs {
     /// The gateway's admin address (admin.listen).
     #[arg(long, env = "HOOKGATE_ADMIN", default_value = "http://127.0.0.1:9090")]
     pub admin: String,
+    /// The admin token (admin.token), when the gateway has one.
+    #[arg(long, env = "HOOKGATE_ADMIN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+impl AdminArgs {
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
 }
 
 #[derive(Debug, Args)]

@@ -99,6 +99,10 @@ impl Gateway {
         match out.route.delivery.mode {
             DeliveryMode::Sync => self.sync(state, out).await,
             DeliveryMode::Queue => self.queue(out, rec).await,
+            // Paused: accepted and spooled at once; nothing is sent until it is resumed.
+            DeliveryMode::Hybrid if self.engine.is_paused(&out.route.name) => {
+                self.queue(out, rec).await
+            }
             DeliveryMode::Hybrid => self.hybrid(state, out, rec).await,
         }
     }
