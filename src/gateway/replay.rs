@@ -144,38 +144,8 @@ impl Gateway {
 
         let (outcome, status, queue_id) = match route.delivery.mode {
             DeliveryMode::Sync => {
-                let client = upstream::client();
-                let sent = upstream::send_observed(
-                    &client,
-                    &self.metrics,
-                    &route.name,
-                    route.timeout,
-                    request,
-                )
-                .await;
-                match sent {
-                    Ok((res, _)) => {
-                        let status = res.status().as_u16();
-                        // Read (bounded) and dropped, so the connection goes back to the pool.
-                        tokio::spawn(async move {
-                            use http_body_util::BodyExt;
-                            let body = http_body_util::Limited::new(res.into_body(), 64 * 1024);
-                            let _ = tokio::time::timeout(
-                                std::time::Duration::from_secs(5),
-                                body.collect(),
-                            )
-                            .await;
-                        });
-                        let outcome = if (200..300).contains(&status) {
-                            "forwarded"
-                        } else {
-                            "failed"
-                        };
-                        (outcome, status, None)
-                    }
-                    Err(upstream::UpstreamError::Timeout) => ("failed", 504, None),
-                    Err(upstream::UpstreamError::Unreachable(_)) => ("failed", 502, None),
-                }
+                let (outcome, status) = self.send_now(&route, request).await;
+                (outcome, status, None)
             }
             DeliveryMode::Queue | DeliveryMode::Hybrid => {
                 let provider = route.verifier.scheme().name();
@@ -209,6 +179,31 @@ impl Gateway {
         };
         self.journal_replay(original, done, &body);
         Ok(Replayed { id, outcome })
+    }
+
+    /// A sync route's replay, sent now: its outcome and the backend's status (502/504 when it
+    /// gave none).
+    async fn send_now(&self, route: &Route, request: Request<Full<Bytes>>) -> (&'static str, u16) {
+        let client = upstream::client();
+        let sent =
+            upstream::send_observed(&client, &self.metrics, &route.name, route.timeout, request)
+                .await;
+        match sent {
+            Ok((res, _)) => {
+                let status = res.status().as_u16();
+                // Read (bounded) and dropped, so the connection goes back to the pool.
+                tokio::spawn(async move {
+                    use http_body_util::BodyExt;
+                    let body = http_body_util::Limited::new(res.into_body(), 64 * 1024);
+                    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), body.collect())
+                        .await;
+                });
+                let ok = (200..300).contains(&status);
+                (if ok { "forwarded" } else { "failed" }, status)
+            }
+            Err(upstream::UpstreamError::Timeout) => ("failed", 504),
+            Err(upstream::UpstreamError::Unreachable(_)) => ("failed", 502),
+        }
     }
 
     /// The replay as a new journal event, linked to the original.
