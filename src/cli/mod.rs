@@ -1,10 +1,12 @@
 //! The command line (docs/operations.md): the clap definitions here, one file per helper
-//! command (`sign.rs`: sign and send, `dlq.rs`, `echo.rs`), with `client.rs` (the HTTP client
-//! of `send` and `dlq`). Exit codes: 0 ok, 1 runtime error, 2 usage or config error.
+//! command (`sign.rs`: sign and send, `dlq.rs`, `echo.rs`), with `route.rs` (a route of a config
+//! to sign for) and `client.rs` (the HTTP client of `send` and `dlq`). Exit codes: 0 ok, 1 runtime
+//! error, 2 usage or config error.
 
 pub mod client;
 pub mod dlq;
 pub mod echo;
+pub mod route;
 pub mod sign;
 
 use std::path::PathBuf;
