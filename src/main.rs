@@ -18,8 +18,11 @@ fn main() -> ExitCode {
         Some(Command::Run(args)) => run(&args),
         Some(Command::Check(args)) => check(&args),
         Some(Command::Sign(args)) => match hookgate::cli::sign::sign(&args) {
-            Ok(out) => {
-                print!("{out}");
+            Ok(printed) => {
+                print!("{}", printed.out);
+                if let Some(note) = printed.note {
+                    eprintln!("hookgate: {note}");
+                }
                 ExitCode::SUCCESS
             }
             Err(e) => fail(&e.to_string(), e.exit_code()),
