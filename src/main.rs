@@ -47,7 +47,12 @@ fn main() -> ExitCode {
                     print!("{out}");
                     ExitCode::SUCCESS
                 }
-                Err(e) => fail(&e.to_string(), e.exit_code()),
+                Err(e) => {
+                    if let Some(out) = e.output() {
+                        print!("{out}");
+                    }
+                    fail(&e.to_string(), e.exit_code())
+                }
             },
             Err(e) => fail(&e.to_string(), 1),
         },

@@ -1,6 +1,6 @@
 //! The helper commands as an operator runs them (docs/operations.md#command-line): `sign` and
-//! `send` for a route of a config file, and what they say when a flag is missing or a gateway
-//! cannot be reached.
+//! `send` for a route of a config file, what they say when a flag is missing or a gateway
+//! cannot be reached, and `dlq` against the address `admin.listen` names.
 
 mod common;
 
@@ -407,4 +407,120 @@ fn send_over_tls_trusts_cacert() {
         None,
     );
     assert!(out.status.success(), "{}", text(&out));
+}
+
+/// A gateway on a redb store whose queue route `q` holds one dead letter; its id.
+async fn gateway_with_a_dead_letter(dir: &Path, backend: &Backend) -> (Gateway, u64) {
+    let opts = Opts {
+        store: Some(redb_store(&dir.join("hookgate.redb"))),
+        ..Opts::default()
+    };
+    let q = route(
+        "q",
+        "/hooks/q",
+        &backend.url("/q"),
+        mc_verify(&[("k", SECRET)]),
+    )
+    .with("delivery", json!({"mode": "queue"}));
+    let gw = Gateway::start(config(&opts, q));
+    assert_eq!(
+        post_mc(gw.addr(), "/hooks/q", SECRET, BODY).await.status,
+        202
+    );
+    gw.wait_metric("hookgate_dead_letters", &[("route", "q")], |v| v == 1.0);
+    let admin = format!("http://{}", gw.admin());
+    let list = run_cli(&["dlq", "list", "--json", "--admin", &admin], &[], None);
+    assert!(list.status.success(), "{}", text(&list));
+    let v: Value = serde_json::from_slice(&list.stdout).unwrap();
+    let id = v["dead_letters"][0]["id"].as_u64().unwrap();
+    (gw, id)
+}
+
+fn refusing_backend() -> Backend {
+    Backend::start_with(Behaviour {
+        status: 400,
+        ..Behaviour::default()
+    })
+}
+
+/// `dlq --admin` takes admin.listen's own form (host:port) as well as a URL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dlq_admin_is_host_port_or_a_url() {
+    let backend = refusing_backend();
+    let dir = tempfile::tempdir().unwrap();
+    let (gw, id) = gateway_with_a_dead_letter(dir.path(), &backend).await;
+    for admin in [gw.admin().to_string(), format!("http://{}/", gw.admin())] {
+        let list = run_cli(&["dlq", "list", "--admin", &admin], &[], None);
+        assert!(list.status.success(), "{admin}: {}", text(&list));
+        let lines: Vec<String> = stdout(&list).lines().map(str::to_owned).collect();
+        assert_eq!(lines.len(), 2, "{admin}: {}", text(&list));
+        assert!(lines[1].starts_with(&format!("{id}\tq\t")), "{lines:?}");
+    }
+    for bad in ["https://127.0.0.1:9", "ftp://x", ":9090"] {
+        let out = run_cli(&["dlq", "list", "--admin", bad], &[], None);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {}", text(&out));
+        assert!(stderr(&out).contains("host:port"), "{}", text(&out));
+    }
+}
+
+/// An id that is not a dead letter is reported and fails the command (it used to print
+/// `replayed 0` and exit 0); the ids that were found are still done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dlq_unknown_id_is_not_found() {
+    let backend = refusing_backend();
+    let dir = tempfile::tempdir().unwrap();
+    let (gw, id) = gateway_with_a_dead_letter(dir.path(), &backend).await;
+    let admin = format!("http://{}", gw.admin());
+    let missing = id + 1000;
+    for verb in ["replay", "drop"] {
+        let out = run_cli(
+            &["dlq", verb, "--id", &missing.to_string(), "--admin", &admin],
+            &[],
+            None,
+        );
+        assert_eq!(out.status.code(), Some(1), "{verb}: {}", text(&out));
+        assert_eq!(stdout(&out), "", "{verb}");
+        assert_eq!(
+            stderr(&out),
+            format!("hookgate: no dead letter with id {missing}\n"),
+            "{verb}"
+        );
+    }
+    let both = format!("{id},{missing}");
+    let out = run_cli(
+        &["dlq", "replay", "--id", &both, "--admin", &admin],
+        &[],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(stdout(&out), format!("replayed 1 dead letter(s): {id}\n"));
+    assert_eq!(
+        stderr(&out),
+        format!("hookgate: no dead letter with id {missing}\n")
+    );
+}
+
+/// A gateway on the memory store has no queue: `dlq` says so instead of an empty list.
+#[test]
+fn dlq_on_the_memory_store_says_there_is_no_queue() {
+    let backend = Backend::start();
+    let gw = Gateway::start(config(
+        &Opts::default(),
+        route("s", "/s", &backend.url("/s"), mc_verify(&[("k", SECRET)])),
+    ));
+    let admin = format!("http://{}", gw.admin());
+    for args in [
+        vec!["dlq", "list", "--admin", &admin],
+        vec!["dlq", "list", "--json", "--admin", &admin],
+        vec!["dlq", "replay", "--all", "--admin", &admin],
+    ] {
+        let out = run_cli(&args, &[], None);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out));
+        assert_eq!(stdout(&out), "", "{args:?}");
+        assert!(
+            stderr(&out).contains("runs on the memory store, which has no queue"),
+            "{args:?}: {}",
+            text(&out)
+        );
+    }
 }

@@ -3,22 +3,34 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 
+use super::client::{self, SendError};
 use super::{DlqCommand, DlqSelectArgs};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DlqError {
-    #[error("invalid --admin URL `{0}`; e.g. http://127.0.0.1:9090")]
+    #[error("invalid --admin `{0}`; give host:port as admin.listen has it (127.0.0.1:9090), or an http:// URL (the admin API speaks plain HTTP)")]
     BadUrl(String),
     #[error("cannot reach the admin API at {0}: {1}")]
     Unreachable(String, String),
     #[error("the admin API answered {0}: {1}")]
     Api(u16, String),
+    #[error("the gateway at {0} runs on the memory store, which has no queue and so no dead letters (queue and hybrid routes need store.kind redb or redis)")]
+    NoQueue(String),
+    #[error("no dead letter with id {}", list(.missing))]
+    NotFound {
+        missing: Vec<u64>,
+        /// What was done with the ids that were found, for stdout.
+        done: Option<String>,
+    },
+}
+
+fn list(ids: &[u64]) -> String {
+    ids.iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl DlqError {
@@ -27,6 +39,15 @@ impl DlqError {
         match self {
             Self::BadUrl(_) | Self::Api(400, _) => 2,
             _ => 1,
+        }
+    }
+
+    /// What to print on stdout all the same: the dead letters that were replayed or dropped
+    /// when others were not found.
+    pub fn output(&self) -> Option<&str> {
+        match self {
+            Self::NotFound { done, .. } => done.as_deref(),
+            _ => None,
         }
     }
 }
@@ -65,16 +86,31 @@ async fn change(args: &DlqSelectArgs, verb: &str) -> Result<String, DlqError> {
     } else {
         "dropped"
     };
-    let ids: Vec<String> = v["ids"]
+    let ids: Vec<u64> = v["ids"]
         .as_array()
-        .map(|a| a.iter().map(|i| i.to_string()).collect())
+        .map(|a| a.iter().filter_map(Value::as_u64).collect())
         .unwrap_or_default();
-    Ok(format!(
+    let out = format!(
         "{done} {} dead letter(s){}{}\n",
         ids.len(),
         if ids.is_empty() { "" } else { ": " },
-        ids.join(" ")
-    ))
+        ids.iter().map(u64::to_string).collect::<Vec<_>>().join(" ")
+    );
+    let mut missing: Vec<u64> = args
+        .id
+        .iter()
+        .filter(|i| !ids.contains(i))
+        .copied()
+        .collect();
+    missing.sort_unstable();
+    missing.dedup();
+    if missing.is_empty() {
+        return Ok(out);
+    }
+    Err(DlqError::NotFound {
+        missing,
+        done: (!ids.is_empty()).then_some(out),
+    })
 }
 
 fn table(v: &Value) -> String {
@@ -97,38 +133,44 @@ fn table(v: &Value) -> String {
     out
 }
 
+/// The admin API's base URL from `--admin`: `host:port` as `admin.listen` has it, or a URL.
+fn base_url(admin: &str) -> Result<String, DlqError> {
+    let trimmed = admin.trim().trim_end_matches('/');
+    let base = if trimmed.contains("://") {
+        trimmed.to_string()
+    } else {
+        format!("http://{trimmed}")
+    };
+    let uri: http::Uri = base.parse().map_err(|_| DlqError::BadUrl(admin.into()))?;
+    if uri.scheme_str() != Some("http") || uri.host().is_none_or(str::is_empty) {
+        return Err(DlqError::BadUrl(admin.into()));
+    }
+    Ok(base)
+}
+
 async fn call(
     admin: &str,
     method: http::Method,
     path: &str,
     body: Option<Value>,
 ) -> Result<Value, DlqError> {
-    let base = admin.trim_end_matches('/');
+    let base = base_url(admin)?;
     let url = format!("{base}{path}");
-    let uri: http::Uri = url.parse().map_err(|_| DlqError::BadUrl(admin.into()))?;
-    if uri.scheme_str() != Some("http") || uri.authority().is_none() {
-        return Err(DlqError::BadUrl(admin.into()));
-    }
-    let payload = body.map_or_else(Bytes::new, |b| Bytes::from(b.to_string()));
-    let req = http::Request::builder()
-        .method(method)
-        .uri(uri)
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(Full::new(payload))
-        .map_err(|_| DlqError::BadUrl(admin.into()))?;
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let unreachable = |e: String| DlqError::Unreachable(base.to_string(), e);
-    let res = tokio::time::timeout(std::time::Duration::from_secs(30), client.request(req))
-        .await
-        .map_err(|_| unreachable("no answer within 30s".into()))?
-        .map_err(|e| unreachable(e.to_string()))?;
-    let status = res.status().as_u16();
-    let bytes = res
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| unreachable(e.to_string()))?
-        .to_bytes();
+    let headers = [("content-type".to_string(), "application/json".to_string())];
+    let answer = client::call(&client::Call {
+        method,
+        url: &url,
+        headers: &headers,
+        body: body.map(|b| b.to_string().into_bytes()).unwrap_or_default(),
+        timeout: std::time::Duration::from_secs(30),
+        cacert: None,
+    })
+    .await
+    .map_err(|e| match e {
+        SendError::BadUrl(_) => DlqError::BadUrl(admin.into()),
+        e => DlqError::Unreachable(base.clone(), e.to_string()),
+    })?;
+    let (status, bytes) = (answer.status, answer.body);
     let text = String::from_utf8_lossy(&bytes).trim().to_string();
     if status != 200 {
         let msg = serde_json::from_str::<Value>(&text)
@@ -137,6 +179,10 @@ async fn call(
             .unwrap_or(text);
         return Err(DlqError::Api(status, msg));
     }
-    serde_json::from_str(&text)
-        .map_err(|e| DlqError::Api(status, format!("unreadable answer: {e}")))
+    let v: Value = serde_json::from_str(&text)
+        .map_err(|e| DlqError::Api(status, format!("unreadable answer: {e}")))?;
+    if v["store"] == "memory" {
+        return Err(DlqError::NoQueue(base));
+    }
+    Ok(v)
 }

@@ -59,8 +59,15 @@ pub enum DlqCommand {
 
 #[derive(Debug, Args)]
 pub struct AdminArgs {
-    /// The gateway's admin address (admin.listen).
-    #[arg(long, env = "HOOKGATE_ADMIN", default_value = "http://127.0.0.1:9090")]
+    /// The gateway's admin address: admin.listen as in the config (host:port), or a URL
+    /// (http://host:port).
+    #[arg(
+        long,
+        value_name = "ADDR",
+        env = "HOOKGATE_ADMIN",
+        hide_env_values = true,
+        default_value = "127.0.0.1:9090"
+    )]
     pub admin: String,
 }
 
@@ -68,8 +75,8 @@ pub struct AdminArgs {
 pub struct DlqListArgs {
     #[command(flatten)]
     pub admin: AdminArgs,
-    /// Only this route's.
-    #[arg(long)]
+    /// Only this route's dead letters.
+    #[arg(long, value_name = "NAME")]
     pub route: Option<String>,
     /// Print the admin API's JSON instead of a table.
     #[arg(long)]
@@ -85,7 +92,7 @@ pub struct DlqSelectArgs {
     #[arg(long, value_delimiter = ',')]
     pub id: Vec<u64>,
     /// Every dead letter of this route.
-    #[arg(long)]
+    #[arg(long, value_name = "NAME")]
     pub route: Option<String>,
     /// Every dead letter.
     #[arg(long)]
