@@ -1,6 +1,7 @@
 //! The helper commands as an operator runs them (docs/operations.md#command-line): `sign` and
 //! `send` for a route of a config file, what they say when a flag is missing or a gateway
-//! cannot be reached, and `dlq` against the address `admin.listen` names.
+//! cannot be reached, `dlq` against the address `admin.listen` names, and the README's way of
+//! putting `hookgate` on PATH.
 
 mod common;
 
@@ -522,5 +523,65 @@ fn dlq_on_the_memory_store_says_there_is_no_queue() {
             "{args:?}: {}",
             text(&out)
         );
+    }
+}
+
+/// The README installs `hookgate` before its commands use it, and neither it nor docs/ runs
+/// the binary from target/.
+#[test]
+fn readme_puts_hookgate_on_path_before_using_it() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let install = readme
+        .find("cargo install --path .")
+        .expect("README.md gives the install step");
+    let code_lines = |text: &str| -> Vec<(usize, String)> {
+        let mut inside = false;
+        let mut out = Vec::new();
+        let mut offset = 0;
+        for line in text.split_inclusive('\n') {
+            if line.trim_start().starts_with("```") {
+                inside = !inside;
+            } else if inside {
+                out.push((offset, line.trim().to_string()));
+            }
+            offset += line.len();
+        }
+        out
+    };
+    let runs_hookgate = |line: &str| {
+        line.split_whitespace()
+            .find(|w| !w.contains('='))
+            .is_some_and(|w| w == "hookgate")
+    };
+    let first = code_lines(&readme)
+        .into_iter()
+        .find(|(_, l)| runs_hookgate(l))
+        .expect("README.md shows hookgate commands");
+    assert!(
+        install < first.0,
+        "README.md uses `{}` before installing hookgate",
+        first.1
+    );
+    let mut pages = vec![root.join("README.md")];
+    for entry in std::fs::read_dir(root.join("docs")).unwrap() {
+        pages.push(entry.unwrap().path());
+    }
+    for page in pages {
+        let text = std::fs::read_to_string(&page).unwrap();
+        assert!(
+            !text.contains("target/release/hookgate"),
+            "{}: runs the binary from target/",
+            page.display()
+        );
+        for (_, line) in code_lines(&text) {
+            if let Some((_, rest)) = line.split_once("cargo run --release -- ") {
+                assert!(
+                    rest == "run -c config.example.yaml",
+                    "{}: `{line}`: write it as `hookgate ...`",
+                    page.display()
+                );
+            }
+        }
     }
 }
