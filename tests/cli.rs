@@ -585,3 +585,35 @@ fn readme_puts_hookgate_on_path_before_using_it() {
         }
     }
 }
+
+/// Every command's help starts with what it does and reads without clap's defaults leaking a
+/// real-looking URL.
+#[test]
+fn help_of_every_command() {
+    for args in [
+        vec!["--help"],
+        vec!["run", "--help"],
+        vec!["check", "--help"],
+        vec!["sign", "--help"],
+        vec!["send", "--help"],
+        vec!["echo", "--help"],
+        vec!["dlq", "--help"],
+        vec!["dlq", "list", "--help"],
+        vec!["dlq", "replay", "--help"],
+        vec!["dlq", "drop", "--help"],
+    ] {
+        let out = run_cli(&args, &[], None);
+        assert!(out.status.success(), "{args:?}: {}", text(&out));
+        let help = stdout(&out);
+        assert!(!help.contains("127.0.0.1:8080"), "{args:?}:\n{help}");
+        if args.contains(&"sign") || args.contains(&"send") {
+            assert!(
+                help.contains("--route <NAME>") && help.contains("-c, --config <FILE>"),
+                "{args:?}:\n{help}"
+            );
+        }
+        if args.contains(&"list") || args.contains(&"replay") || args.contains(&"drop") {
+            assert!(help.contains("host:port"), "{args:?}:\n{help}");
+        }
+    }
+}

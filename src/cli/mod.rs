@@ -19,7 +19,8 @@ use crate::verify::SCHEME_NAMES;
 #[command(
     name = "hookgate",
     version,
-    about = "A gateway that lets through only genuine webhooks"
+    about = "A gateway that lets through only genuine webhooks",
+    after_help = "Exit codes: 0 ok, 1 runtime error, 2 usage or config error. More: docs/operations.md"
 )]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct Cli {
@@ -101,8 +102,15 @@ pub struct DlqSelectArgs {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Config file.
-    #[arg(short, long, env = "HOOKGATE_CONFIG", default_value = "hookgate.yaml")]
+    /// The config file.
+    #[arg(
+        short,
+        long,
+        value_name = "FILE",
+        env = "HOOKGATE_CONFIG",
+        hide_env_values = true,
+        default_value = "hookgate.yaml"
+    )]
     pub config: PathBuf,
 }
 
@@ -205,6 +213,6 @@ pub struct SendArgs {
 #[derive(Debug, Args)]
 pub struct EchoArgs {
     /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:3000")]
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:3000")]
     pub listen: std::net::SocketAddr,
 }
