@@ -18,8 +18,11 @@ fn main() -> ExitCode {
         Some(Command::Run(args)) => run(&args),
         Some(Command::Check(args)) => check(&args),
         Some(Command::Sign(args)) => match hookgate::cli::sign::sign(&args) {
-            Ok(out) => {
-                print!("{out}");
+            Ok(printed) => {
+                print!("{}", printed.out);
+                if let Some(note) = printed.note {
+                    eprintln!("hookgate: {note}");
+                }
                 ExitCode::SUCCESS
             }
             Err(e) => fail(&e.to_string(), e.exit_code()),
@@ -44,7 +47,12 @@ fn main() -> ExitCode {
                     print!("{out}");
                     ExitCode::SUCCESS
                 }
-                Err(e) => fail(&e.to_string(), e.exit_code()),
+                Err(e) => {
+                    if let Some(out) = e.output() {
+                        print!("{out}");
+                    }
+                    fail(&e.to_string(), e.exit_code())
+                }
             },
             Err(e) => fail(&e.to_string(), 1),
         },

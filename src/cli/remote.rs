@@ -1,17 +1,14 @@
-//! The admin API from the command line: one JSON call to a running gateway, with its token.
+//! The admin API from the command line (`dlq`, `events`, `routes`): one JSON call to a running
+//! gateway, with its token.
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
+
+use super::client::{self, SendError};
 
 /// Why a call to the admin API failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RemoteError {
-    #[error(
-        "invalid --admin `{0}`; give host:port (as admin.listen) or a URL, e.g. 127.0.0.1:9090"
-    )]
+    #[error("invalid --admin `{0}`; give host:port as admin.listen has it (127.0.0.1:9090), or an http:// URL (the admin API speaks plain HTTP)")]
     BadAddress(String),
     #[error("cannot reach the admin API at {0}: {1}")]
     Unreachable(String, String),
@@ -31,19 +28,20 @@ impl RemoteError {
     }
 }
 
-/// `host:port` or `http://host:port[/]` as a base URL.
+/// The admin API's base URL from `--admin`: `host:port` as `admin.listen` has it, or a URL.
 pub fn base_url(admin: &str) -> Result<String, RemoteError> {
-    let bad = || RemoteError::BadAddress(admin.to_string());
-    let with_scheme = if admin.contains("://") {
-        admin.to_string()
+    let trimmed = admin.trim().trim_end_matches('/');
+    let base = if trimmed.contains("://") {
+        trimmed.to_string()
     } else {
-        format!("http://{admin}")
+        format!("http://{trimmed}")
     };
-    let uri: http::Uri = with_scheme.parse().map_err(|_| bad())?;
-    if uri.scheme_str() != Some("http") || uri.authority().is_none() {
+    let bad = || RemoteError::BadAddress(admin.into());
+    let uri: http::Uri = base.parse().map_err(|_| bad())?;
+    if uri.scheme_str() != Some("http") || uri.host().is_none_or(str::is_empty) {
         return Err(bad());
     }
-    Ok(with_scheme.trim_end_matches('/').to_string())
+    Ok(base)
 }
 
 /// One call; a 2xx answer's JSON, else its `error`.
@@ -55,33 +53,25 @@ pub async fn call(
     body: Option<Value>,
 ) -> Result<Value, RemoteError> {
     let base = base_url(admin)?;
-    let uri: http::Uri = format!("{base}{path}")
-        .parse()
-        .map_err(|_| RemoteError::BadAddress(admin.into()))?;
-    let payload = body.map_or_else(Bytes::new, |b| Bytes::from(b.to_string()));
-    let mut req = http::Request::builder()
-        .method(method)
-        .uri(uri)
-        .header(http::header::CONTENT_TYPE, "application/json");
+    let url = format!("{base}{path}");
+    let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
     if let Some(t) = token.filter(|t| !t.is_empty()) {
-        req = req.header(http::header::AUTHORIZATION, format!("Bearer {t}"));
+        headers.push(("authorization".to_string(), format!("Bearer {t}")));
     }
-    let req = req
-        .body(Full::new(payload))
-        .map_err(|_| RemoteError::BadAddress(admin.into()))?;
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let unreachable = |e: String| RemoteError::Unreachable(base.clone(), e);
-    let res = tokio::time::timeout(std::time::Duration::from_secs(30), client.request(req))
-        .await
-        .map_err(|_| unreachable("no answer within 30s".into()))?
-        .map_err(|e| unreachable(connect_reason(&e)))?;
-    let status = res.status().as_u16();
-    let bytes = res
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| unreachable(e.to_string()))?
-        .to_bytes();
+    let answer = client::call(&client::Call {
+        method,
+        url: &url,
+        headers: &headers,
+        body: body.map(|b| b.to_string().into_bytes()).unwrap_or_default(),
+        timeout: std::time::Duration::from_secs(30),
+        cacert: None,
+    })
+    .await
+    .map_err(|e| match e {
+        SendError::BadUrl(_) => RemoteError::BadAddress(admin.into()),
+        e => RemoteError::Unreachable(base.clone(), e.to_string()),
+    })?;
+    let (status, bytes) = (answer.status, answer.body);
     let text = String::from_utf8_lossy(&bytes).trim().to_string();
     if status == 401 {
         return Err(RemoteError::Unauthorized);
@@ -95,13 +85,4 @@ pub async fn call(
     }
     serde_json::from_str(&text)
         .map_err(|e| RemoteError::Api(status, format!("unreadable answer: {e}")))
-}
-
-/// The innermost cause of a client error, e.g. `Connection refused (os error 111)`.
-fn connect_reason(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cause = e;
-    while let Some(next) = cause.source() {
-        cause = next;
-    }
-    cause.to_string()
 }

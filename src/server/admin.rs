@@ -6,6 +6,9 @@
 //! - `GET /admin/dlq[?route=NAME]`: the dead letters, oldest first.
 //! - `POST /admin/dlq/replay` and `POST /admin/dlq/drop` with a JSON body selecting
 //!   `{"ids": [..]}`, `{"route": "NAME"}` or `{"all": true}`.
+//!
+//! Each answer names the store's kind (`"store": "redb"`): on `memory`, which holds no queue,
+//! there are never dead letters.
 
 use std::sync::Arc;
 
@@ -141,7 +144,10 @@ async fn handle(gateway: &Gateway, req: Request<Incoming>) -> Response<Full<Byte
             match gateway.engine().dead_letters(&which).await {
                 Ok(list) => json_response(
                     StatusCode::OK,
-                    &json!({ "dead_letters": list.iter().map(describe).collect::<Vec<_>>() }),
+                    &json!({
+                        "dead_letters": list.iter().map(describe).collect::<Vec<_>>(),
+                        "store": gateway.store().kind(),
+                    }),
                 ),
                 Err(e) => {
                     tracing::error!(error = %e, "listing dead letters failed");
@@ -166,7 +172,10 @@ async fn handle(gateway: &Gateway, req: Request<Incoming>) -> Response<Full<Byte
                     let ids: Vec<u64> = done.iter().map(|m| m.id).collect();
                     let verb = if replay { "replayed" } else { "dropped" };
                     tracing::info!(count = ids.len(), ?ids, "dead letters {verb}");
-                    json_response(StatusCode::OK, &json!({ verb: ids.len(), "ids": ids }))
+                    json_response(
+                        StatusCode::OK,
+                        &json!({ verb: ids.len(), "ids": ids, "store": gateway.store().kind() }),
+                    )
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "dead-letter operation failed");
