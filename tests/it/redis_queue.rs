@@ -4,15 +4,13 @@
 //! fleet's, managed with `hookgate dlq` against any replica; while Redis is down a queue route
 //! answers 503, never 202, and takes events again once Redis is back.
 
-mod common;
-
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::redis::RedisServer;
-use common::*;
+use crate::common::redis::RedisServer;
+use crate::common::*;
 
 const SECRET: &str = "queue-secret";
 

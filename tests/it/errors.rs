@@ -1,11 +1,9 @@
 //! Every refusal on the request path: status, body, nothing forwarded, counted.
 
-mod common;
-
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 const SECRET: &str = "err-secret-one";
 const BODY: &[u8] = br#"{"job_id":"job_err","status":"failed"}"#;

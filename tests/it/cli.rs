@@ -3,15 +3,13 @@
 //! cannot be reached, `dlq` against the address `admin.listen` names, and the README's way of
 //! putting `hookgate` on PATH.
 
-mod common;
-
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::Output;
 
+use crate::common::tls::{with_tls, TestCert};
+use crate::common::*;
 use base64::Engine;
-use common::tls::{with_tls, TestCert};
-use common::*;
 
 const SECRET: &str = "route-secret-7Qm2";
 const SVIX_SECRET: &str = "whsec_U3RhbmRhcmRTZWNyZXRWYWx1ZS1rOWo4aDc=";

@@ -4,10 +4,8 @@
 //! `hookgate_key_matches_total` and the sender's delivery id is logged. Zoom's URL validation is
 //! answered by the gateway itself.
 
-mod common;
-
+use crate::common::*;
 use base64::Engine as _;
-use common::*;
 use hmac::{KeyInit, Mac};
 use p256::pkcs8::{EncodePrivateKey, EncodePublicKey};
 

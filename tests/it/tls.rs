@@ -1,13 +1,13 @@
 //! HTTPS: end to end over TLS 1.2 and 1.3, HTTP/2 by ALPN, certificate reload without dropping
 //! open connections, a broken new certificate, and the handshake timeout.
 
-mod common;
-
 use std::io::Read;
 use std::time::{Duration, Instant};
 
-use common::tls::{server_tls, with_tls, HttpsConn, TestCert, H1, H2, TLS12_ONLY, TLS13_ONLY};
-use common::*;
+use crate::common::tls::{
+    server_tls, with_tls, HttpsConn, TestCert, H1, H2, TLS12_ONLY, TLS13_ONLY,
+};
+use crate::common::*;
 
 const SECRET: &str = "tls-secret-one";
 const BODY: &[u8] = br#"{"job_id":"job_tls","status":"completed"}"#;

@@ -2,9 +2,7 @@
 //! events, 400 / 422 answers, shadow mode, `by_field` selection with schema files beside the
 //! config, and schema config errors.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 const SECRET: &str = "schema-secret";
 const PATH: &str = "/webhooks/mediaconvert";

@@ -2,14 +2,12 @@
 //! ownership of a release, the fleet GCRA's exact answers, and the queue on Redis Streams
 //! (lifecycle, ownership, adoption after a lease, dead letters shared by the fleet).
 
-mod common;
-
 use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
+use crate::common::redis::RedisServer;
+use crate::common::WAIT;
 use bytes::Bytes;
-use common::redis::RedisServer;
-use common::WAIT;
 use hookgate::limit::{Limit, Rate};
 use hookgate::store::{Claim, Event, Meta, RedisStore, Selection, Store};
 

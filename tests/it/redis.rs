@@ -2,14 +2,12 @@
 //! Redis, and an unreachable Redis degrades as documented (dedup fails open, the route limit
 //! goes local, `/readyz` answers 503) and recovers by itself.
 
-mod common;
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::redis::RedisServer;
-use common::*;
+use crate::common::redis::RedisServer;
+use crate::common::*;
 
 const SECRET: &str = "fleet-secret";
 

@@ -6,15 +6,13 @@
 //! The SDKs are installed by `bash tests/interop/setup.sh` (into `.venv/` and
 //! `tests/interop/node_modules`); without them this test fails and says so.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 /// Unicode, escapes and a trailing newline: SDKs that re-encode would break it.

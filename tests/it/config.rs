@@ -1,10 +1,8 @@
 //! `hookgate check` and `run` on broken and valid configs.
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 
 /// A valid config whose pieces the broken ones below replace.
 fn base(routes: impl Routes) -> Value {

@@ -1,8 +1,6 @@
 //! Every mediaconvert and github vector through a running gateway.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 /// Route name for case `i` of a scheme.
 fn route_name(scheme: &str, i: usize) -> String {

@@ -1,12 +1,10 @@
 //! Listener behaviour: h2c, slow clients, connection limit, graceful shutdown, admin endpoints.
 
-mod common;
-
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 const SECRET: &str = "srv-secret-one";
 const BODY: &[u8] = br#"{"job_id":"job_srv","status":"completed"}"#;

@@ -4,16 +4,14 @@
 //! documents, keeps serving honest senders, and keeps its memory bounded (VmRSS / VmHWM of the
 //! process). Figures are printed; run with `--nocapture` to see them.
 
-mod common;
-
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use bytes::Bytes;
-use common::*;
 
 const SECRET: &str = "abuse-secret";
 const BODY: &[u8] = br#"{"job_id":"job_1","status":"completed"}"#;

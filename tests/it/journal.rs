@@ -1,13 +1,11 @@
 //! The event journal and the admin API through the real binary: what each request came to,
 //! replays, pausing a route, the admin token. Real backends on 127.0.0.1.
 
-mod common;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use base64::Engine as _;
-use common::*;
 
 const SECRET: &str = "journal-secret-0123";
 const TOKEN: &str = "admin-token-abc";

@@ -4,12 +4,10 @@
 //! Rates are low (`1/m`) so a refill cannot happen while a test runs; exact timing is covered
 //! by the unit tests with a fake clock.
 
-mod common;
-
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 const SECRET: &str = "limit-secret";
 const BODY: &[u8] = br#"{"job_id":"job_lim","status":"completed"}"#;

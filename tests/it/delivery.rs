@@ -1,12 +1,10 @@
 //! Durable delivery: queue mode (202 once stored, delivered with retries), hybrid mode (202
 //! when the backend misses the deadline), dead letters and `hookgate dlq`, store faults.
 
-mod common;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 const SECRET: &str = "delivery-secret";
 

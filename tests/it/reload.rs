@@ -2,14 +2,12 @@
 //! invalid configs refused while the old one serves; secret rotation; requests under way finish
 //! on the config they started with; settings that need a restart say so.
 
-mod common;
-
 use std::io::Write;
 use std::os::unix::fs::symlink;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 const BODY: &[u8] = br#"{"job_id":"job_reload","status":"completed"}"#;
 const OLD: &str = "reload-secret-old";

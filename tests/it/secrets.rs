@@ -1,8 +1,6 @@
 //! Secrets and signatures never show up in logs or metrics.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 const INLINE: &str = "InlineSecretValue-7f3k9q2m";
 const FROM_ENV: &str = "EnvSecretValue-p4x8w1z6";

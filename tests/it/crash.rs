@@ -7,14 +7,12 @@
 //! hit. Requests cut off by the kill got no answer: the sender retries them, and dedup
 //! answers "duplicate" for those that were stored before the kill.
 
-mod common;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use bytes::Bytes;
-use common::*;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;

@@ -1,13 +1,11 @@
 //! What the backend receives and what the sender gets back.
 
-mod common;
-
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 const SECRET: &str = "fwd-secret-one";
 const BODY: &[u8] = br#"{"job_id":"job_fwd","status":"completed"}"#;

@@ -10,8 +10,9 @@
 //! - [`vectors`]: the shared test vectors;
 //! - [`redis`], [`tls`]: a private `redis-server`, HTTPS.
 //!
-//! Everything but `redis` and `tls` is re-exported here, so a test's `use common::*;` has it.
-#![allow(dead_code)]
+//! Everything but `redis`, `tls` and the Prometheus parser in `metrics` is re-exported here, so a
+//! test's `use crate::common::*;` has it. All the tests are one binary (`tests/it/main.rs`), so a
+//! helper no test uses is reported as dead code.
 
 pub mod backends;
 pub mod cli;
@@ -24,21 +25,13 @@ pub mod sign;
 pub mod tls;
 pub mod vectors;
 
-#[allow(unused_imports)]
 pub use backends::*;
-#[allow(unused_imports)]
 pub use cli::*;
-#[allow(unused_imports)]
 pub use client::*;
-#[allow(unused_imports)]
 pub use config::*;
-#[allow(unused_imports)]
 pub use gateway::*;
-#[allow(unused_imports)]
-pub use metrics::*;
-#[allow(unused_imports)]
+pub use metrics::parse_sample;
 pub use sign::*;
-#[allow(unused_imports)]
 pub use vectors::*;
 
 use std::time::Duration;

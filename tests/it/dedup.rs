@@ -1,11 +1,9 @@
 //! Dedup: duplicates are answered without reaching the backend, a copy that races the first
 //! gets 409, and only a delivered event makes later copies duplicates.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 const SECRET: &str = "dedup-secret";
 

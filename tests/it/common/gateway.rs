@@ -172,11 +172,6 @@ impl Gateway {
         self.admin
     }
 
-    /// Process id.
-    pub fn pid(&self) -> u32 {
-        self.pid
-    }
-
     /// `http://<addr><path>`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)

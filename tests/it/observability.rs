@@ -1,11 +1,9 @@
 //! What an operator reads off a running gateway: its request lines, its start-up and shutdown
 //! lines, and the metric series alerts need before the first webhook. Real binary, real backend.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 const SECRET: &str = "obs-secret";
