@@ -137,7 +137,7 @@ struct Record {
 }
 
 /// What the journal needs of a finished request besides its [`Record`].
-struct Seen<'a> {
+struct Finished<'a> {
     received_ms: u64,
     method: &'a str,
     path: &'a str,
@@ -276,7 +276,7 @@ impl Gateway {
         };
         let elapsed = started.elapsed();
         self.account(&rec, route, outcome, reason, elapsed);
-        let seen = Seen {
+        let seen = Finished {
             received_ms,
             method: method.as_str(),
             path: &path,
@@ -316,7 +316,7 @@ impl Gateway {
     }
 
     /// Hands the finished request to the journal, refusals within their per-route rate.
-    fn journal_request(&self, state: &State, rec: &Record, seen: Seen<'_>) {
+    fn journal_request(&self, state: &State, rec: &Record, seen: Finished<'_>) {
         let route_name = rec.route.as_deref();
         let refused = !matches!(seen.outcome, "forwarded" | "queued" | "answered");
         if refused && !self.journal.admit_refusal(route_name.unwrap_or("none")) {
