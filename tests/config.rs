@@ -465,3 +465,122 @@ fn env_names_parser() {
     let t = "secrets:\n  - {id: a, env: FOO_1}\n  - id: b\n    env: \"BAR\"\n  # env: IGNORED\nurl: ${BAZ}/x\nenvironment: x\n";
     assert_eq!(env_names(t), vec!["BAR", "BAZ", "FOO_1"]);
 }
+
+/// The problem lines of `check`'s stderr (the header line set aside).
+fn problem_lines(lines: &[String]) -> Vec<&str> {
+    lines
+        .iter()
+        .map(String::as_str)
+        .filter(|l| !l.starts_with("hookgate: "))
+        .collect()
+}
+
+/// Asserts that each of `keys` starts exactly one problem line, and that no line speaks of
+/// the program's own types instead of the config.
+fn assert_each_once(lines: &[String], keys: &[(&str, &str)]) {
+    let problems = problem_lines(lines);
+    for (key, word) in keys {
+        let hits: Vec<_> = problems
+            .iter()
+            .filter(|l| l.starts_with(&format!("{key}: ")))
+            .collect();
+        assert_eq!(
+            hits.len(),
+            1,
+            "{key}: expected exactly one problem; stderr:\n{}",
+            lines.join("\n")
+        );
+        assert!(
+            hits[0].contains(word),
+            "{key}: problem without {word:?}; stderr:\n{}",
+            lines.join("\n")
+        );
+    }
+    for l in &problems {
+        for rust in [
+            "struct ",
+            "enum ",
+            "invalid type",
+            "Scalar",
+            "File`",
+            "variant",
+        ] {
+            assert!(!l.contains(rust), "{rust:?} in {l:?}");
+        }
+    }
+}
+
+/// The operator's report: one value of the wrong type hid every other problem.
+#[test]
+fn wrong_type_does_not_hide_other_problems() {
+    let mut yaml = base(json!({
+        "name": "mc",
+        "path": "/a",
+        "verify": verify("githib", &[secret_value("k", "s")]),
+    }));
+    yaml["server"]["max_connections"] = json!(-1);
+    yaml["server"]["bogus"] = json!(1);
+    let (code, lines) = check(&yaml, &[]);
+    assert_eq!(code, Some(2), "stderr:\n{}", lines.join("\n"));
+    assert_each_once(
+        &lines,
+        &[
+            ("server.max_connections", "-1"),
+            ("server.bogus", "unknown key"),
+            ("routes[0].upstream", "missing"),
+            ("routes[0].verify.scheme", "githib"),
+        ],
+    );
+    assert_eq!(problem_lines(&lines).len(), 4, "{}", lines.join("\n"));
+}
+
+/// Every value of the wrong type is reported at its key, in words, and nothing derived from
+/// it (a "missing" at the same key) is added.
+#[test]
+fn every_wrong_type_reported_at_its_key() {
+    let mut yaml = base([
+        route_with_timeout("a", "/a", UP, "2s", mc_verify(&[("k", "s")])).with("timeout", 9),
+        ok_route("b", "/b").with("verify", "github"),
+        ok_route("c", "/c").with("verify", json!({"scheme": "github", "secrets": "abc"})),
+        ok_route("d", "/d").with("upstream", json!(["http://127.0.0.1:9/"])),
+    ]);
+    yaml["server"]["workers"] = json!(2.5);
+    yaml["server"]["max_body_bytes"] = json!(-5);
+    yaml["server"]["listen"] = json!(8080);
+    yaml["server"]["header_timeout"] = json!(true);
+    yaml["reload"] = json!({"watch": "yes"});
+    yaml["server"]["trusted_proxies"] = json!("10.0.0.0/8");
+    yaml["log"]["level"] = json!({"a": 1});
+    let (code, lines) = check(&yaml, &[]);
+    assert_eq!(code, Some(2), "stderr:\n{}", lines.join("\n"));
+    assert_each_once(
+        &lines,
+        &[
+            ("server.listen", "got the number 8080"),
+            ("server.workers", "2.5"),
+            ("server.max_body_bytes", "-5"),
+            ("server.header_timeout", "got true"),
+            ("server.trusted_proxies", "got the string `10.0.0.0/8`"),
+            ("log.level", "got a mapping"),
+            ("reload.watch", "expected a boolean"),
+            ("routes[0].timeout", "got the number 9"),
+            ("routes[1].verify", "got the string `github`"),
+            // What is written where secrets go may be a secret: its type only.
+            ("routes[2].verify.secrets", "got a string"),
+            ("routes[3].upstream", "got a list"),
+        ],
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l == "routes[0].timeout: expected a duration such as 9s, got the number 9"),
+        "stderr:\n{}",
+        lines.join("\n")
+    );
+    assert_eq!(problem_lines(&lines).len(), 11, "{}", lines.join("\n"));
+    assert!(
+        lines.iter().all(|l| !l.contains("abc")),
+        "{}",
+        lines.join("\n")
+    );
+}

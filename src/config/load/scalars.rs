@@ -3,7 +3,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::config::file::Scalar;
+use serde_json::Value;
+
+use crate::config::file::Leaf;
 
 use super::Validator;
 
@@ -31,29 +33,25 @@ pub fn parse_size(s: &str) -> Option<u64> {
     n.checked_mul(mult)
 }
 
-/// A scalar as the operator wrote it, for messages.
-pub(super) fn shown(s: &Scalar) -> String {
-    match s {
-        Scalar::Int(n) => n.to_string(),
-        Scalar::Str(t) => t.clone(),
-    }
-}
-
 impl Validator {
-    pub(super) fn addr(&mut self, key: &str, s: Option<&str>, default: &str) -> SocketAddr {
-        let s = s.unwrap_or(default);
+    pub(super) fn addr(&mut self, key: &str, v: Leaf, default: &str) -> SocketAddr {
+        let fallback = || SocketAddr::from(([127, 0, 0, 1], 0));
+        let Some(s) = self.text(key, v, &format!("an address such as {default}")) else {
+            return default.parse().unwrap_or_else(|_| fallback());
+        };
         s.parse().unwrap_or_else(|_| {
             self.problem(
                 key,
                 format!("`{s}` is not an address; use IP:PORT, e.g. {default}"),
             );
-            SocketAddr::from(([127, 0, 0, 1], 0))
+            fallback()
         })
     }
 
-    pub(super) fn duration(&mut self, key: &str, s: Option<String>, default_secs: u64) -> Duration {
-        let Some(s) = s else {
-            return Duration::from_secs(default_secs);
+    pub(super) fn duration(&mut self, key: &str, v: Leaf, default_secs: u64) -> Duration {
+        let default = Duration::from_secs(default_secs);
+        let Some(s) = self.text(key, v, "a duration such as 9s") else {
+            return default;
         };
         match humantime::parse_duration(&s) {
             Ok(d) if !d.is_zero() => d,
@@ -62,49 +60,68 @@ impl Validator {
                     key,
                     format!("`{s}` is not a duration; write e.g. 500ms, 9s, 5m or 24h"),
                 );
-                Duration::from_secs(default_secs)
-            }
-        }
-    }
-
-    pub(super) fn size(&mut self, key: &str, s: Option<Scalar>, default: u64) -> u64 {
-        match s {
-            None => default,
-            Some(Scalar::Int(n)) if n > 0 => n,
-            Some(Scalar::Str(ref t)) if parse_size(t).is_some_and(|n| n > 0) => {
-                parse_size(t).unwrap_or(default)
-            }
-            Some(other) => {
-                let shown = match other {
-                    Scalar::Int(n) => n.to_string(),
-                    Scalar::Str(t) => t,
-                };
-                self.problem(
-                    key,
-                    format!(
-                        "`{shown}` is not a size; write e.g. 512KiB, 1MiB or a number of bytes"
-                    ),
-                );
                 default
             }
         }
     }
 
-    pub(super) fn count(&mut self, key: &str, s: Option<Scalar>, default: usize) -> usize {
-        match s {
-            None => default,
-            Some(Scalar::Int(n)) if n > 0 => usize::try_from(n).unwrap_or(usize::MAX),
+    pub(super) fn size(&mut self, key: &str, v: Leaf, default: u64) -> u64 {
+        let size = match v {
+            None => return default,
+            Some(_) if self.spoiled(key) => return default,
+            Some(Value::Number(n)) => n.as_u64().filter(|n| *n > 0).ok_or(n.to_string()),
+            Some(Value::String(s)) => parse_size(&s).filter(|n| *n > 0).ok_or(s),
             Some(other) => {
-                self.problem(
-                    key,
-                    format!("`{}` must be a whole number above 0", shown(&other)),
-                );
-                default
+                self.wrong_type(key, "a size such as 1MiB or a number of bytes", &other);
+                return default;
+            }
+        };
+        size.unwrap_or_else(|shown| {
+            self.problem(
+                key,
+                format!("`{shown}` is not a size; write e.g. 512KiB, 1MiB or a number of bytes"),
+            );
+            default
+        })
+    }
+
+    pub(super) fn count(&mut self, key: &str, v: Leaf, default: usize) -> usize {
+        self.whole(
+            key,
+            v,
+            "a whole number above 0",
+            "must be a whole number above 0",
+        )
+        .map_or(default, |n| usize::try_from(n).unwrap_or(usize::MAX))
+    }
+
+    /// A whole number above 0; `None` when absent or wrong (reported with `refusal` after
+    /// the number as written).
+    pub(super) fn whole(
+        &mut self,
+        key: &str,
+        v: Leaf,
+        expected: &str,
+        refusal: &str,
+    ) -> Option<u64> {
+        match v? {
+            _ if self.spoiled(key) => None,
+            Value::Number(n) => match n.as_u64() {
+                Some(n) if n > 0 => Some(n),
+                _ => {
+                    self.problem(key, format!("`{n}` {refusal}"));
+                    None
+                }
+            },
+            other => {
+                self.wrong_type(key, expected, &other);
+                None
             }
         }
     }
 
-    pub(super) fn cidr(&mut self, key: &str, s: &str) -> Option<ipnet::IpNet> {
+    pub(super) fn cidr(&mut self, key: &str, v: Value) -> Option<ipnet::IpNet> {
+        let s = self.text(key, Some(v), "a CIDR such as 10.0.0.0/8")?;
         s.parse::<ipnet::IpNet>()
             .ok()
             .or_else(|| s.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))

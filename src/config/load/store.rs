@@ -11,15 +11,26 @@ use super::Validator;
 const MIN_LEASE: Duration = Duration::from_secs(1);
 
 impl Validator {
-    pub(super) fn store(&mut self, f: &StoreFile) -> StoreConfig {
-        let kind = f.kind.as_deref().unwrap_or("memory");
+    pub(super) fn store(&mut self, f: StoreFile) -> StoreConfig {
+        let given = [
+            ("store.path", f.path.is_some()),
+            ("store.url", f.url.is_some()),
+            ("store.prefix", f.prefix.is_some()),
+            ("store.lease", f.lease.is_some()),
+        ];
+        let kind = self.text("store.kind", f.kind, "memory, redb or redis");
+        let path = self.text(
+            "store.path",
+            f.path,
+            "a file name such as data/hookgate.redb",
+        );
+        let url = self.secret_text("store.url", f.url);
+        let prefix = self.text("store.prefix", f.prefix, "text such as \"hookgate:\"");
+        let kind = kind.as_deref().unwrap_or("memory");
+        let set = |key: &str| given.iter().any(|(k, set)| *k == key && *set);
         if kind != "redis" {
-            for (key, set) in [
-                ("store.url", f.url.is_some()),
-                ("store.prefix", f.prefix.is_some()),
-                ("store.lease", f.lease.is_some()),
-            ] {
-                if set {
+            for key in ["store.url", "store.prefix", "store.lease"] {
+                if set(key) {
                     self.problem(
                         key,
                         "only for kind redis; set store.kind: redis or remove the key",
@@ -29,7 +40,7 @@ impl Validator {
         }
         match kind {
             "memory" => {
-                if f.path.is_some() {
+                if set("store.path") {
                     self.problem(
                         "store.path",
                         "only for kind redb; set store.kind: redb or remove the key",
@@ -37,7 +48,7 @@ impl Validator {
                 }
                 StoreConfig::Memory
             }
-            "redb" => match f.path.as_deref() {
+            "redb" => match path.as_deref() {
                 Some("") => {
                     self.problem("store.path", "empty; e.g. data/hookgate.redb");
                     StoreConfig::Memory
@@ -47,13 +58,13 @@ impl Validator {
                 },
             },
             "redis" => {
-                if f.path.is_some() {
+                if set("store.path") {
                     self.problem(
                         "store.path",
                         "only for kind redb; remove the key (kind redis uses store.url)",
                     );
                 }
-                let url = f.url.clone().unwrap_or_default();
+                let url = url.unwrap_or_default();
                 match redis::Client::open(url.as_str()) {
                     _ if url.is_empty() => self.problem(
                         "store.url",
@@ -71,14 +82,14 @@ impl Validator {
                     ),
                     Ok(_) => {}
                 }
-                let prefix = f.prefix.clone().unwrap_or_else(|| "hookgate:".into());
+                let prefix = prefix.unwrap_or_else(|| "hookgate:".into());
                 if prefix.is_empty() {
                     self.problem(
                         "store.prefix",
                         "empty; every key would share the database's namespace; e.g. hookgate:",
                     );
                 }
-                let lease = self.duration("store.lease", f.lease.clone(), 30);
+                let lease = self.duration("store.lease", f.lease, 30);
                 if lease < MIN_LEASE {
                     self.problem(
                         "store.lease",
