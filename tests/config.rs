@@ -584,3 +584,66 @@ fn every_wrong_type_reported_at_its_key() {
         lines.join("\n")
     );
 }
+
+/// Zero where it is not allowed says so, instead of calling `0s` no duration.
+#[test]
+fn zero_is_refused_as_zero() {
+    let mut yaml = base(ok_route("mc", "/a"));
+    yaml["server"]["body_timeout"] = json!("0s");
+    yaml["server"]["max_body_bytes"] = json!(0);
+    let (code, lines) = check(&yaml, &[]);
+    assert_eq!(code, Some(2), "stderr:\n{}", lines.join("\n"));
+    assert_each_once(
+        &lines,
+        &[
+            ("server.body_timeout", "zero is not allowed"),
+            ("server.max_body_bytes", "zero is not allowed"),
+        ],
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|l| !l.contains("not a duration") && !l.contains("not a size")),
+        "stderr:\n{}",
+        lines.join("\n")
+    );
+}
+
+/// An unset `${VAR}` is reported once, as the cause, without what follows from the value
+/// it leaves behind.
+#[test]
+fn unset_variable_reported_once() {
+    let var = "HOOKGATE_TEST_SURELY_UNSET_UPSTREAM";
+    let yaml = base([
+        ok_route("a", "/a").with("upstream", format!("${{{var}}}")),
+        ok_route("b", "/b").with("upstream", format!("http://${{{var}}}:3000/x")),
+        ok_route("c", "/c").with(
+            "verify",
+            verify("github", &[secret_value("k", &format!("${{{var}}}"))]),
+        ),
+    ]);
+    let (code, lines) = check(&yaml, &[]);
+    assert_eq!(code, Some(2), "stderr:\n{}", lines.join("\n"));
+    assert_each_once(
+        &lines,
+        &[
+            ("routes[0].upstream", var),
+            ("routes[1].upstream", var),
+            ("routes[2].verify.secrets[0].value", var),
+        ],
+    );
+    assert_eq!(problem_lines(&lines).len(), 3, "{}", lines.join("\n"));
+}
+
+/// A duplicate path names the route that already answers it.
+#[test]
+fn duplicate_path_names_the_other_route() {
+    let yaml = base([
+        ok_route("one", "/same"),
+        ok_route("two", "/other"),
+        ok_route("three", "/same"),
+    ]);
+    let (code, lines) = check(&yaml, &[]);
+    assert_eq!(code, Some(2), "stderr:\n{}", lines.join("\n"));
+    assert_each_once(&lines, &[("routes[2].path", "route `one` (routes[0])")]);
+}

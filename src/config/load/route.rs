@@ -1,6 +1,6 @@
 //! `routes[]`: each route's path, host and upstream, and the problems between routes.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::config::file::{RouteFile, Section};
@@ -11,6 +11,14 @@ use crate::store::StoreConfig;
 use crate::upstream::Target as Upstream;
 
 use super::Validator;
+
+/// A route's path as the operator writes it.
+fn written(path: &RoutePath) -> String {
+    match path {
+        RoutePath::Exact(p) => p.clone(),
+        RoutePath::Prefix(p) => format!("{p}*"),
+    }
+}
 
 impl Validator {
     /// Every route, and the problems between routes (names, paths, modes the store cannot keep).
@@ -27,7 +35,8 @@ impl Validator {
             );
         }
         let mut names = HashSet::new();
-        let mut paths = HashSet::new();
+        // (host, path) -> the route that answers it: its index and name.
+        let mut paths = HashMap::new();
         let mut routes = Vec::new();
         for (i, r) in files.into_iter().enumerate() {
             let key = format!("routes[{i}]");
@@ -45,11 +54,21 @@ impl Validator {
                         ),
                     );
                 }
-                if !paths.insert((route.host.clone(), route.path.clone())) {
+                let answers = (route.host.clone(), route.path.clone());
+                if let Some((j, other)) = paths.get(&answers) {
+                    let on_host = route
+                        .host
+                        .as_deref()
+                        .map_or(String::new(), |h| format!(" on host {h}"));
                     self.problem(
                         format!("{key}.path"),
-                        "duplicate path: another route already answers it; change path or host",
+                        format!(
+                            "duplicate path: route `{other}` (routes[{j}]) already answers {}{on_host}; change path or host",
+                            written(&route.path)
+                        ),
                     );
+                } else {
+                    paths.insert(answers, (i, route.name.clone()));
                 }
                 let store_refused = self.spoiled("store") || self.spoiled("store.kind");
                 if route.delivery.mode != DeliveryMode::Sync && !store.durable() && !store_refused {

@@ -55,7 +55,17 @@ impl Validator {
         };
         match humantime::parse_duration(&s) {
             Ok(d) if !d.is_zero() => d,
-            _ => {
+            Ok(_) => {
+                self.problem(
+                    key,
+                    format!(
+                        "`{s}`: zero is not allowed here; give a duration above zero, e.g. {}",
+                        humantime::format_duration(default)
+                    ),
+                );
+                default
+            }
+            Err(_) => {
                 self.problem(
                     key,
                     format!("`{s}` is not a duration; write e.g. 500ms, 9s, 5m or 24h"),
@@ -69,20 +79,32 @@ impl Validator {
         let size = match v {
             None => return default,
             Some(_) if self.spoiled(key) => return default,
-            Some(Value::Number(n)) => n.as_u64().filter(|n| *n > 0).ok_or(n.to_string()),
-            Some(Value::String(s)) => parse_size(&s).filter(|n| *n > 0).ok_or(s),
+            Some(Value::Number(n)) => n.as_u64().ok_or(n.to_string()),
+            Some(Value::String(s)) => parse_size(&s).ok_or(s),
             Some(other) => {
                 self.wrong_type(key, "a size such as 1MiB or a number of bytes", &other);
                 return default;
             }
         };
-        size.unwrap_or_else(|shown| {
-            self.problem(
-                key,
-                format!("`{shown}` is not a size; write e.g. 512KiB, 1MiB or a number of bytes"),
-            );
-            default
-        })
+        match size {
+            Ok(0) => {
+                self.problem(
+                    key,
+                    "`0`: zero is not allowed here; give a size above zero, e.g. 1MiB",
+                );
+                default
+            }
+            Ok(n) => n,
+            Err(shown) => {
+                self.problem(
+                    key,
+                    format!(
+                        "`{shown}` is not a size; write e.g. 512KiB, 1MiB or a number of bytes"
+                    ),
+                );
+                default
+            }
+        }
     }
 
     pub(super) fn count(&mut self, key: &str, v: Leaf, default: usize) -> usize {

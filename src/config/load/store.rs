@@ -184,7 +184,7 @@ mod tests {
             ),
             (
                 "{kind: redis, url: \"redis://x\", lease: 0s}",
-                "store.lease: `0s` is not a duration",
+                "store.lease: `0s`: zero is not allowed",
             ),
             (
                 "{kind: redis, url: \"redis://x\", lease: 200ms}",
