@@ -647,3 +647,26 @@ fn duplicate_path_names_the_other_route() {
     assert_eq!(code, Some(2), "stderr:\n{}", lines.join("\n"));
     assert_each_once(&lines, &[("routes[2].path", "route `one` (routes[0])")]);
 }
+
+/// A YAML syntax error names the file, with its line and column once, on one line.
+#[test]
+fn yaml_syntax_error_names_the_file_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("hookgate.yaml");
+    std::fs::write(&path, "server:\n  listen: [\n").expect("write config");
+    let file = path.to_str().expect("utf-8 path");
+    let out = run_cli(&["check", "-c", file], &[], None);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr:\n{stderr}");
+    let lines: Vec<String> = stderr.lines().map(str::to_string).collect();
+    let problems = problem_lines(&lines);
+    assert_eq!(problems.len(), 1, "stderr:\n{stderr}");
+    assert!(
+        problems[0].starts_with(&format!("{file}:2:11: not valid YAML: ")),
+        "stderr:\n{stderr}"
+    );
+    for wrong in ["(file)", "<input>", "line 2", "column"] {
+        assert!(!stderr.contains(wrong), "{wrong:?} in stderr:\n{stderr}");
+    }
+    assert_eq!(stderr.matches("2:11").count(), 1, "stderr:\n{stderr}");
+}

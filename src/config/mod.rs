@@ -155,7 +155,7 @@ impl Config {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let (result, read_files) = load::parse_recording(&text, &dir);
+        let (result, read_files) = load::parse_recording(&text, &dir, Some(path));
         files.extend(read_files);
         let result = result.map_err(ConfigError::Invalid).map(|mut c| {
             c.source = Some(path.to_path_buf());

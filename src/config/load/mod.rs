@@ -29,17 +29,23 @@ pub use self::scalars::parse_size;
 /// Parses YAML text into a `Config`, or every problem found. Relative schema paths in it are
 /// read from `dir`.
 pub fn parse(text: &str, dir: &Path) -> Result<Config, Vec<Problem>> {
-    parse_recording(text, dir).0
+    parse_recording(text, dir, None).0
 }
 
 /// [`parse`], and every file that validation read (secrets, TLS, schemas), whatever the
-/// outcome.
-pub fn parse_recording(text: &str, dir: &Path) -> (Result<Config, Vec<Problem>>, Vec<Fingerprint>) {
+/// outcome. Problems with the file as a whole are reported under `file` (its name), or under
+/// `(file)` when the text has none.
+pub fn parse_recording(
+    text: &str,
+    dir: &Path,
+    file: Option<&Path>,
+) -> (Result<Config, Vec<Problem>>, Vec<Fingerprint>) {
     let mut v = Validator {
         problems: Vec::new(),
         spoiled: HashSet::new(),
         files: Vec::new(),
         dir: dir.to_path_buf(),
+        file: file.map_or_else(|| "(file)".to_string(), |f| f.display().to_string()),
     };
     let result = v.parse(text);
     (result, v.files)
@@ -48,12 +54,12 @@ pub fn parse_recording(text: &str, dir: &Path) -> (Result<Config, Vec<Problem>>,
 impl Validator {
     fn parse(&mut self, text: &str) -> Result<Config, Vec<Problem>> {
         let mut value: Value = serde_saphyr::from_str_with_options(text, yaml_options())
-            .map_err(|e| vec![Problem::new("(file)", format!("not valid YAML: {e}"))])?;
+            .map_err(|e| vec![self.not_yaml(&e)])?;
         if value.is_null() {
             value = Value::Object(Default::default());
         }
         let mut problems = Vec::new();
-        expand_env(&mut value, &mut String::new(), &mut problems);
+        expand_env(&mut value, &self.file, &mut String::new(), &mut problems);
         // A value with an unset variable is unusable: its key's problem is the variable.
         self.spoiled = problems.iter().map(|p| p.key.clone()).collect();
         self.problems = problems;
@@ -70,12 +76,13 @@ impl Validator {
             );
         }
         let expected = "a mapping of keys such as server and routes";
-        let file = match file.map(|f| self.section("(file)", Some(f), expected)) {
+        let whole = self.file.clone();
+        let file = match file.map(|f| self.section(&whole, Some(f), expected)) {
             Ok(Some(f)) => f,
             // Not a mapping: there are no keys to check.
             Ok(None) => return Err(std::mem::take(&mut self.problems)),
             Err(e) => {
-                self.problem("(file)", format!("cannot be read as a config: {e}"));
+                self.problem(whole, format!("cannot be read as a config: {e}"));
                 return Err(std::mem::take(&mut self.problems));
             }
         };
@@ -86,6 +93,24 @@ impl Validator {
         } else {
             Err(std::mem::take(&mut self.problems))
         }
+    }
+}
+
+impl Validator {
+    /// A YAML syntax error, on one line: `FILE:LINE:COLUMN: not valid YAML: what`.
+    fn not_yaml(&self, e: &serde_saphyr::Error) -> Problem {
+        use serde_saphyr::MessageFormatter;
+        let e = e.without_snippet();
+        let what: String = serde_saphyr::UserMessageFormatter
+            .format_message(e)
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        let key = match e.location() {
+            Some(at) if at.line() > 0 => format!("{}:{}:{}", self.file, at.line(), at.column()),
+            _ => self.file.clone(),
+        };
+        Problem::new(key, format!("not valid YAML: {what}"))
     }
 }
 
@@ -137,6 +162,8 @@ pub(super) struct Validator {
     files: Vec<Fingerprint>,
     /// Where relative schema paths are read from: the config file's directory.
     dir: PathBuf,
+    /// What problems with the whole file are filed under: its name, or `(file)`.
+    file: String,
 }
 
 impl Validator {
