@@ -670,3 +670,14 @@ fn yaml_syntax_error_names_the_file_once() {
     }
     assert_eq!(stderr.matches("2:11").count(), 1, "stderr:\n{stderr}");
 }
+
+/// Size units are read in any case: `1mb` passes like `1MB` and `1 MB`.
+#[test]
+fn size_units_in_any_case_pass_check() {
+    for size in ["1mb", "1MB", "1 MB", "1mib", "512kib", "64KB"] {
+        let mut yaml = base(ok_route("mc", "/a"));
+        yaml["server"]["max_body_bytes"] = json!(size);
+        let (code, lines) = check(&yaml, &[]);
+        assert_eq!(code, Some(0), "{size}: stderr:\n{}", lines.join("\n"));
+    }
+}

@@ -14,20 +14,22 @@ pub(super) fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// `512KiB`, `1MiB`, `2MB`, `100` (bytes).
+/// A size: a whole number of bytes, or a whole number and a unit in any case, with or without
+/// a space between: `b`, decimal `kb`, `mb`, `gb` (10^3, 10^6, 10^9) or binary `kib`, `mib`,
+/// `gib` (2^10, 2^20, 2^30). `512KiB`, `1MiB`, `2MB`, `1 mb`, `100` (bytes).
 pub fn parse_size(s: &str) -> Option<u64> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let n: u64 = num.parse().ok()?;
-    let mult: u64 = match unit.trim() {
-        "" | "B" => 1,
-        "KiB" => 1 << 10,
-        "MiB" => 1 << 20,
-        "GiB" => 1 << 30,
-        "KB" | "kB" => 1_000,
-        "MB" => 1_000_000,
-        "GB" => 1_000_000_000,
+    let mult: u64 = match unit.trim_start().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
         _ => return None,
     };
     n.checked_mul(mult)
@@ -99,7 +101,7 @@ impl Validator {
                 self.problem(
                     key,
                     format!(
-                        "`{shown}` is not a size; write e.g. 512KiB, 1MiB or a number of bytes"
+                        "`{shown}` is not a size; write a whole number of bytes, or one with a unit: kB, MB, GB (powers of 1000) or KiB, MiB, GiB (powers of 1024), e.g. 512KiB"
                     ),
                 );
                 default
@@ -157,6 +159,31 @@ impl Validator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Units in any case: decimal kB, MB, GB and binary KiB, MiB, GiB, with or without a
+    /// space.
+    #[test]
+    fn size_units_in_any_case() {
+        for (text, n) in [
+            ("1mb", 1_000_000),
+            ("1MB", 1_000_000),
+            ("1 Mb", 1_000_000),
+            ("2kb", 2_000),
+            ("2KB", 2_000),
+            ("3gb", 3_000_000_000),
+            ("1mib", 1 << 20),
+            ("1 MIB", 1 << 20),
+            ("4kib", 4 << 10),
+            ("1gib", 1 << 30),
+            ("7b", 7),
+            ("7 B", 7),
+        ] {
+            assert_eq!(parse_size(text), Some(n), "{text}");
+        }
+        for text in ["1m", "1k", "1 mbyte", "1tb", "1.5mb", "-1mb", "mb", ""] {
+            assert_eq!(parse_size(text), None, "{text}");
+        }
+    }
 
     #[test]
     fn sizes() {
