@@ -681,3 +681,96 @@ fn size_units_in_any_case_pass_check() {
         assert_eq!(code, Some(0), "{size}: stderr:\n{}", lines.join("\n"));
     }
 }
+
+/// `check` refuses what `run` would refuse before serving: a redb store it cannot open.
+#[test]
+fn check_refuses_a_redb_path_run_cannot_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let with_store = |path: &Path| {
+        base(ok_route("mc", "/a")).with(
+            "store",
+            json!({"kind": "redb", "path": path.display().to_string()}),
+        )
+    };
+    // A directory: what the operator's report found `check` accepting and `run` refusing.
+    let yaml = with_store(dir.path());
+    assert_problem("directory", &yaml, "store.path", Some("is a directory"));
+    let out = run_with_config("run", &yaml, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "run: {stderr}");
+    assert!(stderr.contains("store.path "), "run: {stderr}");
+
+    // Under a regular file: its directory cannot be created.
+    let file = dir.path().join("plain");
+    std::fs::write(&file, "not a directory").expect("write");
+    assert_problem(
+        "parent is a file",
+        &with_store(&file.join("x.redb")),
+        "store.path",
+        Some("not a directory"),
+    );
+    // A file that is not a redb database: redb refuses to open it.
+    assert_problem(
+        "not redb",
+        &with_store(&file),
+        "store.path",
+        Some("not a redb database"),
+    );
+
+    // A directory that cannot be written (unless the tests run as root, who may write
+    // anyway, as `run` could).
+    let locked = dir.path().join("locked");
+    std::fs::create_dir(&locked).expect("mkdir");
+    set_mode(&locked, 0o555);
+    let root = std::fs::write(locked.join("probe"), "x").is_ok();
+    if !root {
+        assert_problem(
+            "not writable",
+            &with_store(&locked.join("x.redb")),
+            "store.path",
+            Some("not writable"),
+        );
+    }
+    set_mode(&locked, 0o755);
+
+    // A file in directories that do not exist yet is fine: `run` creates them. `check`
+    // leaves no trace.
+    let fresh = dir.path().join("new/sub/x.redb");
+    let (code, lines) = check(&with_store(&fresh), &[]);
+    assert_eq!(code, Some(0), "stderr:\n{}", lines.join("\n"));
+    assert!(!dir.path().join("new").exists());
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+/// `check` refuses what `run` would refuse or crash on before serving: the admin listener on
+/// the proxy's port, more connections than can be counted.
+#[test]
+fn check_refuses_listeners_and_limits_run_cannot_use() {
+    let mut yaml = base(ok_route("mc", "/a"));
+    yaml["server"]["listen"] = json!("0.0.0.0:18080");
+    yaml["admin"]["listen"] = json!("127.0.0.1:18080");
+    assert_problem(
+        "admin on the proxy port",
+        &yaml,
+        "admin.listen",
+        Some("server.listen"),
+    );
+    let mut yaml = base(ok_route("mc", "/a"));
+    yaml["server"]["max_connections"] = json!(3_000_000_000_000_000_000u64);
+    assert_problem(
+        "too many connections",
+        &yaml,
+        "server.max_connections",
+        Some("at most"),
+    );
+    // Distinct ports, or port 0 (any free port), are fine.
+    let mut yaml = base(ok_route("mc", "/a"));
+    yaml["server"]["listen"] = json!("127.0.0.1:0");
+    yaml["admin"]["listen"] = json!("127.0.0.1:0");
+    let (code, lines) = check(&yaml, &[]);
+    assert_eq!(code, Some(0), "stderr:\n{}", lines.join("\n"));
+}

@@ -29,7 +29,17 @@ pub use self::scalars::parse_size;
 /// Parses YAML text into a `Config`, or every problem found. Relative schema paths in it are
 /// read from `dir`.
 pub fn parse(text: &str, dir: &Path) -> Result<Config, Vec<Problem>> {
-    parse_recording(text, dir, None).0
+    parse_recording(text, dir, None, Checks::Config).0
+}
+
+/// What is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checks {
+    /// The config itself: what `run` and a reload refuse to load.
+    Config,
+    /// Also what `run` would refuse when it starts serving, as far as the file system tells:
+    /// `hookgate check`.
+    StartUp,
 }
 
 /// [`parse`], and every file that validation read (secrets, TLS, schemas), whatever the
@@ -39,8 +49,10 @@ pub fn parse_recording(
     text: &str,
     dir: &Path,
     file: Option<&Path>,
+    checks: Checks,
 ) -> (Result<Config, Vec<Problem>>, Vec<Fingerprint>) {
     let mut v = Validator {
+        checks,
         problems: Vec::new(),
         spoiled: HashSet::new(),
         files: Vec::new(),
@@ -154,6 +166,7 @@ pub(super) fn shown_key(key: &str) -> &str {
 }
 
 pub(super) struct Validator {
+    checks: Checks,
     problems: Vec<Problem>,
     /// Keys whose value is unusable for a reason already reported (a value of the wrong
     /// type, an unset environment variable): what follows from it is not reported again.
@@ -196,6 +209,9 @@ impl Validator {
         let server = self.server(server.unwrap_or_default());
         let admin = self.section("admin", f.admin, mapping);
         let admin = self.admin(admin.unwrap_or_default());
+        if self.checks == Checks::StartUp {
+            self.listeners_apart(&server, &admin);
+        }
         let log = self.section("log", f.log, mapping);
         let log = self.log(log.unwrap_or_default());
         let store = self.section("store", f.store, mapping);

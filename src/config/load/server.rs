@@ -18,6 +18,14 @@ impl Validator {
         let header_timeout = self.duration("server.header_timeout", f.header_timeout, 5);
         let body_timeout = self.duration("server.body_timeout", f.body_timeout, 10);
         let max_connections = self.count("server.max_connections", f.max_connections, 10_000);
+        // The connection count is a semaphore, which cannot hold more permits.
+        let most = tokio::sync::Semaphore::MAX_PERMITS;
+        if max_connections > most {
+            self.problem(
+                "server.max_connections",
+                format!("`{max_connections}` is more than can be counted; use at most {most} (default 10000)"),
+            );
+        }
         let workers = self.count("server.workers", f.workers, default_workers());
         let proxies = self.list(
             "server.trusted_proxies",
@@ -47,6 +55,21 @@ impl Validator {
             trusted_proxies,
             shutdown_grace,
             tls: tls.and_then(|t| self.tls(t)),
+        }
+    }
+
+    /// The admin listener cannot bind where the proxy listens: the same port (not 0) on the
+    /// same address, or with either on every address (`0.0.0.0`, `[::]`).
+    pub(super) fn listeners_apart(&mut self, server: &Server, admin: &Admin) {
+        let (s, a) = (server.listen, admin.listen);
+        let overlap = s.ip() == a.ip()
+            || (s.ip().is_unspecified() && (s.is_ipv6() || a.is_ipv4()))
+            || (a.ip().is_unspecified() && (a.is_ipv6() || s.is_ipv4()));
+        if s.port() != 0 && s.port() == a.port() && overlap {
+            self.problem(
+                "admin.listen",
+                format!("`{a}` takes the port server.listen (`{s}`) listens on; give the admin listener its own port, e.g. 127.0.0.1:9090"),
+            );
         }
     }
 

@@ -1,16 +1,111 @@
 //! `store`: which store, and where.
 
+use std::fs::{self, OpenOptions};
+use std::io::{ErrorKind, Read};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::config::file::StoreFile;
 use crate::store::{RedisUrl, StoreConfig};
 
-use super::Validator;
+use super::{Checks, Validator};
 
 /// The shortest `store.lease`: lease rounds run every third of it, a few Redis round trips each.
 const MIN_LEASE: Duration = Duration::from_secs(1);
 
+/// The first bytes of every redb database file: redb refuses to open a file that has others.
+const REDB_SIGNATURE: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9, 0x0D, 0x0A];
+
 impl Validator {
+    /// What opening the redb store at start-up would refuse, checked without creating or
+    /// changing anything: a directory, a file that cannot be read and written or is not a
+    /// redb database, a directory that cannot be created or written.
+    fn redb_file(&mut self, path: &Path) {
+        let shown = path.display();
+        match fs::metadata(path) {
+            Ok(m) if m.is_dir() => self.problem(
+                "store.path",
+                format!(
+                    "`{shown}` is a directory; give the path of a file, e.g. {}",
+                    path.join("hookgate.redb").display()
+                ),
+            ),
+            Ok(_) => match OpenOptions::new().read(true).write(true).open(path) {
+                Err(e) => self.problem(
+                    "store.path",
+                    format!("cannot open {shown} for reading and writing: {e}"),
+                ),
+                Ok(file) => {
+                    let mut head = Vec::with_capacity(REDB_SIGNATURE.len());
+                    let read = file
+                        .take(REDB_SIGNATURE.len() as u64)
+                        .read_to_end(&mut head);
+                    match read {
+                        Err(e) => self.problem("store.path", format!("cannot read {shown}: {e}")),
+                        Ok(_) if !head.is_empty() && head != REDB_SIGNATURE => self.problem(
+                            "store.path",
+                            format!("{shown} is not a redb database, and hookgate does not overwrite it; give another path or move the file away"),
+                        ),
+                        Ok(_) => {}
+                    }
+                }
+            },
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
+                self.redb_directory(path);
+            }
+            Err(e) => self.problem("store.path", format!("cannot open {shown}: {e}")),
+        }
+    }
+
+    /// A store file that does not exist yet: its nearest existing ancestor must be a directory
+    /// this process can write in, where the missing directories and the file will be created.
+    fn redb_directory(&mut self, path: &Path) {
+        let shown = path.display();
+        for dir in path.ancestors().skip(1) {
+            let dir = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            };
+            match fs::metadata(dir) {
+                Ok(m) if m.is_dir() => {
+                    if let Err(e) = probe_writable(dir) {
+                        self.problem(
+                            "store.path",
+                            format!(
+                                "cannot create {shown}: directory {} is not writable ({e})",
+                                dir.display()
+                            ),
+                        );
+                    }
+                    return;
+                }
+                Ok(_) => {
+                    self.problem(
+                        "store.path",
+                        format!(
+                            "cannot create {shown}: {} is not a directory",
+                            dir.display()
+                        ),
+                    );
+                    return;
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {}
+                Err(e) => {
+                    self.problem(
+                        "store.path",
+                        format!("cannot create {shown}: {}: {e}", dir.display()),
+                    );
+                    return;
+                }
+            }
+        }
+        self.problem(
+            "store.path",
+            format!("cannot create {shown}: none of its directories exists"),
+        );
+    }
+
     pub(super) fn store(&mut self, f: StoreFile) -> StoreConfig {
         let given = [
             ("store.path", f.path.is_some()),
@@ -53,9 +148,13 @@ impl Validator {
                     self.problem("store.path", "empty; e.g. data/hookgate.redb");
                     StoreConfig::Memory
                 }
-                p => StoreConfig::Redb {
-                    path: p.unwrap_or("data/hookgate.redb").into(),
-                },
+                p => {
+                    let path = PathBuf::from(p.unwrap_or("data/hookgate.redb"));
+                    if self.checks == Checks::StartUp && !self.spoiled("store.path") {
+                        self.redb_file(&path);
+                    }
+                    StoreConfig::Redb { path }
+                }
             },
             "redis" => {
                 if set("store.path") {
@@ -113,6 +212,21 @@ impl Validator {
                 StoreConfig::Memory
             }
         }
+    }
+}
+
+/// Whether a file can be created in `dir`: creates one and removes it at once. (Permission
+/// bits alone do not tell: the user, ACLs and read-only mounts all count.)
+fn probe_writable(dir: &Path) -> std::io::Result<()> {
+    let probe = dir.join(format!(".hookgate-check-{}", std::process::id()));
+    match OpenOptions::new().write(true).create_new(true).open(&probe) {
+        Ok(_) => {
+            let _ = fs::remove_file(&probe);
+            Ok(())
+        }
+        // Another check of this process left it: the directory was writable then.
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
