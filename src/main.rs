@@ -79,7 +79,8 @@ fn load(
 fn check(args: &RunArgs) -> ExitCode {
     match load(args, Config::check) {
         Ok(c) => {
-            println!("{}: ok ({} routes)", args.config.display(), c.routes.len());
+            let routes = hookgate::config::counted(c.routes.len(), "route");
+            println!("{}: ok ({routes})", args.config.display());
             ExitCode::SUCCESS
         }
         Err(code) => code,

@@ -774,3 +774,68 @@ fn check_refuses_listeners_and_limits_run_cannot_use() {
     let (code, lines) = check(&yaml, &[]);
     assert_eq!(code, Some(0), "stderr:\n{}", lines.join("\n"));
 }
+
+/// The `console` blocks of docs/configuration.md's "Checking a config": each a `$ hookgate
+/// check -c hookgate.yaml` line and the output that follows it.
+fn documented_check_outputs() -> Vec<String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("docs/configuration.md")).expect("docs");
+    let section = text
+        .split("## Checking a config")
+        .nth(1)
+        .expect("a section `Checking a config`");
+    let section = section.split("\n## ").next().unwrap_or(section);
+    section
+        .split("```console\n")
+        .skip(1)
+        .map(|block| {
+            let block = block.split("```").next().expect("closed block");
+            let (command, output) = block.split_once('\n').expect("command line");
+            assert_eq!(command, "$ hookgate check -c hookgate.yaml");
+            output.to_string()
+        })
+        .collect()
+}
+
+/// `check`'s output is exactly what the docs show: the header line and one line per problem
+/// on stderr; `FILE: ok (N routes)` on stdout, `ok (1 route)` for one.
+#[test]
+fn check_output_is_exactly_as_documented() {
+    let samples = documented_check_outputs();
+    assert_eq!(samples.len(), 2, "{samples:?}");
+    let var = "MEDIACONVERT_WEBHOOK_SECRET";
+    let broken = base([
+        route(
+            "mediaconvert",
+            "/webhooks/mediaconvert",
+            UP,
+            verify("mediaconvert", &[secret_env("current", var)]),
+        ),
+        route(
+            "github",
+            "/webhooks/github",
+            "ftp://x",
+            mc_verify(&[("c", "s")]),
+        ),
+    ]);
+    let two = base([ok_route("a", "/a"), ok_route("b", "/b")]);
+    let one = base(ok_route("a", "/a"));
+    let run = |yaml: &Value| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("hookgate.yaml"), yaml.config_text()).expect("write");
+        let args = ["check", "-c", "hookgate.yaml"];
+        let out = run_cli_unset(&args, &[], &[var], Some(dir.path()));
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    };
+    assert_eq!(run(&broken), (Some(2), String::new(), samples[0].clone()));
+    assert_eq!(run(&two), (Some(0), samples[1].clone(), String::new()));
+    assert_eq!(
+        run(&one),
+        (
+            Some(0),
+            "hookgate.yaml: ok (1 route)\n".into(),
+            String::new()
+        )
+    );
+}

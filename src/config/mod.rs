@@ -51,7 +51,7 @@ pub enum ConfigError {
         path: String,
         source: std::io::Error,
     },
-    #[error("{} problem(s) in the config:\n{}", .0.len(), list(.0))]
+    #[error("{} in the config:\n{}", counted(.0.len(), "problem"), list(.0))]
     Invalid(Vec<Problem>),
 }
 
@@ -61,6 +61,15 @@ fn list(problems: &[Problem]) -> String {
         .map(|p| p.to_string())
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// `1 route`, `2 routes`: a count and its noun.
+pub fn counted(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
 
 /// The validated, ready-to-run configuration.
