@@ -121,7 +121,12 @@ impl Validator {
         );
         let url = self.secret_text("store.url", f.url);
         let prefix = self.text("store.prefix", f.prefix, "text such as \"hookgate:\"");
-        let kind = kind.as_deref().unwrap_or("memory");
+        let kind = match kind.as_deref() {
+            Some(kind) => kind,
+            // Refused for its type: which keys belong is unknown.
+            None if self.spoiled("store.kind") => return StoreConfig::Memory,
+            None => "memory",
+        };
         let set = |key: &str| given.iter().any(|(k, set)| *k == key && *set);
         if kind != "redis" {
             for key in ["store.url", "store.prefix", "store.lease"] {
@@ -234,6 +239,20 @@ fn probe_writable(dir: &Path) -> std::io::Result<()> {
 mod tests {
     use super::super::testing::*;
     use super::*;
+
+    /// A kind of the wrong type is the one problem: nothing is judged against a kind that is
+    /// not known (`path` only for redb, a queue route needing a durable store).
+    #[test]
+    fn wrong_kind_type_is_the_only_problem() {
+        let p = problems(&format!(
+            "store: {{kind: 5, path: x.redb}}\n{ROUTE}    delivery: {{mode: queue}}\n"
+        ));
+        assert_eq!(
+            p,
+            ["store.kind: expected memory, redb or redis, got the number 5"],
+            "{p:?}"
+        );
+    }
 
     #[test]
     fn redis_store_config() {
