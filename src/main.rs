@@ -1,5 +1,6 @@
 //! The `hookgate` binary: parse the command line, set up logging, hand over to the library.
 
+use std::path::Path;
 use std::process::ExitCode;
 
 /// mimalloc: the request path allocates small, short-lived buffers on several threads, where it
@@ -9,7 +10,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::Parser;
 use hookgate::cli::{Cli, Command, RunArgs};
-use hookgate::config::Config;
+use hookgate::config::{Config, ConfigError};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -73,17 +74,23 @@ fn fail(msg: &str, code: u8) -> ExitCode {
     ExitCode::from(code)
 }
 
-fn load(args: &RunArgs) -> Result<Config, ExitCode> {
-    Config::load(&args.config).map_err(|e| {
+/// The config `read` (`Config::load` or `Config::check`) makes of the file, or exit 2 with its
+/// problems on stderr.
+fn load(
+    args: &RunArgs,
+    read: fn(&Path) -> Result<Config, ConfigError>,
+) -> Result<Config, ExitCode> {
+    read(&args.config).map_err(|e| {
         eprintln!("hookgate: {}: {e}", args.config.display());
         ExitCode::from(2)
     })
 }
 
 fn check(args: &RunArgs) -> ExitCode {
-    match load(args) {
+    match load(args, Config::check) {
         Ok(c) => {
-            println!("{}: ok ({} routes)", args.config.display(), c.routes.len());
+            let routes = hookgate::config::counted(c.routes.len(), "route");
+            println!("{}: ok ({routes})", args.config.display());
             ExitCode::SUCCESS
         }
         Err(code) => code,
@@ -104,7 +111,7 @@ fn gateway_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn run(args: &RunArgs) -> ExitCode {
-    let config = match load(args) {
+    let config = match load(args, Config::load) {
         Ok(c) => c,
         Err(code) => return code,
     };

@@ -27,7 +27,7 @@ impl Validator {
         Settings {
             max_events,
             max_age,
-            capture_body: f.capture_body.unwrap_or(d.capture_body),
+            capture_body: self.flag("journal.capture_body", f.capture_body, d.capture_body),
             max_body_bytes: usize::try_from(max_body_bytes).unwrap_or(usize::MAX),
             max_refusals_per_second: u32::try_from(max_refusals_per_second).unwrap_or(u32::MAX),
         }

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use super::secret::{self, SecretSource};
-use crate::config::file::{SecretFile, VerifyFile};
+use crate::config::file::{Leaf, SecretFile, VerifyFile};
 use crate::secret::Secret;
 use crate::verify::{
     Algorithm, Encoding, HmacSpec, Keys, Scheme, Template, Verifier, SCHEME_NAMES,
@@ -12,21 +12,92 @@ use crate::verify::{
 
 use super::Validator;
 
+/// `verify` with each value of its type: `None` for a key not given, or refused for its type.
+struct Verify {
+    scheme: Option<String>,
+    /// Each entry of `secrets`, `None` where it is not a mapping.
+    secrets: Vec<Option<SecretFile>>,
+    public_keys: Vec<Option<SecretFile>>,
+    /// Whether `secrets` or `public_keys` was refused for its type.
+    lists_spoiled: bool,
+    tolerance: Leaf,
+    public_url: Option<String>,
+    header: Option<String>,
+    prefix: Option<String>,
+    encoding: Option<String>,
+    algorithm: Option<String>,
+    signed: Option<String>,
+    timestamp_header: Option<String>,
+    /// The keys of the generic `hmac` scheme that were given, whatever their value.
+    hmac_keys: Vec<&'static str>,
+}
+
 impl Validator {
+    fn verify_fields(&mut self, key: &str, v: VerifyFile) -> Verify {
+        let hmac_keys = [
+            ("header", v.header.is_some()),
+            ("prefix", v.prefix.is_some()),
+            ("encoding", v.encoding.is_some()),
+            ("algorithm", v.algorithm.is_some()),
+            ("signed", v.signed.is_some()),
+            ("timestamp_header", v.timestamp_header.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(k, given)| given.then_some(k))
+        .collect();
+        let text = |v: &mut Self, k: &str, leaf: Leaf, expected: &str| {
+            v.text(&format!("{key}.{k}"), leaf, expected)
+        };
+        let scheme = text(self, "scheme", v.scheme, "a scheme name such as github");
+        let public_url = text(self, "public_url", v.public_url, "a URL");
+        let header = text(self, "header", v.header, "a header name");
+        let prefix = text(self, "prefix", v.prefix, "text such as \"sha256=\"");
+        let encoding = text(self, "encoding", v.encoding, "hex or base64");
+        let algorithm = text(self, "algorithm", v.algorithm, "sha256, sha512 or sha1");
+        let signed = text(self, "signed", v.signed, "a template such as \"{body}\"");
+        let timestamp_header = text(
+            self,
+            "timestamp_header",
+            v.timestamp_header,
+            "a header name",
+        );
+        let entries = |v: &mut Self, list: &str, given| {
+            let lkey = format!("{key}.{list}");
+            let expected = "a list such as [{id: current, env: VAR}]";
+            v.list(&lkey, given, expected, true)
+                .unwrap_or_default()
+                .into_iter()
+                .enumerate()
+                .map(|(i, s)| v.secret_section(&format!("{lkey}[{i}]"), Some(s)))
+                .collect()
+        };
+        let secrets = entries(self, "secrets", v.secrets);
+        let public_keys = entries(self, "public_keys", v.public_keys);
+        Verify {
+            scheme,
+            secrets,
+            public_keys,
+            lists_spoiled: self.spoiled(&format!("{key}.secrets"))
+                || self.spoiled(&format!("{key}.public_keys")),
+            tolerance: v.tolerance,
+            public_url,
+            header,
+            prefix,
+            encoding,
+            algorithm,
+            signed,
+            timestamp_header,
+            hmac_keys,
+        }
+    }
+
     pub(super) fn verifier(&mut self, key: &str, v: VerifyFile) -> Option<Verifier> {
+        let v = self.verify_fields(key, v);
         let scheme = match v.scheme.as_deref() {
             Some("hmac") => self.hmac_spec(key, &v).map(Scheme::Hmac),
             Some(name) => match Scheme::builtin(name) {
                 Some(scheme) => {
-                    let hmac_only = [
-                        ("header", v.header.is_some()),
-                        ("prefix", v.prefix.is_some()),
-                        ("encoding", v.encoding.is_some()),
-                        ("algorithm", v.algorithm.is_some()),
-                        ("signed", v.signed.is_some()),
-                        ("timestamp_header", v.timestamp_header.is_some()),
-                    ];
-                    for (k, _) in hmac_only.iter().filter(|(_, given)| *given) {
+                    for k in &v.hmac_keys {
                         self.problem(
                             format!("{key}.{k}"),
                             format!("only for scheme hmac; scheme {name} fixes it, remove the key"),
@@ -54,7 +125,7 @@ impl Validator {
             }
         };
         let keys = self.keys(key, &v, scheme.as_ref());
-        let tolerance = self.duration(&format!("{key}.tolerance"), v.tolerance.clone(), 300);
+        let tolerance = self.duration(&format!("{key}.tolerance"), v.tolerance, 300);
         if tolerance < Duration::from_secs(1) {
             self.problem(
                 format!("{key}.tolerance"),
@@ -72,19 +143,14 @@ impl Validator {
     /// `verify.secrets` and `verify.public_keys`, each decoded for the scheme (a key that does
     /// not decode is a problem at its own path; the others are kept, so that the route is still
     /// built and checked against the rest of the config).
-    pub(super) fn keys(
-        &mut self,
-        key: &str,
-        v: &VerifyFile,
-        scheme: Option<&Scheme>,
-    ) -> Option<Keys> {
+    fn keys(&mut self, key: &str, v: &Verify, scheme: Option<&Scheme>) -> Option<Keys> {
         let mut keys = Keys::default();
         let mut ids = HashSet::new();
         let lists = [("secrets", &v.secrets), ("public_keys", &v.public_keys)];
         for (list, entries) in lists {
             for (i, s) in entries.iter().enumerate() {
                 let skey = format!("{key}.{list}[{i}]");
-                let Some(secret) = self.secret(&skey, s) else {
+                let Some(secret) = s.as_ref().and_then(|s| self.secret(&skey, s)) else {
                     continue;
                 };
                 if !ids.insert(secret.id().to_string()) {
@@ -105,7 +171,7 @@ impl Validator {
             }
         }
         let scheme = scheme?;
-        if v.secrets.is_empty() && v.public_keys.is_empty() {
+        if v.secrets.is_empty() && v.public_keys.is_empty() && !v.lists_spoiled {
             let (k, message) = match (scheme.takes_secrets(), scheme.takes_public_keys()) {
                 (false, _) => (
                     "public_keys",
@@ -172,7 +238,7 @@ impl Validator {
         Some(url.to_string())
     }
 
-    pub(super) fn hmac_spec(&mut self, key: &str, v: &VerifyFile) -> Option<HmacSpec> {
+    fn hmac_spec(&mut self, key: &str, v: &Verify) -> Option<HmacSpec> {
         let header = match v.header.as_deref() {
             Some(h) if http::HeaderName::from_bytes(h.as_bytes()).is_ok() => {
                 Some(h.to_ascii_lowercase())
@@ -254,7 +320,8 @@ impl Validator {
     }
 
     pub(super) fn secret(&mut self, key: &str, s: &SecretFile) -> Option<Secret> {
-        let id = match s.id.as_deref() {
+        let id = self.text(&format!("{key}.id"), s.id.clone(), "a name such as current");
+        let id = match id.as_deref() {
             Some(id) if !id.is_empty() => Some(id),
             _ => {
                 self.problem(
@@ -264,10 +331,21 @@ impl Validator {
                 None
             }
         };
+        let env = self.text(
+            &format!("{key}.env"),
+            s.env.clone(),
+            "the name of an environment variable",
+        );
+        let file = self.text(&format!("{key}.file"), s.file.clone(), "a file name");
+        let value = self.secret_text(&format!("{key}.value"), s.value.clone());
+        // A part of the wrong type, or with an unset variable, is the problem already told.
+        if self.spoiled_within(key) {
+            return None;
+        }
         let sources: Vec<SecretSource> = [
-            s.env.clone().map(SecretSource::Env),
-            s.file.clone().map(SecretSource::File),
-            s.value.as_ref().map(|_| SecretSource::Value),
+            env.map(SecretSource::Env),
+            file.map(SecretSource::File),
+            value.as_ref().map(|_| SecretSource::Value),
         ]
         .into_iter()
         .flatten()
@@ -291,7 +369,7 @@ impl Validator {
                 let read = self.read(path);
                 secret::file_contents(path, read)
             }
-            other => secret::load(other, s.value.as_deref()),
+            other => secret::load(other, value.as_deref()),
         };
         match loaded {
             Ok(bytes) => Some(Secret::new(id?, bytes)),

@@ -21,12 +21,25 @@ pub fn dlq_replay_one(id: &str, admin: &str) {
 
 /// Run `hookgate <args>` to completion (bounded by [`WAIT`]) with extra env and a cwd.
 pub fn run_cli(args: &[&str], env: &[(&str, &str)], cwd: Option<&Path>) -> Output {
+    run_cli_unset(args, env, &[], cwd)
+}
+
+/// [`run_cli`] with the variables `unset` removed from the environment.
+pub fn run_cli_unset(
+    args: &[&str],
+    env: &[(&str, &str)],
+    unset: &[&str],
+    cwd: Option<&Path>,
+) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookgate"));
     cmd.args(args)
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    for k in unset {
+        cmd.env_remove(k);
+    }
     for (k, v) in env {
         cmd.env(k, v);
     }
