@@ -137,15 +137,15 @@ struct Record {
 }
 
 /// What the journal needs of a finished request besides its [`Record`].
-struct Finished<'a> {
+struct Finished {
     received_ms: u64,
-    method: &'a str,
-    path: &'a str,
+    method: http::Method,
+    path: String,
     query: Option<String>,
     client: IpAddr,
-    headers: &'a HeaderMap,
-    outcome: &'a str,
-    reason: &'a str,
+    headers: HeaderMap,
+    outcome: &'static str,
+    reason: &'static str,
     status: u16,
     duration: Duration,
 }
@@ -276,19 +276,6 @@ impl Gateway {
         };
         let elapsed = started.elapsed();
         self.account(&rec, route, outcome, reason, elapsed);
-        let seen = Finished {
-            received_ms,
-            method: method.as_str(),
-            path: &path,
-            query,
-            client,
-            headers: &headers,
-            outcome,
-            reason,
-            status: response.status().as_u16(),
-            duration: elapsed,
-        };
-        self.journal_request(&state, &rec, seen);
         let verified = rec.verified.as_ref();
         tracing::info!(
             target: "hookgate::request",
@@ -312,20 +299,36 @@ impl Gateway {
                 .or(rec.shadowed.as_ref().and_then(Rejection::pointers).as_deref()),
             "request"
         );
+        let seen = Finished {
+            received_ms,
+            method,
+            path,
+            query,
+            client,
+            headers,
+            outcome,
+            reason,
+            status: response.status().as_u16(),
+            duration: elapsed,
+        };
+        self.journal_request(&state, &rec, seen);
         response
     }
 
     /// Hands the finished request to the journal, refusals within their per-route rate.
-    fn journal_request(&self, state: &State, rec: &Record, seen: Finished<'_>) {
+    fn journal_request(&self, state: &State, rec: &Record, seen: Finished) {
         let route_name = rec.route.as_deref();
         let refused = !matches!(seen.outcome, "forwarded" | "queued" | "answered");
         if refused && !self.journal.admit_refusal(route_name.unwrap_or("none")) {
             return;
         }
         let route = route_name.and_then(|n| state.settings.routes.iter().find(|r| &*r.name == n));
-        let own = route.and_then(|r| r.verifier.scheme().signature_header());
-        let own = own.as_slice();
-        let (body_b64, body_truncated) = match &rec.body {
+        let mut headers = seen.headers;
+        journal::redact(
+            &mut headers,
+            route.and_then(|r| r.verifier.scheme().signature_header()),
+        );
+        let (body, body_truncated) = match &rec.body {
             Some(b) => self.journal.keep_body(b),
             None => (None, false),
         };
@@ -333,26 +336,25 @@ impl Gateway {
         let queued = seen.outcome == "queued";
         self.journal.record(Entry {
             id: self.journal.next_id(seen.received_ms),
-            received_at: journal::rfc3339(seen.received_ms),
             received_ms: seen.received_ms,
-            route: route_name.map(str::to_owned),
-            method: seen.method.to_owned(),
-            path: seen.path.to_owned(),
+            route: rec.route.clone(),
+            method: seen.method,
+            path: seen.path,
             query: seen.query,
-            client_ip: seen.client.to_string(),
-            provider: route.map(|r| r.verifier.scheme().name().to_owned()),
-            outcome: seen.outcome.to_owned(),
-            reason: (!seen.reason.is_empty()).then(|| seen.reason.to_owned()),
+            client_ip: Some(seen.client),
+            provider: route.map(|r| r.verifier.scheme().name()),
+            outcome: seen.outcome,
+            reason: (!seen.reason.is_empty()).then_some(seen.reason),
             status: seen.status,
             duration_ms: duration_ms(seen.duration),
-            key_id: verified.map(|v| v.key_id.to_string()),
+            key_id: verified.map(|v| v.key_id.clone()),
             delivery_id: verified.and_then(|v| v.delivery_id.clone()),
             dedup_key: rec.dedup_key.clone(),
             diagnosis: None,
-            headers: journal::redacted_headers(seen.headers, own),
-            body_b64,
+            headers,
+            body,
             body_truncated,
-            state: queued.then(|| "pending".to_owned()),
+            state: queued.then_some("pending"),
             attempts: Vec::new(),
             replay_of: None,
             queue_id: rec.queue_id,

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use base64::Engine as _;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Request};
 use http_body_util::Full;
@@ -13,7 +12,7 @@ use http_body_util::Full;
 use super::route::{self, Route};
 use super::{duration_ms, Gateway, State};
 use crate::delivery::DeliveryMode;
-use crate::journal::{self, Entry, REDACTED};
+use crate::journal::{Entry, REDACTED};
 use crate::store::{Claim, Meta, Store};
 use crate::upstream::{self, strip_hop_by_hop};
 
@@ -60,7 +59,7 @@ impl Gateway {
         let gw = self.clone();
         tokio::spawn(async move {
             for e in events {
-                let route = e.route.clone().unwrap_or_default();
+                let route = e.route.as_deref().unwrap_or_default().to_string();
                 loop {
                     let state = gw.state();
                     let limit = state
@@ -97,22 +96,18 @@ impl Gateway {
         if !original.accepted() {
             return Err(ReplayError::NotAccepted);
         }
-        let (Some(b64), false) = (&original.body_b64, original.body_truncated) else {
+        let (Some(body), false) = (original.body.clone(), original.body_truncated) else {
             return Err(ReplayError::NoBody);
         };
-        let body = base64::engine::general_purpose::STANDARD
-            .decode(b64)
-            .map(Bytes::from)
-            .map_err(|_| ReplayError::NoBody)?;
         let state = self.state();
-        let name = original.route.clone().unwrap_or_default();
+        let name = original.route.as_deref().unwrap_or_default();
         let route = state
             .settings
             .routes
             .iter()
-            .find(|r| *r.name == name)
+            .find(|r| &*r.name == name)
             .cloned()
-            .ok_or(ReplayError::NoRoute(name))?;
+            .ok_or_else(|| ReplayError::NoRoute(name.to_string()))?;
         let request = replay_request(&state, &route, original, body.clone())?;
         let received_ms = self.clock.now_ms();
         let id = self.journal.next_id(received_ms);
@@ -133,7 +128,7 @@ impl Gateway {
                     status: 200,
                     queue_id: None,
                 };
-                self.journal_replay(original, done, &body);
+                self.journal_replay(original, done);
                 return Ok(Replayed {
                     id,
                     outcome: "duplicate",
@@ -177,7 +172,7 @@ impl Gateway {
             status,
             queue_id,
         };
-        self.journal_replay(original, done, &body);
+        self.journal_replay(original, done);
         Ok(Replayed { id, outcome })
     }
 
@@ -207,7 +202,7 @@ impl Gateway {
     }
 
     /// The replay as a new journal event, linked to the original.
-    fn journal_replay(&self, original: &Entry, done: Done<'_>, body: &[u8]) {
+    fn journal_replay(&self, original: &Entry, done: Done<'_>) {
         let Done {
             id,
             received_ms,
@@ -216,20 +211,16 @@ impl Gateway {
             status,
             queue_id,
         } = done;
-        let (body_b64, body_truncated) = self.journal.keep_body(body);
         let mut e = original.clone();
         e.id = id.to_string();
         e.received_ms = received_ms;
-        e.received_at = journal::rfc3339(received_ms);
-        e.outcome = outcome.to_string();
+        e.outcome = outcome;
         e.reason = None;
         e.status = status;
         e.duration_ms = duration_ms(started.elapsed());
-        e.client_ip = "replay".to_string();
+        e.client_ip = None;
         e.diagnosis = None;
-        e.body_b64 = body_b64;
-        e.body_truncated = body_truncated;
-        e.state = queue_id.map(|_| "pending".to_string());
+        e.state = queue_id.map(|_| "pending");
         e.attempts = Vec::new();
         e.replay_of = Some(original.id.clone());
         e.queue_id = queue_id;
@@ -257,14 +248,8 @@ fn replay_request(
 ) -> Result<Request<Full<Bytes>>, ReplayError> {
     let mut headers = HeaderMap::new();
     for (k, v) in &original.headers {
-        if v == REDACTED {
-            continue;
-        }
-        if let (Ok(k), Ok(v)) = (
-            HeaderName::from_bytes(k.as_bytes()),
-            HeaderValue::from_str(v),
-        ) {
-            headers.append(k, v);
+        if v != REDACTED {
+            headers.append(k.clone(), v.clone());
         }
     }
     strip_hop_by_hop(&mut headers);

@@ -1,9 +1,12 @@
 //! One journal event: what happened to one request, as the admin API shows it.
 
+use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use http::HeaderMap;
-use serde::{Deserialize, Serialize};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use serde::Serialize;
 
 /// What replaces a redacted header value.
 pub const REDACTED: &str = "[redacted]";
@@ -31,7 +34,7 @@ const ALWAYS_REDACTED: &[&str] = &[
 ];
 
 /// One delivery attempt of a queued (or replayed) event.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AttemptRecord {
     /// RFC 3339.
     pub at: String,
@@ -42,38 +45,37 @@ pub struct AttemptRecord {
     pub error: Option<String>,
 }
 
-/// A journal event (docs/journal.md).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A journal event (docs/journal.md). Built on the request path, so it holds what is cheap to
+/// keep (shared strings, the header map and body as received) and is formatted only when the
+/// API shows it.
+#[derive(Debug, Clone)]
 pub struct Entry {
     /// Sortable (time first) and unique across replicas.
     pub id: String,
-    /// RFC 3339, UTC.
-    pub received_at: String,
-    /// Unix ms: what filters and the age limit compare.
+    /// Unix ms.
     pub received_ms: u64,
-    pub route: Option<String>,
-    pub method: String,
+    pub route: Option<Arc<str>>,
+    pub method: http::Method,
     pub path: String,
     pub query: Option<String>,
-    pub client_ip: String,
-    pub provider: Option<String>,
+    pub client_ip: Option<IpAddr>,
+    pub provider: Option<&'static str>,
     /// forwarded | rejected | duplicate | queued | failed | answered
-    pub outcome: String,
-    pub reason: Option<String>,
+    pub outcome: &'static str,
+    pub reason: Option<&'static str>,
     pub status: u16,
     pub duration_ms: f64,
-    pub key_id: Option<String>,
+    pub key_id: Option<Arc<str>>,
     pub delivery_id: Option<String>,
     pub dedup_key: Option<String>,
     pub diagnosis: Option<String>,
-    /// As received, in order; secrets and signatures replaced by `[redacted]`.
-    pub headers: Vec<(String, String)>,
-    /// The body as received, base64; `None` when not kept (refused before it was read, or
-    /// `capture_body: false`).
-    pub body_b64: Option<String>,
+    /// As received, in order; secrets and signatures already replaced by `[redacted]`.
+    pub headers: HeaderMap,
+    /// The body as received (cut at `max_body_bytes`); `None` when not kept.
+    pub body: Option<Bytes>,
     pub body_truncated: bool,
-    /// Queued events: pending | delivered | dead | paused.
-    pub state: Option<String>,
+    /// Queued events: pending | delivered | dead.
+    pub state: Option<&'static str>,
     pub attempts: Vec<AttemptRecord>,
     /// The original's id, for replays.
     pub replay_of: Option<String>,
@@ -91,9 +93,9 @@ impl Entry {
     pub fn summary(&self) -> serde_json::Value {
         serde_json::json!({
             "id": self.id,
-            "received_at": self.received_at,
-            "route": self.route,
-            "method": self.method,
+            "received_at": rfc3339(self.received_ms),
+            "route": self.route.as_deref(),
+            "method": self.method.as_str(),
             "path": self.path,
             "provider": self.provider,
             "outcome": self.outcome,
@@ -109,38 +111,47 @@ impl Entry {
         })
     }
 
-    /// Roughly what the entry holds in memory, for the ring's accounting.
-    pub fn weight(&self) -> usize {
-        let headers: usize = self
+    /// The whole event as the API shows it.
+    pub fn to_json(&self) -> serde_json::Value {
+        use base64::Engine;
+        let headers: Vec<(&str, String)> = self
             .headers
             .iter()
-            .map(|(k, v)| k.len() + v.len() + 48)
-            .sum();
-        std::mem::size_of::<Self>()
-            + self.id.len()
-            + self.path.len()
-            + headers
-            + self.body_b64.as_ref().map_or(0, String::len)
+            .map(|(k, v)| {
+                (
+                    k.as_str(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let mut v = self.summary();
+        v["query"] = serde_json::json!(self.query);
+        v["client_ip"] = serde_json::json!(self.client_ip.map(|ip| ip.to_string()));
+        v["key_id"] = serde_json::json!(self.key_id.as_deref());
+        v["headers"] = serde_json::json!(headers);
+        v["body_b64"] = serde_json::json!(self
+            .body
+            .as_ref()
+            .map(|b| base64::engine::general_purpose::STANDARD.encode(b)));
+        v["body_truncated"] = serde_json::json!(self.body_truncated);
+        v["attempts"] = serde_json::json!(self.attempts);
+        v
     }
 }
 
-/// The headers as received, with the values of credentials, of known signature headers and of
-/// `signature` (a generic route's own header) replaced.
-pub fn redacted_headers(headers: &HeaderMap, signature: &[&str]) -> Vec<(String, String)> {
-    headers
+/// Replaces, in place, the values of credentials, of known signature headers and of `own` (a
+/// generic route's signature header). No allocation: the value is a static string.
+pub fn redact(headers: &mut HeaderMap, own: Option<&str>) {
+    let own = own.and_then(|n| HeaderName::from_bytes(n.as_bytes()).ok());
+    for name in ALWAYS_REDACTED
         .iter()
-        .map(|(k, v)| {
-            let name = k.as_str();
-            let secret = ALWAYS_REDACTED.contains(&name)
-                || signature.iter().any(|s| s.eq_ignore_ascii_case(name));
-            let value = if secret {
-                REDACTED.to_string()
-            } else {
-                String::from_utf8_lossy(v.as_bytes()).into_owned()
-            };
-            (name.to_string(), value)
-        })
-        .collect()
+        .map(|n| HeaderName::from_static(n))
+        .chain(own)
+    {
+        if let http::header::Entry::Occupied(mut e) = headers.entry(name) {
+            e.insert(HeaderValue::from_static(REDACTED));
+        }
+    }
 }
 
 /// RFC 3339 in UTC with milliseconds, from unix ms.
@@ -205,12 +216,13 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("x-mediaconvert-signature", "sha256=abc".parse().unwrap());
         h.insert("authorization", "Bearer t".parse().unwrap());
+        h.insert("x-own-sig", "s".parse().unwrap());
         h.insert("content-type", "application/json".parse().unwrap());
-        let r = redacted_headers(&h, &["X-MediaConvert-Signature"]);
-        let get = |n: &str| r.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
-        assert_eq!(get("x-mediaconvert-signature"), Some(REDACTED));
-        assert_eq!(get("authorization"), Some(REDACTED));
-        assert_eq!(get("content-type"), Some("application/json"));
+        redact(&mut h, Some("x-own-sig"));
+        assert_eq!(h["x-mediaconvert-signature"], REDACTED);
+        assert_eq!(h["authorization"], REDACTED);
+        assert_eq!(h["x-own-sig"], REDACTED);
+        assert_eq!(h["content-type"], "application/json");
     }
 
     #[test]

@@ -19,10 +19,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use base64::Engine;
+use bytes::Bytes;
 use tokio::sync::mpsc;
 
-pub use self::entry::{redacted_headers, rfc3339, AttemptRecord, Entry, Ids, REDACTED};
+pub use self::entry::{redact, rfc3339, AttemptRecord, Entry, Ids, REDACTED};
 pub use self::query::{parse_time, Query};
 use self::ring::{Evicted, Ring};
 use crate::clock::{millis, Clock};
@@ -139,14 +139,14 @@ impl Journal {
         true
     }
 
-    /// The body as the journal keeps it: base64, cut at `max_body_bytes` (then marked).
-    pub fn keep_body(&self, body: &[u8]) -> (Option<String>, bool) {
+    /// The body as the journal keeps it: shared with the request (no copy), cut at
+    /// `max_body_bytes` (then marked).
+    pub fn keep_body(&self, body: &Bytes) -> (Option<Bytes>, bool) {
         if !self.settings.capture_body {
             return (None, false);
         }
         let cut = body.len().min(self.settings.max_body_bytes);
-        let b64 = base64::engine::general_purpose::STANDARD.encode(&body[..cut]);
-        (Some(b64), cut < body.len())
+        (Some(body.slice(..cut)), cut < body.len())
     }
 
     /// Hands `e` to the writer; never waits.

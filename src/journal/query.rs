@@ -25,8 +25,8 @@ impl Query {
             want.as_deref().is_none_or(|w| Some(w) == got)
         };
         eq(&self.route, e.route.as_deref())
-            && eq(&self.outcome, Some(&e.outcome))
-            && eq(&self.reason, e.reason.as_deref())
+            && eq(&self.outcome, Some(e.outcome))
+            && eq(&self.reason, e.reason)
             && self.status.is_none_or(|s| s == e.status)
             && self.since_ms.is_none_or(|t| e.received_ms >= t)
             && self.until_ms.is_none_or(|t| e.received_ms < t)
@@ -39,13 +39,10 @@ fn text_matches(e: &Entry, q: &str) -> bool {
     if e.delivery_id.as_deref() == Some(q) || e.dedup_key.as_deref() == Some(q) || e.id == q {
         return true;
     }
-    let Some(b64) = &e.body_b64 else {
+    let (Some(body), q) = (&e.body, q.as_bytes()) else {
         return false;
     };
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD
-        .decode(b64)
-        .is_ok_and(|body| String::from_utf8_lossy(&body).contains(q))
+    !q.is_empty() && body.windows(q.len()).any(|w| w == q)
 }
 
 /// `since`/`until` as the API takes them: RFC 3339, or a duration back from `now_ms` (`1h`).

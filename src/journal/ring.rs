@@ -15,7 +15,7 @@ pub struct Ring {
 }
 
 /// An attempt (if any) and the state it left its event in.
-type Update = (Option<AttemptRecord>, String);
+type Update = (Option<AttemptRecord>, &'static str);
 
 /// Early attempts kept at most: bounded whatever happens.
 const MAX_EARLY: usize = 10_000;
@@ -47,7 +47,7 @@ impl Ring {
     /// Adds `e`, dropping the oldest entries beyond `max_events`.
     pub fn push(&mut self, mut e: Entry) -> Evicted {
         if let (Some(q), Some(r)) = (e.queue_id, &e.route) {
-            for (attempt, state) in self.early.remove(&(r.clone(), q)).unwrap_or_default() {
+            for (attempt, state) in self.early.remove(&(r.to_string(), q)).unwrap_or_default() {
                 e.attempts.extend(attempt);
                 e.state = Some(state);
             }
@@ -78,7 +78,7 @@ impl Ring {
         queue_id: u64,
         route: &str,
         attempt: Option<AttemptRecord>,
-        state: &str,
+        state: &'static str,
     ) {
         let found = self
             .entries
@@ -88,13 +88,13 @@ impl Ring {
         match found {
             Some(e) => {
                 e.attempts.extend(attempt);
-                e.state = Some(state.to_string());
+                e.state = Some(state);
             }
             None if self.early.len() < MAX_EARLY => self
                 .early
                 .entry((route.to_string(), queue_id))
                 .or_default()
-                .push((attempt, state.to_string())),
+                .push((attempt, state)),
             None => {}
         }
     }
@@ -120,7 +120,9 @@ impl Ring {
             .take_while(|e| e.received_ms >= since_ms)
         {
             if let Some(r) = &e.route {
-                *counts.entry((r.clone(), e.outcome.clone())).or_default() += 1;
+                *counts
+                    .entry((r.to_string(), e.outcome.to_string()))
+                    .or_default() += 1;
             }
         }
         counts.into_iter().map(|((r, o), n)| (r, o, n)).collect()
@@ -134,7 +136,7 @@ impl Ring {
             if let Some(r) = &e.route {
                 let minute = (e.received_ms - since) / 60_000;
                 *counts
-                    .entry((r.clone(), e.outcome.clone(), minute))
+                    .entry((r.to_string(), e.outcome.to_string(), minute))
                     .or_default() += 1;
             }
         }
@@ -152,15 +154,14 @@ mod tests {
     fn entry(id: &str, ms: u64) -> Entry {
         Entry {
             id: id.into(),
-            received_at: String::new(),
             received_ms: ms,
             route: Some("r".into()),
-            method: "POST".into(),
+            method: http::Method::POST,
             path: "/".into(),
             query: None,
-            client_ip: "127.0.0.1".into(),
+            client_ip: None,
             provider: None,
-            outcome: "forwarded".into(),
+            outcome: "forwarded",
             reason: None,
             status: 200,
             duration_ms: 1.0,
@@ -168,8 +169,8 @@ mod tests {
             delivery_id: None,
             dedup_key: None,
             diagnosis: None,
-            headers: vec![],
-            body_b64: None,
+            headers: http::HeaderMap::new(),
+            body: None,
             body_truncated: false,
             state: None,
             attempts: vec![],

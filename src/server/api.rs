@@ -53,7 +53,7 @@ pub async fn handle(gw: &Arc<Gateway>, req: Request<Incoming>, peer: SocketAddr)
     match (&method, parts.as_slice()) {
         (&Method::GET, ["events"]) => list(gw, req.uri().query()),
         (&Method::GET, ["events", id]) => match gw.journal().get(id) {
-            Some(e) => json_response(StatusCode::OK, &json!(e)),
+            Some(e) => json_response(StatusCode::OK, &e.to_json()),
             None => error(StatusCode::NOT_FOUND, "no such event"),
         },
         (&Method::POST, ["events", id, "replay"]) => {
@@ -227,7 +227,7 @@ async fn bulk(gw: &Arc<Gateway>, b: Bulk, peer: SocketAddr) -> Reply {
         .journal()
         .list(&q, MAX_BULK)
         .into_iter()
-        .filter(|e| e.accepted() && e.body_b64.is_some() && !e.body_truncated)
+        .filter(|e| e.accepted() && e.body.is_some() && !e.body_truncated)
         .collect();
     events.reverse();
     let matched = events.len();
