@@ -30,8 +30,9 @@ use crate::metrics::Metrics;
 
 /// Entries waiting for the writer; beyond this they are dropped (and counted).
 const QUEUE: usize = 10_000;
-/// Entries the writer applies under one lock.
-const BATCH: usize = 256;
+/// How often the writer takes what has queued up. It is never woken per entry: a wake-up per
+/// request (a cross-thread notification) would cost the request path more than the entry.
+const TICK: Duration = Duration::from_millis(20);
 /// How often entries past `max_age` are dropped.
 const EXPIRE_EVERY: Duration = Duration::from_secs(60);
 
@@ -229,34 +230,36 @@ async fn write(
     metrics: Metrics,
     clock: Arc<dyn Clock>,
 ) {
-    let mut buf = Vec::with_capacity(BATCH);
-    let mut expire = tokio::time::interval(EXPIRE_EVERY);
-    expire.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_expiry = tokio::time::Instant::now();
     loop {
-        tokio::select! {
-            n = rx.recv_many(&mut buf, BATCH) => {
-                if n == 0 {
-                    return;
-                }
-                let mut r = ring.lock().unwrap_or_else(|e| e.into_inner());
-                let mut evicted = Evicted::default();
-                for op in buf.drain(..) {
-                    match op {
-                        Op::Record(e) => evicted.full += r.push(*e).full,
-                        Op::Attempt { queue_id, route, attempt, state } => {
-                            r.update(queue_id, &route, Some(attempt), state);
-                        }
-                        Op::State { queue_id, route, state } => r.update(queue_id, &route, None, state),
-                    }
-                }
-                account(&metrics, &r, evicted);
-            }
-            _ = expire.tick() => {
-                let mut r = ring.lock().unwrap_or_else(|e| e.into_inner());
-                let evicted = r.expire(clock.now_ms());
-                account(&metrics, &r, evicted);
+        tick.tick().await;
+        let mut evicted = Evicted::default();
+        let mut r = ring.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            match rx.try_recv() {
+                Ok(Op::Record(e)) => evicted.full += r.push(*e).full,
+                Ok(Op::Attempt {
+                    queue_id,
+                    route,
+                    attempt,
+                    state,
+                }) => r.update(queue_id, &route, Some(attempt), state),
+                Ok(Op::State {
+                    queue_id,
+                    route,
+                    state,
+                }) => r.update(queue_id, &route, None, state),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => return,
             }
         }
+        if last_expiry.elapsed() >= EXPIRE_EVERY {
+            last_expiry = tokio::time::Instant::now();
+            evicted.expired = r.expire(clock.now_ms()).expired;
+        }
+        account(&metrics, &r, evicted);
     }
 }
 

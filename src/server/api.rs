@@ -176,6 +176,8 @@ async fn replay_one(gw: &Gateway, id: &str, dedup: bool, peer: SocketAddr) -> Re
     };
     match gw.replay(&original, dedup).await {
         Ok(r) => {
+            // The new event is readable once this answers.
+            gw.journal().flush().await;
             tracing::info!(target: "hookgate::admin", client = %peer, event = id, new = %r.id, outcome = r.outcome, "replayed one event");
             json_response(
                 StatusCode::OK,
