@@ -15,6 +15,7 @@
 //! - [`upstream`]: the hop to the backend: pool, send, attestation, trusted headers.
 //! - [`verify`], [`limit`], [`schema`], [`dedup`], [`store`], [`certs`], [`telemetry`]: leaves
 //!   that own their policy types; `verify` is pure, with time passed in.
+//! - [`doctor`]: after a verification failure, what would have matched; pure, over `verify`.
 //! - [`secret`], [`clock`], [`metrics`]: what everything else shares.
 //!
 //! # Request lifecycle
@@ -43,6 +44,7 @@ pub mod clock;
 pub mod config;
 pub mod dedup;
 pub mod delivery;
+pub mod doctor;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;

@@ -42,6 +42,17 @@ fn main() -> ExitCode {
                 Err(e) => fail(&e.to_string(), 1),
             }
         }
+        Some(Command::Doctor(args)) => match hookgate::cli::doctor::run(&args) {
+            Ok((out, verified)) => {
+                print!("{out}");
+                if verified {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                }
+            }
+            Err(e) => fail(&e.to_string(), e.exit_code()),
+        },
         Some(Command::Dlq(cmd)) => match runtime() {
             Ok(rt) => match rt.block_on(hookgate::cli::dlq::run(&cmd)) {
                 Ok(out) => {

@@ -116,8 +116,8 @@ impl Metrics {
             ),
             verify_failures: counter(
                 "hookgate_verify_failures_total",
-                "Signature verification failures by reason.",
-                &["route", "reason"],
+                "Signature verification failures by reason, and the kind of the signature doctor's diagnosis.",
+                &["route", "reason", "diagnosis"],
             ),
             key_matches: counter(
                 "hookgate_key_matches_total",
@@ -218,7 +218,11 @@ impl Metrics {
     /// first webhook. `queued`: the route delivers in the background (queue gauges too).
     pub fn prime_route(&self, route: &str, queued: bool) {
         self.requests.with_label_values(&[route, "forwarded", ""]);
-        self.verify_failures.with_label_values(&[route, "mismatch"]);
+        // The doctor's findings that need someone to act: a sender or a proxy to fix.
+        for diagnosis in ["unknown", "retired_secret", "body_altered"] {
+            self.verify_failures
+                .with_label_values(&[route, "mismatch", diagnosis]);
+        }
         self.spoofed_headers.with_label_values(&[route]);
         for scope in ["ip", "route"] {
             self.rate_limited.with_label_values(&[route, scope]);

@@ -273,6 +273,17 @@ fn layers_import_only_downwards() {
     }
 }
 
+/// The signature doctor is a leaf beside `verify`: it uses the verifiers and secrets, nothing
+/// above them (docs/design.md).
+#[test]
+fn the_doctor_is_a_leaf() {
+    let graph = top_level_graph(&files());
+    let uses = graph.get("doctor").cloned().unwrap_or_default();
+    let allowed: BTreeSet<String> = ["verify", "secret"].map(String::from).into();
+    assert!(uses.is_subset(&allowed), "doctor imports {uses:?}");
+    assert!(uses.contains("verify"));
+}
+
 /// The checker itself finds what it must: a cycle, a grouped import, a test module skipped.
 #[test]
 fn the_checker_sees_cycles_groups_and_skips_tests() {

@@ -1,10 +1,11 @@
 //! The command line (docs/operations.md): the clap definitions here, one file per helper
-//! command (`sign.rs`: sign and send, `dlq.rs`, `echo.rs`), with `route.rs` (a route of a config
+//! command (`sign.rs`: sign and send, `doctor.rs`, `dlq.rs`, `echo.rs`), with `route.rs` (a route of a config
 //! to sign for) and `client.rs` (the HTTP client of `send` and `dlq`). Exit codes: 0 ok, 1 runtime
 //! error, 2 usage or config error.
 
 pub mod client;
 pub mod dlq;
+pub mod doctor;
 pub mod echo;
 pub mod events;
 pub mod remote;
@@ -43,6 +44,9 @@ pub enum Command {
     Sign(SignArgs),
     /// Sign a body and POST it to URL or a route's URL; print the answer, exit 0 on a 2xx.
     Send(SendArgs),
+    /// Explain why a request's signature fails: what was checked, what matched, what to change.
+    /// Exit 0 when it verifies, 1 when it does not.
+    Doctor(DoctorArgs),
     /// A small receiver that prints every request it gets and answers 200.
     Echo(EchoArgs),
     /// Dead letters of a running gateway: list, replay or drop them (through its admin API).
@@ -318,6 +322,64 @@ pub struct SendArgs {
     /// Where to POST (http:// or https://) [default: the route's URL with --route].
     pub url: Option<String>,
     /// The body to sign and send.
+    pub body_file: PathBuf,
+}
+
+/// A request as hookgate received it, and the route's scheme and keys.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The route's signature scheme.
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(SCHEME_NAMES))]
+    pub scheme: String,
+    /// The route's secret, as configured (as the provider shows it). Prefer HOOKGATE_SECRET or
+    /// --secret-file: argv is visible to other users.
+    #[arg(
+        long,
+        env = "HOOKGATE_SECRET",
+        hide_env_values = true,
+        required_unless_present_any = ["secret_file", "public_key"]
+    )]
+    pub secret: Option<String>,
+    /// Read the route's secret from a file.
+    #[arg(long, conflicts_with = "secret")]
+    pub secret_file: Option<PathBuf>,
+    /// Asymmetric schemes: the route's public key, as configured (whpk_..., SendGrid's key).
+    #[arg(long)]
+    pub public_key: Option<String>,
+    /// A secret rotated out, as `ID=SECRET` (repeat the flag): recognized, never accepted.
+    #[arg(long = "retired-secret", value_name = "ID=SECRET")]
+    pub retired_secrets: Vec<String>,
+    /// A header of the request, `Name: value` (repeat the flag).
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+    /// Check as if at this unix time (default: now).
+    #[arg(long)]
+    pub now: Option<u64>,
+    /// The route's verify.tolerance.
+    #[arg(long, default_value = "5m")]
+    pub tolerance: String,
+    /// twilio: the URL the sender called, query included.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// hmac: the signature header.
+    #[arg(long)]
+    pub signature_header: Option<String>,
+    /// hmac: text before the encoded signature, e.g. "sha256=".
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// hmac: hex or base64.
+    #[arg(long)]
+    pub encoding: Option<String>,
+    /// hmac: sha256, sha512 or sha1.
+    #[arg(long)]
+    pub algorithm: Option<String>,
+    /// hmac: what is signed, e.g. "{header.X-Timestamp}.{body}".
+    #[arg(long)]
+    pub signed: Option<String>,
+    /// hmac: the header with the signed unix time.
+    #[arg(long)]
+    pub timestamp_header: Option<String>,
+    /// The body exactly as received.
     pub body_file: PathBuf,
 }
 

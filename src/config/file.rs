@@ -289,6 +289,10 @@ pub struct VerifyFile {
     pub secrets: Option<List<Section<SecretFile>>>,
     /// Asymmetric schemes (sendgrid, standard-webhooks/svix v1a): public keys, same form.
     pub public_keys: Option<List<Section<SecretFile>>>,
+    /// Secrets rotated out: never verify, only recognized by the signature doctor.
+    pub retired_secrets: Option<List<Section<SecretFile>>>,
+    /// Failures the doctor examines per minute on this route; 0 turns it off.
+    pub diagnose_per_minute: Leaf,
     pub tolerance: Leaf,
     /// Twilio: the URL the sender calls.
     pub public_url: Leaf,

@@ -6,6 +6,8 @@
 //! - `route.rs` (1), `body.rs` (3), `verify.rs` (4), `validate.rs` (6), `dedup.rs` (7),
 //!   `deliver.rs` (8: sync, queue, hybrid); the limits (2, 5) are [`crate::limit`]'s.
 //! - `reject.rs`: every refusal as (status, reason, outcome, body, metric), in one place.
+//! - `diagnose.rs`: after a 401, the signature doctor within the route's budget, once the
+//!   sender has its answer.
 //! - `client_ip.rs`: the sender's address behind trusted proxies.
 //! - `payload.rs`: the body's bytes and its JSON tree, parsed once.
 
@@ -13,6 +15,7 @@ mod body;
 mod client_ip;
 mod dedup;
 mod deliver;
+mod diagnose;
 mod payload;
 mod reject;
 mod replay;
@@ -26,24 +29,26 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 
 pub use self::client_ip::resolve as client_ip;
+use self::diagnose::{Budgets, Suspect};
 use self::payload::Payload;
 pub use self::reject::Rejection;
 pub use self::replay::{ReplayError, Replayed};
-pub use self::route::{Route, RoutePath};
+pub use self::route::{Diagnose, Route, RoutePath};
 use crate::clock::{Clock, SystemClock};
 use crate::delivery::{DeliveryMode, Engine, Lane, Plan};
+use crate::doctor::Diagnosis;
 use crate::journal::{self, Entry, Journal};
 use crate::limit::{self, Limits};
 use crate::metrics::Metrics;
 use crate::schema::Mode;
 use crate::store::{AnyStore, MemoryStore, StoreError};
 use crate::upstream::{self, Forward, Trusted, UpstreamBody};
-use crate::verify::Verified;
+use crate::verify::{Verified, VerifyError};
 
 /// What hookgate answers with: its own small bodies, or the backend's streamed through.
 pub type Body = Either<Full<Bytes>, UpstreamBody>;
@@ -73,6 +78,8 @@ pub struct State {
     pub settings: Settings,
     pub trusted: Arc<Trusted>,
     pub limits: Arc<Limits>,
+    /// The signature doctor's budget per route.
+    budgets: Budgets,
 }
 
 impl State {
@@ -82,10 +89,12 @@ impl State {
         let trusted = upstream::trusted(&settings.forward);
         let specs = settings.routes.iter().map(|r| (&r.name, &r.rate_limit));
         let limits = Arc::new(Limits::new(specs, previous.map(|p| &*p.limits)));
+        let budgets = Budgets::new(&settings.routes, previous.map(|p| &p.budgets));
         Self {
             settings,
             trusted,
             limits,
+            budgets,
         }
     }
 
@@ -132,6 +141,8 @@ struct Record {
     queue_id: Option<u64>,
     /// The JSON pointers a schema refusal named.
     refused_at: Option<String>,
+    /// A request that failed verification, kept for the signature doctor.
+    suspect: Option<Suspect>,
     /// The body as received, once read.
     body: Option<Bytes>,
 }
@@ -260,6 +271,7 @@ impl Gateway {
         let mut rec = Record::default();
         let result = self.pipeline(&state, req, conn, client, &mut rec).await;
         let route = rec.route.as_deref().unwrap_or("none");
+        let mut unverified = None;
         let (response, outcome, reason) = match result {
             Ok(Reply::Forwarded(res)) => (res.map(Either::Right), "forwarded", ""),
             Ok(Reply::Answered(json)) => (answer(json).map(Either::Left), "answered", "challenge"),
@@ -269,40 +281,21 @@ impl Gateway {
                 if deferred { "deferred" } else { "" },
             ),
             Err(r) => {
-                r.count(&self.metrics, route);
+                match &r {
+                    // Counted with its diagnosis, below.
+                    Rejection::Unverified(e) => unverified = Some(*e),
+                    other => other.count(&self.metrics, route, None),
+                }
                 rec.refused_at = r.pointers();
                 (r.response().map(Either::Left), r.outcome(), r.reason())
             }
         };
         let elapsed = started.elapsed();
         self.account(&rec, route, outcome, reason, elapsed);
-        let verified = rec.verified.as_ref();
-        tracing::info!(
-            target: "hookgate::request",
-            route,
-            %method,
-            path,
-            outcome,
-            reason = (!reason.is_empty()).then_some(reason),
-            status = response.status().as_u16(),
-            duration_ms = duration_ms(elapsed),
-            client_ip = %client,
-            key_id = verified.map(|v| &*v.key_id),
-            delivery_id = verified.and_then(|v| v.delivery_id.as_deref()),
-            dedup_key = rec.dedup_key.as_deref(),
-            queue_id = rec.queue_id,
-            spoofed_headers = rec.spoofed,
-            schema_shadowed = rec.shadowed.as_ref().map(Rejection::reason),
-            schema_pointers = rec
-                .refused_at
-                .as_deref()
-                .or(rec.shadowed.as_ref().and_then(Rejection::pointers).as_deref()),
-            "request"
-        );
-        let seen = Finished {
+        let finished = Finished {
             received_ms,
-            method,
-            path,
+            method: method.clone(),
+            path: path.clone(),
             query,
             client,
             headers,
@@ -311,30 +304,58 @@ impl Gateway {
             status: response.status().as_u16(),
             duration: elapsed,
         };
-        self.journal_request(&state, &rec, seen);
+        let entry = self.journal_entry(&state, &rec, finished);
+        let verified = rec.verified.take();
+        let line = Line {
+            route: rec.route.clone().unwrap_or_else(|| Arc::from("none")),
+            method,
+            path,
+            outcome,
+            reason,
+            status: response.status().as_u16(),
+            elapsed,
+            client,
+            key_id: verified.as_ref().map(|v| v.key_id.clone()),
+            delivery_id: verified.and_then(|v| v.delivery_id),
+            dedup_key: rec.dedup_key.take(),
+            queue_id: rec.queue_id,
+            spoofed: rec.spoofed,
+            schema_shadowed: rec.shadowed.as_ref().map(Rejection::reason),
+            schema_pointers: rec
+                .refused_at
+                .take()
+                .or(rec.shadowed.as_ref().and_then(Rejection::pointers)),
+            diagnosis: None,
+        };
+        match unverified {
+            Some(error) => self.diagnose(&state, line, error, rec.suspect.take(), entry),
+            None => {
+                line.log();
+                if let Some(e) = entry {
+                    self.journal.record(e);
+                }
+            }
+        }
         response
     }
 
-    /// Hands the finished request to the journal, refusals within their per-route rate.
-    fn journal_request(&self, state: &State, rec: &Record, seen: Finished) {
+    /// The journal event of a finished request; `None` for a refusal beyond its route's rate.
+    fn journal_entry(&self, state: &State, rec: &Record, seen: Finished) -> Option<Entry> {
         let route_name = rec.route.as_deref();
         let refused = !matches!(seen.outcome, "forwarded" | "queued" | "answered");
         if refused && !self.journal.admit_refusal(route_name.unwrap_or("none")) {
-            return;
+            return None;
         }
         let route = route_name.and_then(|n| state.settings.routes.iter().find(|r| &*r.name == n));
         let mut headers = seen.headers;
-        journal::redact(
-            &mut headers,
-            route.and_then(|r| r.verifier.scheme().signature_header()),
-        );
+        let own = route.and_then(|r| r.verifier.scheme().signature_header());
+        journal::redact(&mut headers, own);
         let (body, body_truncated) = match &rec.body {
             Some(b) => self.journal.keep_body(b),
             None => (None, false),
         };
         let verified = rec.verified.as_ref();
-        let queued = seen.outcome == "queued";
-        self.journal.record(Entry {
+        Some(Entry {
             id: self.journal.next_id(seen.received_ms),
             received_ms: seen.received_ms,
             route: rec.route.clone(),
@@ -354,11 +375,53 @@ impl Gateway {
             headers,
             body,
             body_truncated,
-            state: queued.then_some("pending"),
+            state: (seen.outcome == "queued").then_some("pending"),
             attempts: Vec::new(),
             replay_of: None,
             queue_id: rec.queue_id,
-        });
+        })
+    }
+
+    /// A verification failure's metric and log line, with the signature doctor's diagnosis:
+    /// examined on the blocking pool when the route's budget allows (the response is already
+    /// made and goes out meanwhile), `skipped` otherwise.
+    fn diagnose(
+        &self,
+        state: &State,
+        line: Line,
+        error: VerifyError,
+        suspect: Option<Suspect>,
+        entry: Option<Entry>,
+    ) {
+        let (metrics, journal) = (self.metrics.clone(), self.journal.clone());
+        let record = move |mut line: Line, diagnosis: &Diagnosis, took: Option<Duration>| {
+            let kind = diagnosis.kind();
+            Rejection::Unverified(error).count(&metrics, &line.route, Some(kind));
+            line.diagnosis = Some((diagnosis.to_string(), took));
+            line.log();
+            if let Some(mut e) = entry {
+                e.diagnosis = Some(diagnosis.to_string());
+                journal.record(e);
+            }
+        };
+        let suspect = suspect.filter(|_| state.budgets.take(&line.route));
+        let Some(suspect) = suspect else {
+            return record(line, &Diagnosis::Skipped, None);
+        };
+        let examine = move || {
+            let started = Instant::now();
+            let diagnosis = suspect
+                .examine()
+                .map_or(Diagnosis::Skipped, |r| r.diagnosis);
+            record(line, &diagnosis, Some(started.elapsed()));
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn_blocking(examine);
+            }
+            // Outside a runtime (never in the server): examine here.
+            Err(_) => examine(),
+        }
     }
 
     /// The metrics every request updates, whatever its outcome.
@@ -410,7 +473,17 @@ impl Gateway {
 
         // 4. verify: on the headers as received, before anything is stripped.
         let now = self.clock.now_secs();
-        let verified = verify::verify(&route, &parts, payload.raw(), now, &self.metrics)?;
+        let verified = match verify::verify(&route, &parts, payload.raw(), now, &self.metrics) {
+            Ok(v) => v,
+            Err(r) => {
+                if let Rejection::Unverified(e) = r {
+                    let url = route::sender_url(&route, &parts.uri);
+                    let (headers, body) = (&mut parts.headers, payload.raw());
+                    rec.suspect = Suspect::keep(&route, headers, body, now, url, e);
+                }
+                return Err(r);
+            }
+        };
         rec.verified = Some(verified.clone());
         // A sender's own challenge (Zoom's URL validation) is answered here, not forwarded.
         if let Some(json) = verified.challenge.clone() {
@@ -459,6 +532,57 @@ impl Gateway {
             now,
         };
         self.deliver(state, outbound, rec).await
+    }
+}
+
+/// One request's log line, written once it is complete (after the doctor, for a 401).
+struct Line {
+    route: Arc<str>,
+    method: Method,
+    path: String,
+    outcome: &'static str,
+    reason: &'static str,
+    status: u16,
+    elapsed: Duration,
+    client: IpAddr,
+    key_id: Option<Arc<str>>,
+    delivery_id: Option<String>,
+    dedup_key: Option<String>,
+    queue_id: Option<u64>,
+    spoofed: usize,
+    schema_shadowed: Option<&'static str>,
+    schema_pointers: Option<String>,
+    /// The signature doctor's diagnosis, and how long it took when it ran.
+    diagnosis: Option<(String, Option<Duration>)>,
+}
+
+impl Line {
+    fn log(&self) {
+        let (diagnosis, took) = match &self.diagnosis {
+            Some((d, took)) => (Some(d.as_str()), *took),
+            None => (None, None),
+        };
+        tracing::info!(
+            target: "hookgate::request",
+            route = &*self.route,
+            method = %self.method,
+            path = self.path,
+            outcome = self.outcome,
+            reason = (!self.reason.is_empty()).then_some(self.reason),
+            status = self.status,
+            duration_ms = duration_ms(self.elapsed),
+            client_ip = %self.client,
+            key_id = self.key_id.as_deref(),
+            delivery_id = self.delivery_id.as_deref(),
+            dedup_key = self.dedup_key.as_deref(),
+            queue_id = self.queue_id,
+            spoofed_headers = self.spoofed,
+            schema_shadowed = self.schema_shadowed,
+            schema_pointers = self.schema_pointers.as_deref(),
+            diagnosis,
+            diagnosis_ms = took.map(duration_ms),
+            "request"
+        );
     }
 }
 

@@ -71,11 +71,12 @@ impl From<Failure> for Rejection {
 
 impl Rejection {
     /// The refusal's own counter, beside `hookgate_requests_total` which counts every outcome.
-    pub fn count(&self, metrics: &Metrics, route: &str) {
+    /// A verification failure is counted with the kind of its diagnosis (`skipped` if none).
+    pub fn count(&self, metrics: &Metrics, route: &str, diagnosis: Option<&str>) {
         match self {
             Self::Unverified(e) => metrics
                 .verify_failures
-                .with_label_values(&[route, e.reason()])
+                .with_label_values(&[route, e.reason(), diagnosis.unwrap_or("skipped")])
                 .inc(),
             Self::RateLimited(l) => metrics
                 .rate_limited

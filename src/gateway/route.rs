@@ -1,5 +1,6 @@
 //! Stage 1: which route answers a request.
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,6 +9,7 @@ use http::Method;
 use super::Rejection;
 use crate::dedup::Dedup;
 use crate::delivery::Delivery;
+use crate::doctor::Doctor;
 use crate::limit::RateLimit;
 use crate::schema::Schema;
 use crate::upstream::Target;
@@ -24,6 +26,14 @@ pub enum RoutePath {
     Prefix(String),
 }
 
+/// A route's signature doctor and how many failures a minute it may examine.
+#[derive(Debug, Clone)]
+pub struct Diagnose {
+    pub doctor: Arc<Doctor>,
+    /// `verify.diagnose_per_minute` (0 means no `Diagnose` at all); also the burst.
+    pub per_minute: NonZeroU32,
+}
+
 /// One `routes[]` entry as loaded: everything each stage needs for it.
 #[derive(Debug, Clone)]
 pub struct Route {
@@ -34,6 +44,8 @@ pub struct Route {
     pub upstream: Target,
     pub timeout: Duration,
     pub verifier: Verifier,
+    /// The signature doctor after a failed verification; `None`: off.
+    pub diagnose: Option<Diagnose>,
     /// Stages 2 and 5; empty when the route has no `rate_limit`.
     pub rate_limit: RateLimit,
     /// Stage 6; compiled when the config loads.

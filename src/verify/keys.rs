@@ -19,8 +19,26 @@ pub struct Keys {
 }
 
 impl Keys {
+    /// Symmetric secrets only, used as given (the signature doctor's other forms of a secret).
+    pub fn from_secrets(secrets: Vec<Secret>) -> Self {
+        Self {
+            secrets,
+            ..Self::default()
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.secrets.is_empty() && self.ed25519.is_empty() && self.p256.is_empty()
+    }
+
+    /// The ids of every key, in the order given.
+    #[cfg(test)]
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.secrets
+            .iter()
+            .map(Secret::id)
+            .chain(self.ed25519.iter().map(|(id, _)| &**id))
+            .chain(self.p256.iter().map(|(id, _)| &**id))
     }
 }
 

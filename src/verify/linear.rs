@@ -56,6 +56,12 @@ pub(super) fn verify(
     Ok(Verified::new(key_id, id))
 }
 
+/// `webhookTimestamp`, in unix milliseconds (for the doctor).
+pub(super) fn timestamp_ms(body: &[u8]) -> Option<u64> {
+    let body: Body = serde_json::from_slice(body).ok()?;
+    body.timestamp?.as_u64()
+}
+
 /// Sets `webhookTimestamp` to now (the body must be a JSON object), then signs.
 pub(super) fn sign(secret: &[u8], input: &SignInput<'_>) -> Result<Signed, SignError> {
     let mut event: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(input.body)

@@ -54,6 +54,16 @@ pub(super) fn verify(
     Ok(Verified::new(key_id, Some(fields.token)))
 }
 
+/// The signed timestamp, in unix seconds, wherever the body carries it (for the doctor).
+pub(super) fn timestamp(body: &[u8]) -> Option<u64> {
+    let fields = if is_json(body) {
+        json_fields(body).ok()?
+    } else {
+        form_fields(body).ok()?
+    };
+    parse_digits(&fields.timestamp).ok()
+}
+
 fn is_json(body: &[u8]) -> bool {
     body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
 }

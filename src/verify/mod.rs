@@ -12,7 +12,8 @@
 //!
 //! One file per scheme family: `hmac` (mediaconvert, github, shopify, generic hmac), `stripe`,
 //! `standard` (Standard Webhooks and Svix), `slack_zoom`, `twilio`, `token` (gitlab), `paddle`,
-//! `linear`, `mailgun`, `sendgrid`.
+//! `linear`, `mailgun`, `sendgrid`. `wire` describes each scheme's signature on the wire for the
+//! signature doctor (`crate::doctor`).
 
 mod encoding;
 mod header;
@@ -28,6 +29,7 @@ mod stripe;
 mod timestamp;
 mod token;
 mod twilio;
+mod wire;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,6 +43,7 @@ pub use self::hmac::{Algorithm, HmacSpec, Template};
 pub use self::keys::{Keys, SigningKey};
 pub use self::timestamp::Window;
 pub use self::twilio::{add_body_hash, sender_url};
+pub use self::wire::{Layout, SignatureFormat};
 
 /// For `crate::fuzzing`: the strict timestamp parser and the window check.
 #[cfg(feature = "fuzzing")]

@@ -46,6 +46,11 @@ pub(super) fn verify(
         .ok_or(VerifyError::Mismatch)
 }
 
+/// The signed timestamp, in unix seconds (for the doctor).
+pub(super) fn timestamp(headers: &http::HeaderMap) -> Option<u64> {
+    parse_digits(single(headers, TIMESTAMP).ok()?).ok()
+}
+
 /// The key from SendGrid's settings page (base64 DER SPKI), or a PEM `PUBLIC KEY`.
 pub(super) fn decode_public_key(key: &Secret) -> Result<VerifyingKey, String> {
     use p256::pkcs8::DecodePublicKey;

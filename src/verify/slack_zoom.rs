@@ -70,6 +70,11 @@ impl V0 {
         Ok(verified)
     }
 
+    /// The signed timestamp, in unix seconds (for the doctor).
+    pub(super) fn timestamp(&self, headers: &http::HeaderMap) -> Option<u64> {
+        parse_digits(single(headers, self.timestamp).ok()?).ok()
+    }
+
     pub(super) fn sign(&self, secret: &[u8], input: &SignInput<'_>) -> Vec<(String, String)> {
         let ts = input.now.to_string();
         let mac = Algorithm::Sha256.sign(secret, &[b"v0:", ts.as_bytes(), b":", input.body]);

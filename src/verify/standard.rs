@@ -99,6 +99,11 @@ pub(super) fn verify(
     Err(VerifyError::Mismatch)
 }
 
+/// The signed timestamp, in unix seconds (for the doctor).
+pub(super) fn timestamp(names: Names, headers: &http::HeaderMap) -> Option<u64> {
+    parse_digits(first_of(headers, names.timestamp).ok()?).ok()
+}
+
 /// `whsec_<base64>` (or bare base64, padded or not) to the HMAC key bytes.
 pub(super) fn decode_secret(secret: &Secret) -> Result<Secret, String> {
     let text = std::str::from_utf8(secret.expose()).unwrap_or_default();

@@ -4,6 +4,10 @@
         prints [{"scheme", "sdk", "headers": {name: value}, "body"}] signed now
     interop.py verify < {"secrets": {scheme: secret}, "requests": [{"scheme", "headers", "body"}]}
         prints [{"scheme", "sdk", "accepted": bool, "error": str | null}] checked now
+    interop.py doctor < {"secrets": {scheme: secret}, "retired": {scheme: secret}, "body": str}
+        prints [{"case", "scheme", "sdk", "headers", "body", "expect"}]: requests signed by the SDKs
+        and then altered the way senders, frameworks and proxies alter them, each with the
+        diagnosis the signature doctor should give
 """
 
 import json
@@ -86,18 +90,55 @@ def verify_one(secrets, scheme, headers, body):
     raise SystemExit(f"no Python SDK for scheme {scheme}")
 
 
+def doctor(secrets, retired, body):
+    now = int(datetime.now(tz=timezone.utc).timestamp())
+    stripe_sdk = sdk(stripe, "stripe")
+    sign_stripe = stripe.WebhookSignature.generate_signature_header
+    out = []
+
+    def case(name, scheme, sdk_name, headers, sent, expect):
+        out.append({"case": name, "scheme": scheme, "sdk": sdk_name, "headers": headers,
+                    "body": sent, "expect": expect})
+
+    header = {"Stripe-Signature": sign_stripe(body, secrets["stripe"])}
+    # A framework parsed the JSON and wrote it again: Python's json.dumps with indent=2
+    # (which also escapes non-ASCII as \u).
+    case("reserialized", "stripe", stripe_sdk, header,
+         json.dumps(json.loads(body), indent=2), "body_altered:json_reserialized")
+    # A proxy or a script added a newline.
+    case("newline", "stripe", stripe_sdk, header, body + "\n", "body_altered:trailing_newline_added")
+    # Signed 400 s ago: a slow queue, a retry or a wrong clock.
+    case("old", "stripe", stripe_sdk,
+         {"Stripe-Signature": sign_stripe(body, secrets["stripe"], timestamp=now - 400)},
+         body, "clock_skew:-400")
+    # The sender still has the secret that was rotated out.
+    case("retired", "stripe", stripe_sdk,
+         {"Stripe-Signature": sign_stripe(body, retired["stripe"])}, body, "retired_secret:old")
+    # Standard Webhooks keyed with the secret's text, without its base64 layer (the SDK takes
+    # bytes as the raw key).
+    msg_id = f"msg_{uuid.uuid4().hex}"
+    ts = datetime.fromtimestamp(now, tz=timezone.utc)
+    sig = StandardWebhook(secrets["standard-webhooks"].encode()).sign(msg_id, ts, body)
+    case("raw-secret", "standard-webhooks", sdk(standardwebhooks, "standardwebhooks"),
+         {"webhook-id": msg_id, "webhook-timestamp": str(now), "webhook-signature": sig},
+         body, "secret_encoding")
+    return out
+
+
 def main():
     mode = sys.argv[1] if len(sys.argv) > 1 else ""
     request = json.load(sys.stdin)
     if mode == "sign":
         result = sign(request["secrets"], request["body"])
+    elif mode == "doctor":
+        result = doctor(request["secrets"], request["retired"], request["body"])
     elif mode == "verify":
         result = []
         for r in request["requests"]:
             name, accepted, error = verify_one(request["secrets"], r["scheme"], r["headers"], r["body"])
             result.append({"scheme": r["scheme"], "sdk": name, "accepted": accepted, "error": error})
     else:
-        raise SystemExit("usage: interop.py sign|verify < request.json")
+        raise SystemExit("usage: interop.py sign|verify|doctor < request.json")
     json.dump(result, sys.stdout)
 
 

@@ -7,21 +7,12 @@
 //! `tests/interop/node_modules`); without them this test fails and says so.
 
 use std::collections::BTreeSet;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::Instant;
 
 use crate::common::*;
 use serde_json::{json, Value};
 
 /// Unicode, escapes and a trailing newline: SDKs that re-encode would break it.
 const BODY: &str = "{\"job_id\":\"job_abc123xyz\",\"status\":\"completed\",\"note\":\"caf\u{e9} \u{2705} \u{4f1a}\u{8b70} \\u00e9\"}\n";
-const SETUP: &str = "run `bash tests/interop/setup.sh` first (it installs the official SDKs into .venv/ and tests/interop/node_modules)";
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn secrets() -> Value {
     json!({
@@ -32,74 +23,6 @@ fn secrets() -> Value {
         "svix": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
         "slack": "8f742231b10e8888abcd99yyyzzz85a5",
     })
-}
-
-/// The Python interpreter of the SDK virtualenv and `node` with the npm SDK, or a failure that
-/// says how to install them.
-fn tools() -> (PathBuf, PathBuf) {
-    let python = root().join(".venv/bin/python");
-    assert!(python.exists(), "{} is missing: {SETUP}", python.display());
-    let octokit = root().join("tests/interop/node_modules/@octokit/webhooks-methods");
-    assert!(
-        octokit.exists(),
-        "{} is missing: {SETUP}",
-        octokit.display()
-    );
-    let node = std::env::var_os("PATH")
-        .and_then(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join("node"))
-                .find(|n| n.is_file())
-        })
-        .unwrap_or_else(|| panic!("node is not on PATH: install Node.js, then {SETUP}"));
-    (python, node)
-}
-
-/// Runs `program script mode` with `input` on stdin (bounded by [`WAIT`]); its JSON output.
-fn run_script(program: &Path, script: &str, mode: &str, input: &Value) -> Vec<Value> {
-    let mut child = Command::new(program)
-        .arg(root().join("tests/interop").join(script))
-        .arg(mode)
-        .current_dir(root().join("tests/interop"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{}: {e}; {SETUP}", program.display()));
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.to_string().as_bytes())
-        .expect("write stdin");
-    let deadline = Instant::now() + WAIT;
-    while child.try_wait().expect("try_wait").is_none() {
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            panic!("{script} {mode} did not finish within {WAIT:?}");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().expect("output");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "{script} {mode} failed: {stderr}\n{SETUP}"
-    );
-    serde_json::from_slice::<Value>(&out.stdout)
-        .unwrap_or_else(|e| panic!("{script} {mode}: bad JSON ({e}): {stderr}"))
-        .as_array()
-        .expect("a JSON list")
-        .clone()
-}
-
-fn headers_of(request: &Value) -> Vec<(String, String)> {
-    request["headers"]
-        .as_object()
-        .expect("headers")
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_str().expect("header value").to_string()))
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,6 +13,7 @@ mod conformance;
 mod crash;
 mod dedup;
 mod delivery;
+mod doctor;
 mod errors;
 mod forward;
 mod fuzz_replay;

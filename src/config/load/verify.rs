@@ -1,10 +1,15 @@
 //! `routes[].verify` and every secret: the scheme, its keys and its options.
 
 use std::collections::HashSet;
+use std::num::NonZeroU32;
 use std::time::Duration;
+
+use serde_json::Value;
 
 use super::secret::{self, SecretSource};
 use crate::config::file::{Leaf, SecretFile, VerifyFile};
+use crate::doctor::{Doctor, MAX_RETIRED};
+use crate::gateway::Diagnose;
 use crate::secret::Secret;
 use crate::verify::{
     Algorithm, Encoding, HmacSpec, Keys, Scheme, Template, Verifier, SCHEME_NAMES,
@@ -18,6 +23,8 @@ struct Verify {
     /// Each entry of `secrets`, `None` where it is not a mapping.
     secrets: Vec<Option<SecretFile>>,
     public_keys: Vec<Option<SecretFile>>,
+    retired: Vec<Option<SecretFile>>,
+    diagnose_per_minute: Leaf,
     /// Whether `secrets` or `public_keys` was refused for its type.
     lists_spoiled: bool,
     tolerance: Leaf,
@@ -31,6 +38,9 @@ struct Verify {
     /// The keys of the generic `hmac` scheme that were given, whatever their value.
     hmac_keys: Vec<&'static str>,
 }
+
+/// `verify.diagnose_per_minute` when not given.
+const DIAGNOSE_PER_MINUTE: u32 = 60;
 
 impl Validator {
     fn verify_fields(&mut self, key: &str, v: VerifyFile) -> Verify {
@@ -73,10 +83,13 @@ impl Validator {
         };
         let secrets = entries(self, "secrets", v.secrets);
         let public_keys = entries(self, "public_keys", v.public_keys);
+        let retired = entries(self, "retired_secrets", v.retired_secrets);
         Verify {
             scheme,
             secrets,
             public_keys,
+            retired,
+            diagnose_per_minute: v.diagnose_per_minute,
             lists_spoiled: self.spoiled(&format!("{key}.secrets"))
                 || self.spoiled(&format!("{key}.public_keys")),
             tolerance: v.tolerance,
@@ -91,7 +104,12 @@ impl Validator {
         }
     }
 
-    pub(super) fn verifier(&mut self, key: &str, v: VerifyFile) -> Option<Verifier> {
+    /// The route's verifier, and its signature doctor unless `diagnose_per_minute` is 0.
+    pub(super) fn verifier(
+        &mut self,
+        key: &str,
+        v: VerifyFile,
+    ) -> Option<(Verifier, Option<Diagnose>)> {
         let v = self.verify_fields(key, v);
         let scheme = match v.scheme.as_deref() {
             Some("hmac") => self.hmac_spec(key, &v).map(Scheme::Hmac),
@@ -133,20 +151,58 @@ impl Validator {
             );
         }
         let public_url = self.public_url(key, v.public_url.as_deref(), scheme.as_ref());
-        let mut verifier = Verifier::new(scheme?, keys?).with_tolerance(tolerance);
+        let per_minute = self.diagnose_per_minute(key, v.diagnose_per_minute.clone());
+        let (keys, retired) = keys?;
+        let mut verifier = Verifier::new(scheme?, keys).with_tolerance(tolerance);
         if let Some(url) = public_url {
             verifier = verifier.with_public_url(url);
         }
-        Some(verifier)
+        let diagnose = per_minute.map(|per_minute| Diagnose {
+            doctor: std::sync::Arc::new(Doctor::new(&verifier, retired)),
+            per_minute,
+        });
+        Some((verifier, diagnose))
+    }
+
+    /// `verify.diagnose_per_minute`: a whole number, 0 (off) included; `None` when off.
+    fn diagnose_per_minute(&mut self, key: &str, v: Leaf) -> Option<NonZeroU32> {
+        let k = format!("{key}.diagnose_per_minute");
+        let n = match v {
+            None => DIAGNOSE_PER_MINUTE,
+            Some(Value::Number(n)) if n.as_u64().is_some_and(|n| n <= 1_000_000) => {
+                u32::try_from(n.as_u64().unwrap_or(0)).unwrap_or(u32::MAX)
+            }
+            Some(other) => {
+                self.problem(
+                    k,
+                    format!("`{other}` must be a whole number from 0 (off) to 1000000, e.g. 60"),
+                );
+                DIAGNOSE_PER_MINUTE
+            }
+        };
+        NonZeroU32::new(n)
     }
 
     /// `verify.secrets` and `verify.public_keys`, each decoded for the scheme (a key that does
     /// not decode is a problem at its own path; the others are kept, so that the route is still
     /// built and checked against the rest of the config).
-    fn keys(&mut self, key: &str, v: &Verify, scheme: Option<&Scheme>) -> Option<Keys> {
+    /// ... and `verify.retired_secrets`, decoded the same way, apart: they never verify, the
+    /// doctor only recognizes them.
+    fn keys(&mut self, key: &str, v: &Verify, scheme: Option<&Scheme>) -> Option<(Keys, Keys)> {
         let mut keys = Keys::default();
+        let mut retired = Keys::default();
+        if v.retired.len() > MAX_RETIRED {
+            self.problem(
+                format!("{key}.retired_secrets"),
+                format!("{} given; at most {MAX_RETIRED} (the signature doctor tries each on every failure it examines): keep the most recent", v.retired.len()),
+            );
+        }
         let mut ids = HashSet::new();
-        let lists = [("secrets", &v.secrets), ("public_keys", &v.public_keys)];
+        let lists = [
+            ("secrets", &v.secrets),
+            ("public_keys", &v.public_keys),
+            ("retired_secrets", &v.retired),
+        ];
         for (list, entries) in lists {
             for (i, s) in entries.iter().enumerate() {
                 let skey = format!("{key}.{list}[{i}]");
@@ -160,10 +216,10 @@ impl Validator {
                     );
                 }
                 let Some(scheme) = scheme else { continue };
-                let added = if list == "secrets" {
-                    scheme.add_secret(&mut keys, secret)
-                } else {
-                    scheme.add_public_key(&mut keys, secret)
+                let added = match list {
+                    "secrets" => scheme.add_secret(&mut keys, secret),
+                    "retired_secrets" => scheme.add_secret(&mut retired, secret),
+                    _ => scheme.add_public_key(&mut keys, secret),
                 };
                 if let Err(message) = added {
                     self.problem(skey, message);
@@ -191,7 +247,7 @@ impl Validator {
             };
             self.problem(format!("{key}.{k}"), message);
         }
-        Some(keys)
+        Some((keys, retired))
     }
 
     /// `verify.public_url`: required by twilio (it signs the URL the sender called), refused

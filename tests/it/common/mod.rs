@@ -6,6 +6,7 @@
 //! - [`backends`]: a recording backend and free ports;
 //! - [`client`]: HTTP/1.1, h2c and raw TCP clients;
 //! - [`metrics`]: the Prometheus text of the admin listener;
+//! - [`sdk`]: the providers' official SDKs (`tests/interop/`);
 //! - [`sign`]: request signing and `hookgate sign`;
 //! - [`vectors`]: the shared test vectors;
 //! - [`redis`], [`tls`]: a private `redis-server`, HTTPS.
@@ -21,6 +22,7 @@ pub mod config;
 pub mod gateway;
 pub mod metrics;
 pub mod redis;
+pub mod sdk;
 pub mod sign;
 pub mod tls;
 pub mod vectors;
@@ -31,6 +33,7 @@ pub use client::*;
 pub use config::*;
 pub use gateway::*;
 pub use metrics::parse_sample;
+pub use sdk::*;
 pub use sign::*;
 pub use vectors::*;
 
