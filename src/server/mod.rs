@@ -189,13 +189,22 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     // No admin request (a `dlq replay`) may give this process events after it handed back.
     admin_task.abort();
     // On a shared store, queued events this process holds go to the other replicas now.
-    let _ = tokio::time::timeout(HAND_BACK_TIMEOUT, gateway.engine().hand_back()).await;
+    if tokio::time::timeout(HAND_BACK_TIMEOUT, gateway.engine().hand_back())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            target: "hookgate::delivery",
+            "handing queued events back timed out; the other replicas adopt them after store.lease"
+        );
+    }
     sweeper.abort();
     Ok(())
 }
 
-/// Longest wait at shutdown for handing queued events back to the other replicas.
-const HAND_BACK_TIMEOUT: Duration = Duration::from_secs(2);
+/// Longest wait at shutdown for handing queued events back to the other replicas: a few Redis
+/// round trips, after waiting for a lease round under way; well inside a pod's grace period.
+const HAND_BACK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What every worker shares.
 pub(crate) struct Shared {
