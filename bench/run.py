@@ -135,7 +135,7 @@ def sign(body_file):
     raise RuntimeError("hookgate sign printed no signature header")
 
 
-def hookgate_config(work, port, admin, backend, extra_server="", name="hookgate"):
+def hookgate_config(work, port, admin, backend, extra_server="", name="hookgate", extra=""):
     cfg = work / f"{name}.yaml"
     cfg.write_text(f"""
 server:
@@ -157,6 +157,7 @@ routes:
       per_ip: {{rate: 1000000/s, burst: 1000000}}
       route: {{rate: 1000000/s, burst: 1000000}}
     schema: {{builtin: mediaconvert, mode: enforce}}
+{extra}
 """)
     return cfg
 
@@ -347,6 +348,9 @@ def main():
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--flood", type=int, default=1_000_000, help="distinct addresses in the flood")
     ap.add_argument("--out", default=str(BENCH / "results"))
+    ap.add_argument("--extra", default="", metavar="YAML",
+                    help="top-level YAML appended to hookgate's config (not the baseline's), "
+                         "e.g. 'journal: {capture_body: false}'")
     ap.add_argument("--baseline", metavar="BIN",
                     help="another hookgate binary (e.g. an older build) as a fourth contestant, "
                          "same config, same rounds: an A/B in one run")
@@ -383,7 +387,7 @@ def main():
         body_file = work / "body.json"
         size = make_body(body_file)
         header, value = sign(body_file)
-        cfg = hookgate_config(work, hg, hg_admin, backend)
+        cfg = hookgate_config(work, hg, hg_admin, backend, extra=args.extra)
         procs.append(start_hookgate(cfg))
         # CPU time per request of the proxy under test: the steadiest figure on a shared machine.
         pids = {"nginx": procs[1].pid, "hookgate": procs[2].pid}

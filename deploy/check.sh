@@ -5,7 +5,8 @@
 #   2. Kubernetes manifests: strict validation against the official JSON schemas, offline
 #      (PyPI `kubernetes-validate`, which ships the schemas, in .venv/);
 #   3. the Dockerfile's build and run commands against the README, and the manifests, dashboard
-#      and alerts against each other (check_deploy.py).
+#      and alerts against each other (check_deploy.py);
+#   4. `hookgate check` on every config shipped in deploy/ (check_configs.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,3 +41,7 @@ echo "== kubernetes-validate --strict: manifests"
 
 echo "== Dockerfile and README, manifests, dashboard"
 .venv/bin/python deploy/check_deploy.py
+
+echo "== hookgate check on every config in deploy/"
+cargo build --quiet --bin hookgate
+.venv/bin/python deploy/check_configs.py target/debug/hookgate

@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# redis-server for tests/redis.rs, tests/redis_store.rs and tests/redis_queue.rs, which start
+# redis-server for tests/it/redis.rs, tests/it/redis_store.rs and tests/it/redis_queue.rs, which start
 # their own instances on free loopback ports. The package starts a system service on install:
 # stop that one.
 if ! command -v redis-server >/dev/null; then
@@ -15,7 +15,7 @@ if ! command -v redis-server >/dev/null; then
     fi
 fi
 
-# The official webhook SDKs that tests/interop.rs signs and verifies with.
+# The official webhook SDKs that tests/it/interop.rs signs and verifies with.
 bash tests/interop/setup.sh
 
 cargo test --all-targets

@@ -1,4 +1,4 @@
-//! Entry points for the fuzz targets in `fuzz/` and for `tests/fuzz_replay.rs`, which replays
+//! Entry points for the fuzz targets in `fuzz/` and for `tests/it/fuzz_replay.rs`, which replays
 //! their seed corpus on stable Rust. Each takes arbitrary bytes, drives one parser that sees
 //! sender (or operator) input, and panics only when an invariant of that parser breaks: a
 //! panic here is a bug, in the gateway or in the invariant.

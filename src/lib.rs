@@ -49,6 +49,7 @@ pub mod doctor;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod gateway;
+pub mod journal;
 pub mod limit;
 pub mod metrics;
 pub mod schema;

@@ -1,5 +1,6 @@
 //! The `hookgate` binary: parse the command line, set up logging, hand over to the library.
 
+use std::path::Path;
 use std::process::ExitCode;
 
 /// mimalloc: the request path allocates small, short-lived buffers on several threads, where it
@@ -9,7 +10,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::Parser;
 use hookgate::cli::{Cli, Command, RunArgs};
-use hookgate::config::Config;
+use hookgate::config::{Config, ConfigError};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -18,8 +19,11 @@ fn main() -> ExitCode {
         Some(Command::Run(args)) => run(&args),
         Some(Command::Check(args)) => check(&args),
         Some(Command::Sign(args)) => match hookgate::cli::sign::sign(&args) {
-            Ok(out) => {
-                print!("{out}");
+            Ok(printed) => {
+                print!("{}", printed.out);
+                if let Some(note) = printed.note {
+                    eprintln!("hookgate: {note}");
+                }
                 ExitCode::SUCCESS
             }
             Err(e) => fail(&e.to_string(), e.exit_code()),
@@ -55,10 +59,17 @@ fn main() -> ExitCode {
                     print!("{out}");
                     ExitCode::SUCCESS
                 }
-                Err(e) => fail(&e.to_string(), e.exit_code()),
+                Err(e) => {
+                    if let Some(out) = e.output() {
+                        print!("{out}");
+                    }
+                    fail(&e.to_string(), e.exit_code())
+                }
             },
             Err(e) => fail(&e.to_string(), 1),
         },
+        Some(Command::Events(cmd)) => admin_call(hookgate::cli::events::events(&cmd)),
+        Some(Command::Routes(cmd)) => admin_call(hookgate::cli::events::routes(&cmd)),
         Some(Command::Echo(args)) => match runtime().and_then(|rt| {
             rt.block_on(hookgate::cli::echo::run(args.listen))
                 .map_err(Into::into)
@@ -74,17 +85,23 @@ fn fail(msg: &str, code: u8) -> ExitCode {
     ExitCode::from(code)
 }
 
-fn load(args: &RunArgs) -> Result<Config, ExitCode> {
-    Config::load(&args.config).map_err(|e| {
+/// The config `read` (`Config::load` or `Config::check`) makes of the file, or exit 2 with its
+/// problems on stderr.
+fn load(
+    args: &RunArgs,
+    read: fn(&Path) -> Result<Config, ConfigError>,
+) -> Result<Config, ExitCode> {
+    read(&args.config).map_err(|e| {
         eprintln!("hookgate: {}: {e}", args.config.display());
         ExitCode::from(2)
     })
 }
 
 fn check(args: &RunArgs) -> ExitCode {
-    match load(args) {
+    match load(args, Config::check) {
         Ok(c) => {
-            println!("{}: ok ({} routes)", args.config.display(), c.routes.len());
+            let routes = hookgate::config::counted(c.routes.len(), "route");
+            println!("{}: ok ({routes})", args.config.display());
             ExitCode::SUCCESS
         }
         Err(code) => code,
@@ -105,7 +122,7 @@ fn gateway_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn run(args: &RunArgs) -> ExitCode {
-    let config = match load(args) {
+    let config = match load(args, Config::load) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -120,5 +137,21 @@ fn run(args: &RunArgs) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&format!("{e:#}"), 1),
+    }
+}
+
+/// Runs one admin API command and prints its answer.
+fn admin_call(
+    fut: impl std::future::Future<Output = Result<String, hookgate::cli::remote::RemoteError>>,
+) -> ExitCode {
+    match runtime() {
+        Ok(rt) => match rt.block_on(fut) {
+            Ok(out) => {
+                print!("{out}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e.to_string(), e.exit_code()),
+        },
+        Err(e) => fail(&e.to_string(), 1),
     }
 }

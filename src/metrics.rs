@@ -31,6 +31,10 @@ pub struct Metrics {
     pub config_last_reload_successful: IntGauge,
     /// Always 1; the version is the label.
     pub build_info: IntGaugeVec,
+    pub journal_events: IntGauge,
+    pub journal_dropped: IntCounterVec,
+    pub replays: IntCounterVec,
+    pub route_paused: IntGaugeVec,
 }
 
 const BUCKETS: &[f64] = &[
@@ -167,6 +171,32 @@ impl Metrics {
                 g.set(1);
                 g
             },
+            journal_events: {
+                let g = IntGauge::new(
+                    "hookgate_journal_events",
+                    "Events the journal holds.",
+                )
+                .unwrap_or_else(|e| unreachable!("static metric: {e}"));
+                registry
+                    .register(Box::new(g.clone()))
+                    .unwrap_or_else(|e| unreachable!("register: {e}"));
+                g
+            },
+            journal_dropped: counter(
+                "hookgate_journal_dropped_total",
+                "Journal events not kept: max_events, max_age, queue_full, refusal_rate.",
+                &["reason"],
+            ),
+            replays: counter(
+                "hookgate_replays_total",
+                "Events sent again from the journal or the dead letters by an operator.",
+                &["route"],
+            ),
+            route_paused: gauge(
+                "hookgate_route_paused",
+                "1 while a route's background delivery is paused.",
+                &["route"],
+            ),
             build_info: gauge(
                 "hookgate_build_info",
                 "Always 1; the running version in the label.",

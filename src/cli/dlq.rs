@@ -3,30 +3,47 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 
-use super::{DlqCommand, DlqSelectArgs};
+use super::remote::{self, RemoteError};
+use super::{AdminArgs, DlqCommand, DlqSelectArgs};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DlqError {
-    #[error("invalid --admin URL `{0}`; e.g. http://127.0.0.1:9090")]
-    BadUrl(String),
-    #[error("cannot reach the admin API at {0}: {1}")]
-    Unreachable(String, String),
-    #[error("the admin API answered {0}: {1}")]
-    Api(u16, String),
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
+    #[error("the gateway at {0} runs on the memory store, which has no queue and so no dead letters (queue and hybrid routes need store.kind redb or redis)")]
+    NoQueue(String),
+    #[error("no dead letter with id {}", list(.missing))]
+    NotFound {
+        missing: Vec<u64>,
+        /// What was done with the ids that were found, for stdout.
+        done: Option<String>,
+    },
+}
+
+fn list(ids: &[u64]) -> String {
+    ids.iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl DlqError {
     /// 2 for what the user typed wrong, 1 for what went wrong at run time.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::BadUrl(_) | Self::Api(400, _) => 2,
+            Self::Remote(e) => e.exit_code(),
             _ => 1,
+        }
+    }
+
+    /// What to print on stdout all the same: the dead letters that were replayed or dropped
+    /// when others were not found.
+    pub fn output(&self) -> Option<&str> {
+        match self {
+            Self::NotFound { done, .. } => done.as_deref(),
+            _ => None,
         }
     }
 }
@@ -39,7 +56,7 @@ pub async fn run(cmd: &DlqCommand) -> Result<String, DlqError> {
             if let Some(r) = &args.route {
                 path.push_str(&format!("?route={r}"));
             }
-            let v = call(&args.admin.admin, http::Method::GET, &path, None).await?;
+            let v = call(&args.admin, http::Method::GET, &path, None).await?;
             if args.json {
                 return Ok(format!("{v}\n"));
             }
@@ -59,22 +76,37 @@ async fn change(args: &DlqSelectArgs, verb: &str) -> Result<String, DlqError> {
         json!({ "ids": args.id })
     };
     let path = format!("/admin/dlq/{verb}");
-    let v = call(&args.admin.admin, http::Method::POST, &path, Some(body)).await?;
+    let v = call(&args.admin, http::Method::POST, &path, Some(body)).await?;
     let done = if verb == "replay" {
         "replayed"
     } else {
         "dropped"
     };
-    let ids: Vec<String> = v["ids"]
+    let ids: Vec<u64> = v["ids"]
         .as_array()
-        .map(|a| a.iter().map(|i| i.to_string()).collect())
+        .map(|a| a.iter().filter_map(Value::as_u64).collect())
         .unwrap_or_default();
-    Ok(format!(
+    let out = format!(
         "{done} {} dead letter(s){}{}\n",
         ids.len(),
         if ids.is_empty() { "" } else { ": " },
-        ids.join(" ")
-    ))
+        ids.iter().map(u64::to_string).collect::<Vec<_>>().join(" ")
+    );
+    let mut missing: Vec<u64> = args
+        .id
+        .iter()
+        .filter(|i| !ids.contains(i))
+        .copied()
+        .collect();
+    missing.sort_unstable();
+    missing.dedup();
+    if missing.is_empty() {
+        return Ok(out);
+    }
+    Err(DlqError::NotFound {
+        missing,
+        done: (!ids.is_empty()).then_some(out),
+    })
 }
 
 fn table(v: &Value) -> String {
@@ -98,45 +130,14 @@ fn table(v: &Value) -> String {
 }
 
 async fn call(
-    admin: &str,
+    admin: &AdminArgs,
     method: http::Method,
     path: &str,
     body: Option<Value>,
 ) -> Result<Value, DlqError> {
-    let base = admin.trim_end_matches('/');
-    let url = format!("{base}{path}");
-    let uri: http::Uri = url.parse().map_err(|_| DlqError::BadUrl(admin.into()))?;
-    if uri.scheme_str() != Some("http") || uri.authority().is_none() {
-        return Err(DlqError::BadUrl(admin.into()));
+    let v = remote::call(&admin.admin, admin.token(), method, path, body).await?;
+    if v["store"] == "memory" {
+        return Err(DlqError::NoQueue(remote::base_url(&admin.admin)?));
     }
-    let payload = body.map_or_else(Bytes::new, |b| Bytes::from(b.to_string()));
-    let req = http::Request::builder()
-        .method(method)
-        .uri(uri)
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(Full::new(payload))
-        .map_err(|_| DlqError::BadUrl(admin.into()))?;
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let unreachable = |e: String| DlqError::Unreachable(base.to_string(), e);
-    let res = tokio::time::timeout(std::time::Duration::from_secs(30), client.request(req))
-        .await
-        .map_err(|_| unreachable("no answer within 30s".into()))?
-        .map_err(|e| unreachable(e.to_string()))?;
-    let status = res.status().as_u16();
-    let bytes = res
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| unreachable(e.to_string()))?
-        .to_bytes();
-    let text = String::from_utf8_lossy(&bytes).trim().to_string();
-    if status != 200 {
-        let msg = serde_json::from_str::<Value>(&text)
-            .ok()
-            .and_then(|v| v["error"].as_str().map(str::to_string))
-            .unwrap_or(text);
-        return Err(DlqError::Api(status, msg));
-    }
-    serde_json::from_str(&text)
-        .map_err(|e| DlqError::Api(status, format!("unreadable answer: {e}")))
+    Ok(v)
 }

@@ -33,7 +33,9 @@ impl DoctorError {
 /// The analysis in words, and whether the request verifies.
 pub fn run(args: &DoctorArgs) -> Result<(String, bool), DoctorError> {
     let scheme = scheme(&SchemeArgs {
-        scheme: args.scheme.clone(),
+        route: None,
+        config: None,
+        scheme: Some(args.scheme.clone()),
         secret: None,
         secret_file: None,
         private_key_file: None,
@@ -46,7 +48,7 @@ pub fn run(args: &DoctorArgs) -> Result<(String, bool), DoctorError> {
         timestamp_header: args.timestamp_header.clone(),
     })
     .map_err(|e| match e {
-        SignError::MissingHeader => {
+        SignError::Missing { scheme: "hmac", .. } => {
             DoctorError::BadOption("signature-header", "scheme hmac needs it".into())
         }
         other => DoctorError::Scheme(other),

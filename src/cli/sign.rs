@@ -1,53 +1,144 @@
 //! `hookgate sign` and `hookgate send`: make the request a real sender would, so a route can be
-//! tested end to end without the provider.
+//! tested end to end without the provider. The scheme, key and URL come from a route of a config
+//! file (`--route`, `route.rs`) or from flags; `send` posts through `client.rs`.
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
-
-use super::SchemeArgs;
+use super::client::{self, SendError};
+use super::route::{self, RouteError};
+use super::{SchemeArgs, SendArgs, SignArgs};
 use crate::clock::unix_now;
 use crate::verify::{
     add_body_hash, Algorithm, Encoding, HmacSpec, Scheme, SignInput, SigningKey, Template,
     SCHEME_NAMES,
 };
 
+/// The URL `sign` puts in its curl command when it knows none: plainly not a real one.
+pub const PLACEHOLDER_URL: &str = "http://HOOKGATE_HOST/ROUTE_PATH";
+
 #[derive(Debug, thiserror::Error)]
 pub enum SignError {
     #[error("unknown scheme `{0}`; use one of: {names}", names = SCHEME_NAMES.join(", "))]
     UnknownScheme(String),
-    #[error("scheme hmac needs --header")]
-    MissingHeader,
+    #[error("scheme {scheme} needs {}", .needs.join(" and "))]
+    Missing {
+        scheme: &'static str,
+        needs: Vec<&'static str>,
+    },
+    #[error("route `{route}` (scheme {scheme}) has no shared secret to sign with: give {needs}")]
+    RouteKey {
+        route: String,
+        scheme: &'static str,
+        needs: &'static str,
+    },
+    #[error("give the URL to send to, or --route NAME (and -c CONFIG) to send to that route")]
+    NoUrl,
     #[error("--{0}: {1}")]
     BadOption(&'static str, String),
     #[error("cannot read {0}: {1}")]
     Read(String, std::io::Error),
-    #[error("invalid URL `{0}`")]
-    BadUrl(String),
+    #[error(transparent)]
+    Route(#[from] RouteError),
     #[error(transparent)]
     Scheme(#[from] crate::verify::SignError),
-    #[error("request failed: {0}")]
-    Send(String),
+    #[error(transparent)]
+    Send(#[from] SendError),
 }
 
 impl SignError {
     /// 2 for what the user typed wrong, 1 for what went wrong at run time.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Send(_) | Self::Read(..) => 1,
+            Self::Send(e) => e.exit_code(),
+            Self::Read(..) => 1,
             _ => 2,
+        }
+    }
+}
+
+/// The flags that give `scheme` its key, for an error that says what to type.
+fn key_flags(scheme: &Scheme) -> &'static str {
+    match scheme {
+        Scheme::SendGrid => "--private-key-file FILE (a PEM P-256 private key, PKCS#8 or SEC1)",
+        Scheme::StandardWebhooks | Scheme::Svix => {
+            "--secret whsec_... (or HOOKGATE_SECRET, --secret-file FILE) for v1, or --private-key-file FILE (whsk_...) for v1a"
+        }
+        _ => SECRET_FLAGS,
+    }
+}
+
+const SECRET_FLAGS: &str = "--secret SECRET (or HOOKGATE_SECRET, --secret-file FILE)";
+const HMAC_FLAGS: &str = "--header NAME (and --prefix, --encoding, --algorithm, --signed as in the route's verify settings)";
+
+/// What to sign with and where the request goes: from a route of a config, or from the flags.
+struct Plan {
+    scheme: Scheme,
+    key: SigningKey,
+    /// With `--route`: the route's URL on the gateway.
+    url: Option<String>,
+    /// With `--route`, twilio: the route's `verify.public_url`.
+    public_url: Option<String>,
+    /// With `--route`: the route's `host`, sent as the Host header.
+    host: Option<String>,
+}
+
+fn plan(args: &SchemeArgs) -> Result<Plan, SignError> {
+    let given = key(args)?;
+    if let Some(name) = &args.route {
+        let target = route::load(args.config.as_deref(), name)?;
+        let key = match given.or(target.key) {
+            Some(k) => k,
+            None => {
+                return Err(SignError::RouteKey {
+                    route: target.name,
+                    scheme: target.scheme.name(),
+                    needs: key_flags(&target.scheme),
+                })
+            }
+        };
+        return Ok(Plan {
+            scheme: target.scheme,
+            key,
+            url: Some(target.url),
+            public_url: target.public_url,
+            host: target.host,
+        });
+    }
+    let name = args.scheme.as_deref().unwrap_or_default();
+    let needs_header = name == "hmac" && args.header.is_none();
+    match given {
+        Some(key) if !needs_header => Ok(Plan {
+            scheme: scheme(args)?,
+            key,
+            url: None,
+            public_url: None,
+            host: None,
+        }),
+        given => {
+            let builtin = Scheme::builtin(name);
+            let mut needs = Vec::new();
+            if needs_header {
+                needs.push(HMAC_FLAGS);
+            }
+            if given.is_none() {
+                needs.push(builtin.as_ref().map_or(SECRET_FLAGS, key_flags));
+            }
+            Err(SignError::Missing {
+                scheme: builtin.as_ref().map_or("hmac", Scheme::name),
+                needs,
+            })
         }
     }
 }
 
 /// The scheme described by the command-line flags.
 pub fn scheme(args: &SchemeArgs) -> Result<Scheme, SignError> {
-    if args.scheme != "hmac" {
-        return Scheme::builtin(&args.scheme)
-            .ok_or_else(|| SignError::UnknownScheme(args.scheme.clone()));
+    let name = args.scheme.as_deref().unwrap_or_default();
+    if name != "hmac" {
+        return Scheme::builtin(name).ok_or_else(|| SignError::UnknownScheme(name.to_string()));
     }
-    let header = args.header.as_deref().ok_or(SignError::MissingHeader)?;
+    let header = args.header.as_deref().ok_or(SignError::Missing {
+        scheme: "hmac",
+        needs: vec!["--header NAME"],
+    })?;
     let header_name = |flag, h: &str| {
         http::HeaderName::from_bytes(h.as_bytes())
             .map(|_| h.to_ascii_lowercase())
@@ -87,26 +178,24 @@ fn read(path: &std::path::Path) -> Result<Vec<u8>, SignError> {
     std::fs::read(path).map_err(|e| SignError::Read(path.display().to_string(), e))
 }
 
-/// The key from `--secret`, `--secret-file` or `--private-key-file`.
-fn key(args: &SchemeArgs) -> Result<SigningKey, SignError> {
+/// The key from `--secret`, `--secret-file` or `--private-key-file`, if one was given.
+fn key(args: &SchemeArgs) -> Result<Option<SigningKey>, SignError> {
     if let Some(p) = &args.private_key_file {
         let text = String::from_utf8_lossy(&read(p)?).into_owned();
         return SigningKey::private_key(&text)
+            .map(Some)
             .map_err(|e| SignError::BadOption("private-key-file", e));
     }
     match (&args.secret, &args.secret_file) {
-        (Some(s), _) => Ok(SigningKey::Secret(s.as_bytes().to_vec())),
+        (Some(s), _) => Ok(Some(SigningKey::Secret(s.as_bytes().to_vec()))),
         (None, Some(p)) => {
             let mut b = read(p)?;
             while b.last().is_some_and(|c| *c == b'\n' || *c == b'\r') {
                 b.pop();
             }
-            Ok(SigningKey::Secret(b))
+            Ok(Some(SigningKey::Secret(b)))
         }
-        (None, None) => Err(SignError::BadOption(
-            "secret",
-            "give --secret, --secret-file or --private-key-file".into(),
-        )),
+        (None, None) => Ok(None),
     }
 }
 
@@ -121,17 +210,16 @@ pub struct Request {
     pub url: Option<String>,
 }
 
-/// Signs `body` for the scheme in `args`. `signed_url` is the URL the sender calls (twilio),
-/// `target` where the request goes.
-pub fn request(
-    args: &SchemeArgs,
+/// Signs `body` as `plan` says. `signed_url` is the URL the sender calls (twilio), `target`
+/// where the request goes.
+fn request(
+    plan: &Plan,
     body: &[u8],
+    timestamp: Option<u64>,
     signed_url: Option<&str>,
     target: Option<&str>,
 ) -> Result<Request, SignError> {
-    let scheme = scheme(args)?;
-    let key = key(args)?;
-    let (signed_url, target) = match scheme {
+    let (signed_url, target) = match plan.scheme {
         Scheme::Twilio => (
             signed_url.map(|u| add_body_hash(u, body)),
             target.map(|u| add_body_hash(u, body)),
@@ -139,11 +227,11 @@ pub fn request(
         _ => (signed_url.map(str::to_owned), target.map(str::to_owned)),
     };
     let id = fresh_id();
-    let signed = scheme.sign(
-        &key,
+    let signed = plan.scheme.sign(
+        &plan.key,
         &SignInput {
             body,
-            now: args.timestamp.unwrap_or_else(unix_now),
+            now: timestamp.unwrap_or_else(unix_now),
             url: signed_url.as_deref(),
             id: &id,
         },
@@ -155,6 +243,9 @@ pub fn request(
         "application/x-www-form-urlencoded"
     };
     headers.push(("content-type".into(), content_type.into()));
+    if let Some(host) = &plan.host {
+        headers.push(("host".into(), host.clone()));
+    }
     Ok(Request {
         headers,
         body: signed.body,
@@ -183,11 +274,25 @@ fn fresh_id() -> String {
     format!("{:016x}{:016x}", half(), half())
 }
 
+/// What `hookgate sign` prints: the headers and a curl command on stdout, and a note for stderr.
+pub struct Printed {
+    pub out: String,
+    pub note: Option<String>,
+}
+
 /// `hookgate sign`: headers, then a ready curl command.
-pub fn sign(args: &super::SignArgs) -> Result<String, SignError> {
+pub fn sign(args: &SignArgs) -> Result<Printed, SignError> {
     let file = read(&args.body_file)?;
-    let url = args.url.as_deref();
-    let req = request(&args.scheme, &file, url, url)?;
+    let plan = plan(&args.scheme)?;
+    let target = args.url.clone().or_else(|| plan.url.clone());
+    let signed_url = plan.public_url.clone().or_else(|| target.clone());
+    let req = request(
+        &plan,
+        &file,
+        args.scheme.timestamp,
+        signed_url.as_deref(),
+        target.as_deref(),
+    )?;
     let mut out = String::new();
     for (k, v) in &req.headers {
         out.push_str(&format!("{k}: {v}\n"));
@@ -202,12 +307,15 @@ pub fn sign(args: &super::SignArgs) -> Result<String, SignError> {
         // The scheme put its signature fields into the body: send that body, not the file.
         String::from_utf8_lossy(&req.body).into_owned()
     };
+    let note = req.url.is_none().then(|| {
+        format!("{PLACEHOLDER_URL} is a placeholder: put the route's URL in its place, or give --url URL, or --route NAME -c CONFIG")
+    });
     out.push_str(&format!(
         " --data-binary {} {}\n",
         shell_quote(&data),
-        shell_quote(req.url.as_deref().unwrap_or("http://127.0.0.1:8080/"))
+        shell_quote(req.url.as_deref().unwrap_or(PLACEHOLDER_URL))
     ));
-    Ok(out)
+    Ok(Printed { out, note })
 }
 
 fn shell_quote(s: &str) -> String {
@@ -220,33 +328,41 @@ fn shell_quote(s: &str) -> String {
     }
 }
 
-/// `hookgate send`: POSTs the signed body; returns the status line and body.
-pub async fn send(args: &super::SendArgs) -> Result<(u16, String), SignError> {
-    let file = read(&args.body_file)?;
-    let signed_url = args.public_url.as_deref().unwrap_or(&args.url);
-    let req = request(&args.scheme, &file, Some(signed_url), Some(&args.url))?;
-    let url = req.url.as_deref().unwrap_or(&args.url);
-    let uri: http::Uri = url
-        .parse()
-        .map_err(|_| SignError::BadUrl(url.to_string()))?;
-    let mut builder = http::Request::post(uri);
-    for (k, v) in &req.headers {
-        builder = builder.header(k.as_str(), v.as_str());
+/// `hookgate send`: POSTs the signed body; returns the answer's status and body.
+pub async fn send(args: &SendArgs) -> Result<(u16, String), SignError> {
+    if args.url.is_none() && args.scheme.route.is_none() {
+        return Err(SignError::NoUrl);
     }
-    let request = builder
-        .body(Full::new(Bytes::from(req.body)))
-        .map_err(|e| SignError::BadUrl(e.to_string()))?;
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let res = tokio::time::timeout(std::time::Duration::from_secs(30), client.request(request))
-        .await
-        .map_err(|_| SignError::Send("no answer within 30s".into()))?
-        .map_err(|e| SignError::Send(e.to_string()))?;
-    let status = res.status().as_u16();
-    let body = res
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| SignError::Send(e.to_string()))?
-        .to_bytes();
-    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+    let file = read(&args.body_file)?;
+    let plan = plan(&args.scheme)?;
+    let url = args
+        .url
+        .clone()
+        .or_else(|| plan.url.clone())
+        .ok_or(SignError::NoUrl)?;
+    let signed_url = args
+        .public_url
+        .clone()
+        .or_else(|| plan.public_url.clone())
+        .unwrap_or_else(|| url.clone());
+    let req = request(
+        &plan,
+        &file,
+        args.scheme.timestamp,
+        Some(&signed_url),
+        Some(&url),
+    )?;
+    let answer = client::call(&client::Call {
+        method: http::Method::POST,
+        url: req.url.as_deref().unwrap_or(&url),
+        headers: &req.headers,
+        body: req.body,
+        timeout: args.timeout,
+        cacert: args.cacert.clone(),
+    })
+    .await?;
+    Ok((
+        answer.status,
+        String::from_utf8_lossy(&answer.body).into_owned(),
+    ))
 }

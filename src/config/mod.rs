@@ -17,6 +17,7 @@ use std::time::Duration;
 pub use self::load::parse_size;
 pub use self::reload::Fingerprint;
 use crate::gateway::{self, Route};
+use crate::journal;
 use crate::store::StoreConfig;
 use crate::telemetry::LogFormat;
 use crate::upstream::Forward;
@@ -51,7 +52,7 @@ pub enum ConfigError {
         path: String,
         source: std::io::Error,
     },
-    #[error("{} problem(s) in the config:\n{}", .0.len(), list(.0))]
+    #[error("{} in the config:\n{}", counted(.0.len(), "problem"), list(.0))]
     Invalid(Vec<Problem>),
 }
 
@@ -61,6 +62,15 @@ fn list(problems: &[Problem]) -> String {
         .map(|p| p.to_string())
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// `1 route`, `2 routes`: a count and its noun.
+pub fn counted(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
 
 /// The validated, ready-to-run configuration.
@@ -73,6 +83,7 @@ pub struct Config {
     pub forward: Forward,
     pub reload: Reload,
     pub routes: Vec<Arc<Route>>,
+    pub journal: journal::Settings,
     /// The file this config was read from (`None` when parsed from text).
     pub source: Option<PathBuf>,
     /// Every file this config was built from (itself, secret files, TLS files) with a digest of
@@ -121,6 +132,8 @@ pub struct Reload {
 #[derive(Debug, Clone)]
 pub struct Admin {
     pub listen: SocketAddr,
+    /// `admin.token`: required by `/api/*` and `/admin/dlq*` when set.
+    pub token: Option<crate::secret::Secret>,
 }
 
 #[derive(Debug, Clone)]
@@ -136,9 +149,23 @@ impl Config {
         Self::load_recording(path).0
     }
 
+    /// [`Config::load`], and also what `run` would refuse when it starts that can be told
+    /// without the network and without creating anything (a redb `store.path` it cannot open,
+    /// `admin.listen` on the proxy's port): what `hookgate check` reports.
+    pub fn check(path: &Path) -> Result<Self, ConfigError> {
+        Self::load_with(path, load::Checks::StartUp).0
+    }
+
     /// Like [`Config::load`], and also returns every file that was read (or could not be), so
     /// a reload watcher can notice when a file a refused config needs appears or is fixed.
     pub fn load_recording(path: &Path) -> (Result<Self, ConfigError>, Vec<Fingerprint>) {
+        Self::load_with(path, load::Checks::Config)
+    }
+
+    fn load_with(
+        path: &Path,
+        checks: load::Checks,
+    ) -> (Result<Self, ConfigError>, Vec<Fingerprint>) {
         let read = std::fs::read(path);
         let mut files = vec![Fingerprint::of(path, read.as_ref().ok())];
         let text = match read.and_then(|b| {
@@ -155,7 +182,7 @@ impl Config {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let (result, read_files) = load::parse_recording(&text, &dir);
+        let (result, read_files) = load::parse_recording(&text, &dir, Some(path), checks);
         files.extend(read_files);
         let result = result.map_err(ConfigError::Invalid).map(|mut c| {
             c.source = Some(path.to_path_buf());
@@ -183,6 +210,7 @@ impl Config {
             body_timeout: self.server.body_timeout,
             trusted_proxies: self.server.trusted_proxies.clone(),
             forward: self.forward.clone(),
+            journal: self.journal.clone(),
         }
     }
 

@@ -235,8 +235,8 @@ fn report(e: &ConfigError) {
                 tracing::error!(key = %p.key, problem = %p.message, "config reload: problem");
             }
         }
-        ConfigError::Read { .. } => {
-            tracing::error!(key = "(file)", problem = %e, "config reload: problem");
+        ConfigError::Read { path, .. } => {
+            tracing::error!(key = %path, problem = %e, "config reload: problem");
         }
     }
 }

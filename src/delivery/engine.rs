@@ -15,10 +15,19 @@ use super::policy::DeliveryMode;
 use super::queue::RouteQueue;
 use super::schedule::{self, Attempt, Decision};
 use crate::clock::{millis, Clock};
+use crate::journal::{rfc3339, AttemptRecord, Journal};
 use crate::limit;
 use crate::metrics::Metrics;
 use crate::store::{AnyStore, Event, Meta, Selection, Store, StoreError};
 use crate::upstream::{self, UpstreamClient};
+
+/// What the journal keeps of an attempt besides its outcome.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Seen {
+    /// The backend's status, when it answered.
+    pub status: Option<u16>,
+    pub took: Duration,
+}
 
 /// How often expired dedup marks are purged from the store.
 const PURGE_EVERY: Duration = Duration::from_secs(60);
@@ -44,6 +53,10 @@ pub struct Engine {
     /// The runtime background deliveries run on (the one that called `resume`), whichever
     /// worker thread accepted the event.
     runtime: OnceLock<tokio::runtime::Handle>,
+    /// Where each attempt is recorded against its event.
+    journal: OnceLock<Arc<Journal>>,
+    /// Routes whose deliveries an operator paused: they keep accepting and send nothing.
+    paused: Mutex<HashSet<String>>,
 }
 
 impl Engine {
@@ -60,7 +73,54 @@ impl Engine {
             closing: AtomicBool::new(false),
             rounds: tokio::sync::Mutex::new(()),
             runtime: OnceLock::new(),
+            journal: OnceLock::new(),
+            paused: Mutex::default(),
         })
+    }
+
+    /// Stops starting attempts for `route` (those under way finish); events keep being accepted.
+    pub fn pause(self: &Arc<Self>, route: &str) {
+        self.paused_set().insert(route.to_string());
+        self.metrics.route_paused.with_label_values(&[route]).set(1);
+    }
+
+    /// Starts delivering `route`'s events again.
+    pub fn resume_route(self: &Arc<Self>, route: &str) {
+        self.paused_set().remove(route);
+        self.metrics.route_paused.with_label_values(&[route]).set(0);
+        self.queue(route).notify.notify_waiters();
+        self.queue(route).notify.notify_one();
+    }
+
+    pub fn is_paused(&self, route: &str) -> bool {
+        self.paused_set().contains(route)
+    }
+
+    fn paused_set(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.paused.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Events indexed for `route` (queued or in flight) and the oldest one's age in seconds.
+    pub fn depth(&self, route: &str) -> (usize, f64) {
+        let now = self.now_ms();
+        let queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(q) = queues.get(route) else {
+            return (0, 0.0);
+        };
+        let idx = q.index();
+        let oldest = idx.items.values().map(|m| m.received_ms).min();
+        let age = oldest.map_or(0.0, |t| now.saturating_sub(t) as f64 / 1000.0);
+        (idx.items.len(), age)
+    }
+
+    /// Dead letters counted for `route`.
+    pub fn dead_count(&self, route: &str) -> i64 {
+        self.dead_counts().get(route).copied().unwrap_or(0)
+    }
+
+    /// Records every attempt in `journal` from now on.
+    pub fn set_journal(&self, journal: Arc<Journal>) {
+        let _ = self.journal.set(journal);
     }
 
     /// Attempts from now on run on `plan` (a reload); those under way finish on theirs.
@@ -263,7 +323,7 @@ impl Engine {
             permits: Arc::new(Semaphore::new(concurrency)),
         });
         queues.insert(route.to_string(), q.clone());
-        self.spawn(self.clone().dispatch(q.clone()));
+        self.spawn(self.clone().dispatch(route.to_string(), q.clone()));
         q
     }
 
@@ -302,12 +362,17 @@ impl Engine {
     }
 
     /// Waits for due events and starts their attempts, `concurrency` at a time.
-    async fn dispatch(self: Arc<Self>, q: Arc<RouteQueue>) {
+    async fn dispatch(self: Arc<Self>, route: String, q: Arc<RouteQueue>) {
         loop {
             let Ok(permit) = q.permits.clone().acquire_owned().await else {
                 return;
             };
             let meta = loop {
+                if self.is_paused(&route) {
+                    // Resumed (or new events): look again.
+                    q.notify.notified().await;
+                    continue;
+                }
                 let next = q.index().due.first().copied();
                 match next {
                     None => q.notify.notified().await,
@@ -380,11 +445,16 @@ impl Engine {
                 return;
             }
         };
+        let started = std::time::Instant::now();
         let result =
             upstream::send_observed(&self.client, &self.metrics, &lane.name, lane.timeout, req)
                 .await;
+        let seen = Seen {
+            status: result.as_ref().ok().map(|(r, _)| r.status().as_u16()),
+            took: started.elapsed(),
+        };
         let outcome = attempt_of(result, self.clock.now_system());
-        self.settle_in(&q, &lane, meta, outcome).await;
+        self.settle_in(&q, &lane, meta, outcome, seen).await;
     }
 
     /// The request for one attempt: the stored request, to the route's current upstream, with
@@ -419,10 +489,10 @@ impl Engine {
 
     /// Hybrid: the first attempt (made while the sender waited) has ended after the sender got
     /// 202; act on its result as on any attempt's.
-    pub async fn settle(self: &Arc<Self>, meta: Meta, outcome: Attempt) {
+    pub async fn settle(self: &Arc<Self>, meta: Meta, outcome: Attempt, seen: Seen) {
         let q = self.queue(&meta.route);
         match self.lane(&meta.route) {
-            Some(lane) => self.settle_in(&q, &lane, meta, outcome).await,
+            Some(lane) => self.settle_in(&q, &lane, meta, outcome, seen).await,
             None => {
                 let mut meta = meta;
                 meta.last_error = format!("route {} is no longer configured", meta.route);
@@ -431,7 +501,14 @@ impl Engine {
         }
     }
 
-    async fn settle_in(&self, q: &RouteQueue, lane: &Lane, mut meta: Meta, outcome: Attempt) {
+    async fn settle_in(
+        &self,
+        q: &RouteQueue,
+        lane: &Lane,
+        mut meta: Meta,
+        outcome: Attempt,
+        seen: Seen,
+    ) {
         let now = self.now_ms();
         let decision = schedule::decide(
             &lane.policy,
@@ -446,6 +523,20 @@ impl Engine {
             Decision::Retry { .. } => "retry",
             Decision::Dead { .. } => "dead_letter",
         };
+        if let Some(journal) = self.journal.get() {
+            let record = AttemptRecord {
+                at: rfc3339(now),
+                status: seen.status,
+                duration_ms: seen.took.as_micros() as f64 / 1000.0,
+                error: (outcome != Attempt::Delivered).then(|| outcome.describe()),
+            };
+            let state = match &decision {
+                Decision::Done => "delivered",
+                Decision::Retry { .. } => "pending",
+                Decision::Dead { .. } => "dead",
+            };
+            journal.attempt(meta.id, &meta.route, record, state);
+        }
         match decision {
             Decision::Done => {
                 if let Err(e) = self.store.ack(meta.id).await {

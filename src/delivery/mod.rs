@@ -25,7 +25,7 @@ mod policy;
 mod queue;
 pub mod schedule;
 
-pub use self::engine::Engine;
+pub use self::engine::{Engine, Seen};
 pub use self::outcome::attempt_of;
 pub use self::plan::{Lane, Plan};
 pub use self::policy::{Backoff, Delivery, DeliveryMode, RetryOn, StatusMatch};

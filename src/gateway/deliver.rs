@@ -21,7 +21,7 @@ use super::dedup::Hold;
 use super::route::Route;
 use super::{Gateway, Record, Rejection, Reply, State};
 use crate::clock::millis;
-use crate::delivery::{attempt_of, DeliveryMode};
+use crate::delivery::{attempt_of, DeliveryMode, Seen};
 use crate::store::{Event, Meta};
 use crate::upstream::{self, Sent};
 
@@ -99,6 +99,10 @@ impl Gateway {
         match out.route.delivery.mode {
             DeliveryMode::Sync => self.sync(state, out).await,
             DeliveryMode::Queue => self.queue(out, rec).await,
+            // Paused: accepted and spooled at once; nothing is sent until it is resumed.
+            DeliveryMode::Hybrid if self.engine.is_paused(&out.route.name) => {
+                self.queue(out, rec).await
+            }
             DeliveryMode::Hybrid => self.hybrid(state, out, rec).await,
         }
     }
@@ -188,15 +192,18 @@ impl Gateway {
         );
         let (route, timeout) = (out.route.name.clone(), out.route.timeout);
         let request = out.request;
+        let first_started = std::time::Instant::now();
         tokio::spawn(async move {
             let client = upstream::client();
+            let started = std::time::Instant::now();
             let result = upstream::send_observed(&client, &metrics, &route, timeout, request).await;
             // Either the sender is still waiting and takes the result, or it got 202 and the
             // spooled event's state is in `meta_rx`.
             if let Err(result) = result_tx.send(result) {
+                let seen = seen_of(&result, started);
                 let outcome = attempt_of(result, clock.now_system());
                 if let Ok(meta) = meta_rx.await {
-                    engine.settle(meta, outcome).await;
+                    engine.settle(meta, outcome, seen).await;
                 }
             }
         });
@@ -222,9 +229,10 @@ impl Gateway {
                 result_rx.close();
                 // The attempt ended while the event was being stored: its result is ours.
                 if let Ok(result) = result_rx.try_recv() {
+                    let seen = seen_of(&result, first_started);
                     let outcome = attempt_of(result, self.clock.now_system());
                     let engine = self.engine.clone();
-                    tokio::spawn(async move { engine.settle(meta, outcome).await });
+                    tokio::spawn(async move { engine.settle(meta, outcome, seen).await });
                 }
                 Ok(Reply::Spooled { deferred: true })
             }
@@ -239,5 +247,13 @@ impl Gateway {
                 self.finish(waited(result_rx.await), out.hold, ttl).await
             }
         }
+    }
+}
+
+/// What the journal keeps of the first attempt: its status and how long it took.
+fn seen_of(result: &Result<Sent, upstream::UpstreamError>, started: std::time::Instant) -> Seen {
+    Seen {
+        status: result.as_ref().ok().map(|(r, _)| r.status().as_u16()),
+        took: started.elapsed(),
     }
 }

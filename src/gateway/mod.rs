@@ -18,6 +18,7 @@ mod deliver;
 mod diagnose;
 mod payload;
 mod reject;
+mod replay;
 mod route;
 mod validate;
 mod verify;
@@ -36,10 +37,12 @@ pub use self::client_ip::resolve as client_ip;
 use self::diagnose::{Budgets, Examiner, Suspect};
 use self::payload::Payload;
 pub use self::reject::Rejection;
+pub use self::replay::{ReplayError, Replayed};
 pub use self::route::{Diagnose, Route, RoutePath};
 use crate::clock::{Clock, SystemClock};
 use crate::delivery::{DeliveryMode, Engine, Lane, Plan};
 use crate::doctor::Diagnosis;
+use crate::journal::{self, Entry, Journal};
 use crate::limit::{self, Limits};
 use crate::metrics::Metrics;
 use crate::schema::Mode;
@@ -65,6 +68,8 @@ pub struct Settings {
     pub body_timeout: Duration,
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub forward: Forward,
+    /// Fixed at start: a reload does not resize the journal.
+    pub journal: journal::Settings,
 }
 
 /// One config and what is derived from it; swapped whole on reload, so a request runs start to
@@ -121,6 +126,7 @@ pub struct Gateway {
     store: AnyStore,
     engine: Arc<Engine>,
     clock: Arc<dyn Clock>,
+    journal: Arc<Journal>,
     /// Runs the signature doctor's examinations, off the workers.
     examiner: Examiner,
 }
@@ -139,6 +145,22 @@ struct Record {
     refused_at: Option<String>,
     /// A request that failed verification, kept for the signature doctor.
     suspect: Option<Suspect>,
+    /// The body as received, once read.
+    body: Option<Bytes>,
+}
+
+/// What the journal needs of a finished request besides its [`Record`].
+struct Finished {
+    received_ms: u64,
+    method: http::Method,
+    path: String,
+    query: Option<String>,
+    client: IpAddr,
+    headers: HeaderMap,
+    outcome: &'static str,
+    reason: &'static str,
+    status: u16,
+    duration: Duration,
 }
 
 /// How a request that passed verification was answered.
@@ -167,13 +189,20 @@ impl Gateway {
     ) -> Self {
         let state = State::new(settings, None);
         prime(&metrics, &state.settings.routes);
+        let journal = Journal::start(
+            state.settings.journal.clone(),
+            metrics.clone(),
+            clock.clone(),
+        );
         let engine = Engine::new(store.clone(), clock.clone(), metrics.clone(), state.plan());
+        engine.set_journal(journal.clone());
         Self {
             state: ArcSwap::from_pointee(state),
             metrics,
             store,
             engine,
             clock,
+            journal,
             examiner: Examiner::start(),
         }
     }
@@ -193,6 +222,10 @@ impl Gateway {
 
     pub fn engine(&self) -> &Arc<Engine> {
         &self.engine
+    }
+
+    pub fn journal(&self) -> &Arc<Journal> {
+        &self.journal
     }
 
     /// The config requests start with from now on.
@@ -236,6 +269,8 @@ impl Gateway {
         let trusted_proxies = &state.settings.trusted_proxies;
         let client = client_ip(conn.peer.ip(), req.headers(), trusted_proxies);
         let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+        let (query, headers) = (req.uri().query().map(str::to_owned), req.headers().clone());
+        let received_ms = self.clock.now_ms();
         let mut rec = Record::default();
         let result = self.pipeline(&state, req, conn, client, &mut rec).await;
         let route = rec.route.as_deref().unwrap_or("none");
@@ -260,6 +295,19 @@ impl Gateway {
         };
         let elapsed = started.elapsed();
         self.account(&rec, route, outcome, reason, elapsed);
+        let finished = Finished {
+            received_ms,
+            method: method.clone(),
+            path: path.clone(),
+            query,
+            client,
+            headers,
+            outcome,
+            reason,
+            status: response.status().as_u16(),
+            duration: elapsed,
+        };
+        let entry = self.journal_entry(&state, &rec, finished);
         let verified = rec.verified.take();
         let line = Line {
             route: rec.route.clone().unwrap_or_else(|| Arc::from("none")),
@@ -283,22 +331,81 @@ impl Gateway {
             diagnosis: None,
         };
         match unverified {
-            Some(error) => self.diagnose(&state, line, error, rec.suspect.take()),
-            None => line.log(),
+            Some(error) => self.diagnose(&state, line, error, rec.suspect.take(), entry),
+            None => {
+                line.log();
+                if let Some(e) = entry {
+                    self.journal.record(e);
+                }
+            }
         }
         response
     }
 
+    /// The journal event of a finished request; `None` for a refusal beyond its route's rate.
+    fn journal_entry(&self, state: &State, rec: &Record, seen: Finished) -> Option<Entry> {
+        let route_name = rec.route.as_deref();
+        let refused = !matches!(seen.outcome, "forwarded" | "queued" | "answered");
+        if refused && !self.journal.admit_refusal(route_name.unwrap_or("none")) {
+            return None;
+        }
+        let route = route_name.and_then(|n| state.settings.routes.iter().find(|r| &*r.name == n));
+        let mut headers = seen.headers;
+        let own = route.and_then(|r| r.verifier.scheme().signature_header());
+        journal::redact(&mut headers, own);
+        let (body, body_truncated) = match &rec.body {
+            Some(b) => self.journal.keep_body(b),
+            None => (None, false),
+        };
+        let verified = rec.verified.as_ref();
+        Some(Entry {
+            id: self.journal.next_id(seen.received_ms),
+            received_ms: seen.received_ms,
+            route: rec.route.clone(),
+            method: seen.method,
+            path: seen.path,
+            query: seen.query,
+            client_ip: Some(seen.client),
+            provider: route.map(|r| r.verifier.scheme().name()),
+            outcome: seen.outcome,
+            reason: (!seen.reason.is_empty()).then_some(seen.reason),
+            status: seen.status,
+            duration_ms: duration_ms(seen.duration),
+            key_id: verified.map(|v| v.key_id.clone()),
+            delivery_id: verified.and_then(|v| v.delivery_id.clone()),
+            dedup_key: rec.dedup_key.clone(),
+            diagnosis: None,
+            headers,
+            body,
+            body_truncated,
+            state: (seen.outcome == "queued").then_some("pending"),
+            attempts: Vec::new(),
+            replay_of: None,
+            queue_id: rec.queue_id,
+        })
+    }
+
     /// A verification failure's metric and log line, with the signature doctor's diagnosis:
     /// examined on the examiner's thread when the route's budget allows (the response is
-    /// already made and goes out meanwhile), `skipped` otherwise.
-    fn diagnose(&self, state: &State, line: Line, error: VerifyError, suspect: Option<Suspect>) {
-        let metrics = self.metrics.clone();
+    /// already made and goes out meanwhile), `skipped` otherwise; the journal entry gets it too.
+    fn diagnose(
+        &self,
+        state: &State,
+        line: Line,
+        error: VerifyError,
+        suspect: Option<Suspect>,
+        entry: Option<Entry>,
+    ) {
+        let (metrics, journal) = (self.metrics.clone(), self.journal.clone());
         let record = move |mut line: Line, diagnosis: &Diagnosis, took: Option<Duration>| {
             let kind = diagnosis.kind();
             Rejection::Unverified(error).count(&metrics, &line.route, Some(kind));
             line.diagnosis = Some((diagnosis.to_string(), took));
             line.log();
+            if let Some(mut e) = entry {
+                e.diagnosis = Some(diagnosis.to_string());
+                journal.record(e);
+            }
         };
         let suspect = suspect.filter(|_| state.budgets.take(&line.route));
         let Some(suspect) = suspect else {
@@ -361,6 +468,7 @@ impl Gateway {
         let (mut parts, incoming) = req.into_parts();
         let (max, timeout) = (settings.max_body_bytes, settings.body_timeout);
         let payload = Payload::new(body::read(incoming, &parts.headers, max, timeout).await?);
+        rec.body = Some(payload.raw().clone());
 
         // 4. verify: on the headers as received, before anything is stripped.
         let now = self.clock.now_secs();

@@ -1,9 +1,14 @@
-//! The admin listener: `/metrics`, `/healthz`, `/readyz`, and the dead-letter API used by
-//! `hookgate dlq`. Bind it to loopback or a private interface; it has no authentication.
+//! The admin listener: `/metrics`, `/healthz`, `/readyz`, the admin API under `/api/`
+//! (`api.rs`), and the dead-letter API used by `hookgate dlq`. When `admin.token` is set,
+//! `/api/*` and `/admin/dlq*` need `Authorization: Bearer <token>` (compared in constant time);
+//! a non-loopback `admin.listen` without a token is refused when the config loads.
 //!
 //! - `GET /admin/dlq[?route=NAME]`: the dead letters, oldest first.
 //! - `POST /admin/dlq/replay` and `POST /admin/dlq/drop` with a JSON body selecting
 //!   `{"ids": [..]}`, `{"route": "NAME"}` or `{"all": true}`.
+//!
+//! Each answer names the store's kind (`"store": "redb"`): on `memory`, which holds no queue,
+//! there are never dead letters.
 
 use std::sync::Arc;
 
@@ -18,23 +23,46 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::net::TcpListener;
 
+use arc_swap::ArcSwap;
+use subtle::ConstantTimeEq;
+
+use super::api;
 use crate::gateway::Gateway;
+use crate::secret::Secret;
 use crate::store::{Meta, Selection};
 
 /// Largest admin request body.
 const MAX_BODY: usize = 64 * 1024;
 
-pub async fn serve(listener: TcpListener, gateway: Arc<Gateway>) {
+/// The admin token in force: replaced by a reload.
+pub type Token = Arc<ArcSwap<Option<Secret>>>;
+
+pub async fn serve(listener: TcpListener, gateway: Arc<Gateway>, token: Token) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
+        let Ok((stream, peer)) = listener.accept().await else {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             continue;
         };
-        let gw = gateway.clone();
+        let (gw, token) = (gateway.clone(), token.clone());
         tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let gw = gw.clone();
-                async move { Ok::<_, std::convert::Infallible>(handle(&gw, req).await) }
+            let service = service_fn(move |req: Request<Incoming>| {
+                let (gw, token) = (gw.clone(), token.clone());
+                async move {
+                    let path = req.uri().path();
+                    let guarded = path.starts_with("/api/") || path.starts_with("/admin/dlq");
+                    if guarded && !authorized(&req, &token) {
+                        let mut res = api::error(StatusCode::UNAUTHORIZED, "admin token required");
+                        res.headers_mut().insert(
+                            header::WWW_AUTHENTICATE,
+                            header::HeaderValue::from_static("Bearer"),
+                        );
+                        return Ok::<_, std::convert::Infallible>(res);
+                    }
+                    if path.starts_with("/api/") {
+                        return Ok(api::handle(&gw, req, peer).await);
+                    }
+                    Ok(handle(&gw, req).await)
+                }
             });
             let _ = http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -43,6 +71,21 @@ pub async fn serve(listener: TcpListener, gateway: Arc<Gateway>) {
                 .await;
         });
     }
+}
+
+/// Whether the request carries the admin token (always, when none is configured).
+fn authorized(req: &Request<Incoming>, token: &Token) -> bool {
+    let token = token.load();
+    let Some(want) = token.as_ref() else {
+        return true;
+    };
+    let got = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    bool::from(got.as_bytes().ct_eq(want.expose()))
 }
 
 fn respond(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<Full<Bytes>> {
@@ -101,7 +144,10 @@ async fn handle(gateway: &Gateway, req: Request<Incoming>) -> Response<Full<Byte
             match gateway.engine().dead_letters(&which).await {
                 Ok(list) => json_response(
                     StatusCode::OK,
-                    &json!({ "dead_letters": list.iter().map(describe).collect::<Vec<_>>() }),
+                    &json!({
+                        "dead_letters": list.iter().map(describe).collect::<Vec<_>>(),
+                        "store": gateway.store().kind(),
+                    }),
                 ),
                 Err(e) => {
                     tracing::error!(error = %e, "listing dead letters failed");
@@ -126,7 +172,10 @@ async fn handle(gateway: &Gateway, req: Request<Incoming>) -> Response<Full<Byte
                     let ids: Vec<u64> = done.iter().map(|m| m.id).collect();
                     let verb = if replay { "replayed" } else { "dropped" };
                     tracing::info!(count = ids.len(), ?ids, "dead letters {verb}");
-                    json_response(StatusCode::OK, &json!({ verb: ids.len(), "ids": ids }))
+                    json_response(
+                        StatusCode::OK,
+                        &json!({ verb: ids.len(), "ids": ids, "store": gateway.store().kind() }),
+                    )
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "dead-letter operation failed");

@@ -6,6 +6,7 @@
 //! the kernel's backlog. The config reloads in the background (`config::reload`).
 
 mod admin;
+mod api;
 mod idle;
 mod listen;
 pub mod tls;
@@ -17,6 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
@@ -91,7 +93,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         resumed,
         "store open"
     );
-    let admin_task = tokio::spawn(admin::serve(admin_listener, gateway.clone()));
+    let admin_token: admin::Token = Arc::new(ArcSwap::from_pointee(config.admin.token.clone()));
+    let admin_task = tokio::spawn(admin::serve(
+        admin_listener,
+        gateway.clone(),
+        admin_token.clone(),
+    ));
     let sweeper = tokio::spawn(sweep_limits(gateway.clone(), crate::limit::SWEEP_INTERVAL));
     // The grace of the config in force at shutdown: a reload may change it.
     let grace = Arc::new(AtomicU64::new(millis(server_cfg.shutdown_grace)));
@@ -107,6 +114,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                     certs.set(t.certified.clone());
                 }
                 grace.store(millis(new.server.shutdown_grace), Ordering::Relaxed);
+                admin_token.store(Arc::new(new.admin.token.clone()));
                 gateway.replace(new.gateway());
             },
         ))
@@ -181,13 +189,22 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     // No admin request (a `dlq replay`) may give this process events after it handed back.
     admin_task.abort();
     // On a shared store, queued events this process holds go to the other replicas now.
-    let _ = tokio::time::timeout(HAND_BACK_TIMEOUT, gateway.engine().hand_back()).await;
+    if tokio::time::timeout(HAND_BACK_TIMEOUT, gateway.engine().hand_back())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            target: "hookgate::delivery",
+            "handing queued events back timed out; the other replicas adopt them after store.lease"
+        );
+    }
     sweeper.abort();
     Ok(())
 }
 
-/// Longest wait at shutdown for handing queued events back to the other replicas.
-const HAND_BACK_TIMEOUT: Duration = Duration::from_secs(2);
+/// Longest wait at shutdown for handing queued events back to the other replicas: a few Redis
+/// round trips, after waiting for a lease round under way; well inside a pod's grace period.
+const HAND_BACK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What every worker shares.
 pub(crate) struct Shared {

@@ -28,7 +28,7 @@ use std::time::Duration;
 pub use self::memory::MemoryStore;
 pub use self::record::{Event, Malformed, Meta};
 pub use self::redb::RedbStore;
-pub use self::redis::{RedisStore, RESPONSE_TIMEOUT};
+pub use self::redis::RedisStore;
 pub use self::settings::{RedisUrl, StoreConfig};
 
 /// A store operation failed. Callers fail open for dedup and refuse (503) for the spool.

@@ -3,6 +3,9 @@
 //! Every write goes through one writer thread that commits whatever has queued up in one
 //! fsync'd transaction (group commit): a write returns only once it is on disk, and a burst of
 //! writers shares one fsync instead of taking turns at one each. Reads run on the blocking pool.
+//!
+//! A file written before redb 3 (file format v2: hookgate on redb 2) is upgraded in place when
+//! it is opened, and its dedup expiry index rebuilt; both are logged.
 
 // The helpers below pass redb's own (large) error up to the one place that turns it into a
 // `StoreError`; boxing it there would only add an allocation to the failure path.
@@ -12,7 +15,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{
+    Database, DatabaseError, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    TableDefinition, TableError,
+};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{dedup_key, Claim, Event, InFlight, Meta, Selection, Store, StoreError};
@@ -82,17 +88,28 @@ impl RedbStore {
             std::fs::create_dir_all(dir)
                 .map_err(|e| open_err(format!("cannot create directory {}: {e}", dir.display())))?;
         }
-        // redb asserts on some malformed files instead of returning an error; a corrupt file
-        // must be a clear start-up error, not a crash.
-        let opened = std::panic::catch_unwind(|| Database::create(path))
-            .map_err(|_| open_err("the file is not a readable redb database (corrupt?)".into()))?;
-        let db = opened.map_err(|e| open_err(e.to_string()))?;
+        let db = match create(path) {
+            Ok(Err(DatabaseError::UpgradeRequired(version))) => {
+                upgrade(path, version).map_err(open_err)?;
+                create(path)
+            }
+            opened => opened,
+        }
+        .map_err(|_| open_err(NOT_REDB.into()))?
+        .map_err(|e| open_err(e.to_string()))?;
         let next_id = (|| -> Result<u64, redb::Error> {
             let tx = db.begin_write()?;
             let mut max = 0;
             {
                 tx.open_table(DELIVERED)?;
-                tx.open_table(EXPIRY)?;
+                match tx.open_table(EXPIRY) {
+                    Err(TableError::TableTypeMismatch { .. }) => {
+                        rebuild_expiry(&tx, path)?;
+                    }
+                    opened => {
+                        opened?;
+                    }
+                }
                 for def in [EVENTS, PENDING, DEAD] {
                     let t = tx.open_table(def)?;
                     let last = t.last()?.map(|(k, _)| k.value());
@@ -137,6 +154,57 @@ impl RedbStore {
             .await
             .map_err(|e| StoreError::Backend(format!("read task failed: {e}")))?
     }
+}
+
+/// What a file that makes redb panic is.
+const NOT_REDB: &str = "the file is not a readable redb database (corrupt?)";
+
+/// Opens (or creates) the file with redb. redb asserts on some malformed files instead of
+/// returning an error: a corrupt file must be a clear start-up error, not a crash, so a panic
+/// is caught and returned as the outer `Err`.
+fn create(path: &Path) -> std::thread::Result<Result<Database, DatabaseError>> {
+    std::panic::catch_unwind(|| Database::create(path))
+}
+
+/// Upgrades a file written before redb 3 (file format v2, hookgate before redb 4) to the
+/// current format, in place, with the last redb that reads both. The tables and their data are
+/// kept as they are; [`rebuild_expiry`] then redoes the one index whose encoding changed.
+fn upgrade(path: &Path, version: u8) -> Result<(), String> {
+    let upgraded = std::panic::catch_unwind(|| -> Result<bool, String> {
+        let mut db = redb2::Database::open(path).map_err(|e| e.to_string())?;
+        db.upgrade().map_err(|e| e.to_string())
+    })
+    .map_err(|_| NOT_REDB.to_string())?
+    .map_err(|e| format!("cannot upgrade it from redb file format v{version}: {e}"))?;
+    if upgraded {
+        tracing::info!(
+            path = %path.display(),
+            from = version,
+            to = 3,
+            "store file upgraded to the current redb file format"
+        );
+    }
+    Ok(())
+}
+
+/// Rebuilds the expiry index from the delivered marks: a file from before redb 3 has it with
+/// the old encoding of tuple keys, which redb now refuses to open as `(u64, &str)`.
+fn rebuild_expiry(tx: &redb::WriteTransaction, path: &Path) -> Result<(), redb::Error> {
+    tx.delete_table(EXPIRY)?;
+    let delivered = tx.open_table(DELIVERED)?;
+    let mut expiry = tx.open_table(EXPIRY)?;
+    let mut marks = 0usize;
+    for row in delivered.iter()? {
+        let (key, exp) = row?;
+        expiry.insert((exp.value(), key.value()), ())?;
+        marks += 1;
+    }
+    tracing::info!(
+        path = %path.display(),
+        marks,
+        "store dedup expiry index rebuilt in the current encoding"
+    );
+    Ok(())
 }
 
 fn write_loop(db: &Database, mut rx: mpsc::UnboundedReceiver<(Op, Reply)>, next_id: AtomicU64) {

@@ -8,7 +8,8 @@
 //! so a replica whose lease ran out cannot free a claim another replica has taken since.
 //!
 //! The route limit is a GCRA in a Lua script, on Redis's clock: one round trip per request and
-//! no skew between replicas. The spool is a stream with a consumer group ([`super::streams`]).
+//! no skew between replicas. The scripts are in `lua/`, built in. The spool is a stream with a
+//! consumer group ([`super::streams`]).
 //!
 //! A [`ConnectionManager`] reconnects by itself; connecting and each answer are bounded by
 //! [`RESPONSE_TIMEOUT`], so a hung Redis costs a command about a second before the caller's
@@ -31,33 +32,14 @@ pub const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
 const DELIVERED: &str = "delivered";
 
 /// 1: claimed; 2: delivered already; 3: in flight elsewhere.
-const CLAIM: &str = r"
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
-if redis.call('GET', KEYS[1]) == 'delivered' then return 2 end
-return 3
-";
+const CLAIM: &str = include_str!("lua/claim.lua");
 
 /// Deletes the claim only if it is still this holder's.
-const RELEASE: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-";
+const RELEASE: &str = include_str!("lua/release.lua");
 
 /// GCRA on Redis's clock, in microseconds. ARGV: emission interval, burst. Returns 0 when the
 /// request passes, else the microseconds until it would.
-const GCRA: &str = r"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local interval = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
-local new_tat = tat + interval
-local allow_at = new_tat - burst * interval
-if now < allow_at then return allow_at - now end
-redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1)
-return 0
-";
+const GCRA: &str = include_str!("lua/gcra.lua");
 
 pub struct RedisStore {
     conn: ConnectionManager,

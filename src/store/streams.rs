@@ -12,7 +12,7 @@
 //! - `{p}seq`: the id counter. It starts from Redis's clock (ms × 1000), so ids issued after a
 //!   Redis that lost its data restarts never repeat ones replicas still remember.
 //!
-//! Every operation is one Lua script, atomic on the server. Scripts that write the queue create
+//! Every operation is one Lua script, atomic on the server (`lua/*.lua`, built in). Scripts that write the queue create
 //! it and its group when the stream is missing (first use, or a Redis that lost its data).
 //! Accepting an event adds its entry and reads it into this replica's PEL in the same script,
 //! so no other replica ever sees it unowned.
@@ -56,219 +56,51 @@ const BEAT: &str = "1";
 
 /// KEYS: queue, seq, heartbeat, [dedup key]. ARGV: consumer, event key prefix, event, meta,
 /// dedup expiry (unix ms, or empty), lease ms. Returns the new id.
-const ENQUEUE: &str = r"
-local q, g, me = KEYS[1], 'hookgate', ARGV[1]
-if redis.call('EXISTS', q) == 0 then redis.call('XGROUP', 'CREATE', q, g, '0', 'MKSTREAM') end
-if redis.call('EXISTS', KEYS[2]) == 0 then
-  local t = redis.call('TIME')
-  local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  redis.call('SET', KEYS[2], string.format('%d', ms * 1000))
-end
-local id = string.format('%d', redis.call('INCR', KEYS[2]))
-local sid = redis.call('XADD', q, '*', 'id', id)
-redis.call('HSET', ARGV[2] .. id, 'event', ARGV[3], 'meta', ARGV[4], 'sid', sid)
-local read = redis.call('XREADGROUP', 'GROUP', g, me, 'STREAMS', q, '>')
-local entries = read and read[1] and read[1][2] or {}
-if #entries == 0 or entries[#entries][1] ~= sid then
-  return redis.error_reply('queue entry ' .. sid .. ' was not read by this replica')
-end
-if ARGV[5] ~= '' then redis.call('SET', KEYS[4], 'delivered', 'PXAT', ARGV[5]) end
-if redis.call('EXISTS', KEYS[3]) == 0 then redis.call('SET', KEYS[3], 'w', 'PX', ARGV[6]) end
-return id
-";
+const ENQUEUE: &str = include_str!("lua/enqueue.lua");
 
 /// KEYS: queue. ARGV: consumer, event key prefix, ids. The ids this consumer does not own
 /// (taken over, delivered, dead or gone).
-const CHECK: &str = r"
-local q, me, lost = KEYS[1], ARGV[1], {}
-for i = 3, #ARGV do
-  local sid = redis.call('HGET', ARGV[2] .. ARGV[i], 'sid')
-  local mine = false
-  if sid then
-    local p = redis.pcall('XPENDING', q, 'hookgate', sid, sid, 1, me)
-    mine = type(p) == 'table' and p.err == nil and #p > 0
-  end
-  if not mine then lost[#lost + 1] = ARGV[i] end
-end
-return lost
-";
+const CHECK: &str = include_str!("lua/check.lua");
 
 /// KEYS: queue. ARGV: consumer, heartbeat key prefix, event key prefix, budget. Claims the
 /// entries of consumers whose heartbeat expired (at most `budget`) and returns `{id, meta}` of
 /// each; entries whose event is gone are removed. Dead consumers that own nothing are removed
 /// from the group (a restarted replica is a new consumer).
-const ADOPT: &str = r"
-local q, g, me = KEYS[1], 'hookgate', ARGV[1]
-local out, budget = {}, tonumber(ARGV[4])
-if redis.call('EXISTS', q) == 0 then return out end
-local consumers = redis.pcall('XINFO', 'CONSUMERS', q, g)
-if type(consumers) ~= 'table' or consumers.err then return out end
-for _, c in ipairs(consumers) do
-  local name, pending
-  for j = 1, #c, 2 do
-    if c[j] == 'name' then name = c[j + 1] elseif c[j] == 'pending' then pending = c[j + 1] end
-  end
-  if name ~= me and redis.call('EXISTS', ARGV[2] .. name) == 0 then
-    if pending == 0 then
-      redis.call('XGROUP', 'DELCONSUMER', q, g, name)
-    elseif budget > 0 then
-      for _, p in ipairs(redis.call('XPENDING', q, g, '-', '+', budget, name)) do
-        budget = budget - 1
-        local e = redis.call('XCLAIM', q, g, me, 0, p[1])[1]
-        local id, f = false, e and e[2]
-        if f then
-          for j = 1, #f, 2 do if f[j] == 'id' then id = f[j + 1] end end
-        end
-        local meta = id and redis.call('HGET', ARGV[3] .. id, 'meta')
-        if meta then
-          out[#out + 1] = {id, meta}
-        else
-          redis.call('XACK', q, g, p[1])
-          redis.call('XDEL', q, p[1])
-        end
-      end
-    end
-  end
-end
-return out
-";
+const ADOPT: &str = include_str!("lua/adopt.lua");
 
 /// KEYS: queue. ARGV: consumer, min idle ms, start, count, event key prefix. A slice of this
 /// consumer's PEL: the next start (`-` once the end was reached) and the event ids of entries
 /// idle longer than the lease. Entries whose event is gone are removed.
-const SCAN: &str = r"
-local q = KEYS[1]
-if redis.call('EXISTS', q) == 0 then return {'-', {}} end
-local p = redis.pcall('XPENDING', q, 'hookgate', 'IDLE', ARGV[2], ARGV[3], '+', ARGV[4], ARGV[1])
-if type(p) ~= 'table' or p.err then return {'-', {}} end
-local ids = {}
-for _, e in ipairs(p) do
-  local r = redis.call('XRANGE', q, e[1], e[1])[1]
-  local id, f = false, r and r[2]
-  if f then
-    for j = 1, #f, 2 do if f[j] == 'id' then id = f[j + 1] end end
-  end
-  if id and redis.call('EXISTS', ARGV[5] .. id) == 1 then
-    ids[#ids + 1] = id
-  else
-    redis.call('XACK', q, 'hookgate', e[1])
-    redis.call('XDEL', q, e[1])
-  end
-end
-local nxt = '-'
-if #p == tonumber(ARGV[4]) then nxt = '(' .. p[#p][1] end
-return {nxt, ids}
-";
+const SCAN: &str = include_str!("lua/scan.lua");
 
 /// ARGV: event key prefix, ids. `{id, meta}` of those still pending.
-const METAS: &str = r"
-local out = {}
-for i = 2, #ARGV do
-  local v = redis.call('HMGET', ARGV[1] .. ARGV[i], 'meta', 'sid')
-  if v[1] and v[2] then out[#out + 1] = {ARGV[i], v[1]} end
-end
-return out
-";
+const METAS: &str = include_str!("lua/metas.lua");
 
 /// KEYS: queue, event hash. ARGV: consumer. The event, if it is pending and this consumer's.
-const EVENT: &str = r"
-local v = redis.call('HMGET', KEYS[2], 'event', 'sid')
-if not v[1] or not v[2] then return false end
-local p = redis.pcall('XPENDING', KEYS[1], 'hookgate', v[2], v[2], 1, ARGV[1])
-if type(p) ~= 'table' or p.err or #p == 0 then return false end
-return v[1]
-";
+const EVENT: &str = include_str!("lua/event.lua");
 
 /// KEYS: queue, event hash. Delivered: the entry and the event go.
-const ACK: &str = r"
-local sid = redis.call('HGET', KEYS[2], 'sid')
-if not sid then return 0 end
-redis.pcall('XACK', KEYS[1], 'hookgate', sid)
-redis.call('XDEL', KEYS[1], sid)
-redis.call('DEL', KEYS[2])
-return 1
-";
+const ACK: &str = include_str!("lua/ack.lua");
 
 /// KEYS: queue, event hash. ARGV: meta, consumer. Only while the event is pending and this
 /// consumer's: a replica that lost it to an adopter must not rewrite the adopter's schedule.
-const RESCHEDULE: &str = r"
-local sid = redis.call('HGET', KEYS[2], 'sid')
-if not sid then return 0 end
-local p = redis.pcall('XPENDING', KEYS[1], 'hookgate', sid, sid, 1, ARGV[2])
-if type(p) ~= 'table' or p.err or #p == 0 then return 0 end
-redis.call('HSET', KEYS[2], 'meta', ARGV[1])
-return 1
-";
+const RESCHEDULE: &str = include_str!("lua/reschedule.lua");
 
 /// KEYS: queue, event hash, dead, dead count. ARGV: meta, id, route, consumer. Only this
 /// consumer's events: an adopter may be delivering it.
-const BURY: &str = r"
-local sid = redis.call('HGET', KEYS[2], 'sid')
-if not sid then return 0 end
-local p = redis.pcall('XPENDING', KEYS[1], 'hookgate', sid, sid, 1, ARGV[4])
-if type(p) ~= 'table' or p.err or #p == 0 then return 0 end
-redis.pcall('XACK', KEYS[1], 'hookgate', sid)
-redis.call('XDEL', KEYS[1], sid)
-local dsid = redis.call('XADD', KEYS[3], '*', 'id', ARGV[2])
-redis.call('HSET', KEYS[2], 'meta', ARGV[1], 'dsid', dsid)
-redis.call('HDEL', KEYS[2], 'sid')
-redis.call('HINCRBY', KEYS[4], ARGV[3], 1)
-return 1
-";
+const BURY: &str = include_str!("lua/bury.lua");
 
 /// KEYS: a stream (queue or dead). ARGV: event key prefix, start, count. One page: where the
 /// next starts (empty after the last) and `{id, meta}` of each entry, oldest first.
-const LIST: &str = r"
-local out = {}
-local entries = redis.call('XRANGE', KEYS[1], ARGV[2], '+', 'COUNT', ARGV[3])
-for _, e in ipairs(entries) do
-  local id, f = false, e[2]
-  for j = 1, #f, 2 do if f[j] == 'id' then id = f[j + 1] end end
-  local meta = id and redis.call('HGET', ARGV[1] .. id, 'meta')
-  if meta then out[#out + 1] = {id, meta} end
-end
-local nxt = ''
-if #entries == tonumber(ARGV[3]) then nxt = '(' .. entries[#entries][1] end
-return {nxt, out}
-";
+const LIST: &str = include_str!("lua/list.lua");
 
 /// KEYS: queue, dead, dead count, heartbeat. ARGV: consumer, event key prefix, lease ms, then
 /// `id, route, meta` per dead letter. Moves each one still dead back into the queue, owned by
 /// this consumer.
-const REPLAY: &str = r"
-local q, g, me = KEYS[1], 'hookgate', ARGV[1]
-if redis.call('EXISTS', KEYS[4]) == 0 then redis.call('SET', KEYS[4], 'w', 'PX', ARGV[3]) end
-if redis.call('EXISTS', q) == 0 then redis.call('XGROUP', 'CREATE', q, g, '0', 'MKSTREAM') end
-local moved = {}
-for i = 4, #ARGV, 3 do
-  local h = ARGV[2] .. ARGV[i]
-  local dsid = redis.call('HGET', h, 'dsid')
-  if dsid and redis.call('XDEL', KEYS[2], dsid) == 1 then
-    local sid = redis.call('XADD', q, '*', 'id', ARGV[i])
-    redis.call('XREADGROUP', 'GROUP', g, me, 'STREAMS', q, '>')
-    redis.call('HSET', h, 'meta', ARGV[i + 2], 'sid', sid)
-    redis.call('HDEL', h, 'dsid')
-    if redis.call('HINCRBY', KEYS[3], ARGV[i + 1], -1) <= 0 then redis.call('HDEL', KEYS[3], ARGV[i + 1]) end
-    moved[#moved + 1] = ARGV[i]
-  end
-end
-return moved
-";
+const REPLAY: &str = include_str!("lua/replay.lua");
 
 /// KEYS: dead, dead count. ARGV: event key prefix, then `id, route` per dead letter.
-const DROP: &str = r"
-local gone = {}
-for i = 2, #ARGV, 2 do
-  local h = ARGV[1] .. ARGV[i]
-  local dsid = redis.call('HGET', h, 'dsid')
-  if dsid and redis.call('XDEL', KEYS[1], dsid) == 1 then
-    redis.call('DEL', h)
-    if redis.call('HINCRBY', KEYS[2], ARGV[i + 1], -1) <= 0 then redis.call('HDEL', KEYS[2], ARGV[i + 1]) end
-    gone[#gone + 1] = ARGV[i]
-  end
-end
-return gone
-";
+const DROP: &str = include_str!("lua/drop.lua");
 
 /// The queue's keys, scripts and this process's consumer name.
 pub struct Streams {

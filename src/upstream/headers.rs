@@ -48,6 +48,8 @@ pub struct Trusted {
     pub delivery: HeaderName,
     /// 1 for the first attempt.
     pub attempt: HeaderName,
+    /// An operator's replay: the original event's journal id.
+    pub replay: HeaderName,
 }
 
 impl Trusted {
@@ -67,6 +69,7 @@ impl Trusted {
             id: name("Id"),
             delivery: name("Delivery"),
             attempt: name("Attempt"),
+            replay: name("Replay"),
         }
     }
 

@@ -19,7 +19,7 @@ pub struct Keys {
 }
 
 impl Keys {
-    /// Symmetric secrets only, used as given.
+    /// Symmetric secrets only, used as given (the signature doctor's other forms of a secret).
     pub fn from_secrets(secrets: Vec<Secret>) -> Self {
         Self {
             secrets,
@@ -32,6 +32,7 @@ impl Keys {
     }
 
     /// The ids of every key, in the order given.
+    #[cfg(test)]
     pub fn ids(&self) -> impl Iterator<Item = &str> {
         self.secrets
             .iter()

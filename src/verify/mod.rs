@@ -217,6 +217,15 @@ impl Scheme {
         .find(|s| s.name() == name)
     }
 
+    /// A generic `hmac` route's signature header: the journal redacts it like the built-in
+    /// schemes' own.
+    pub fn signature_header(&self) -> Option<&str> {
+        match self {
+            Self::Hmac(spec) => Some(&spec.header),
+            _ => None,
+        }
+    }
+
     /// Whether `verify.secrets` (shared secrets) apply.
     pub fn takes_secrets(&self) -> bool {
         !matches!(self, Self::SendGrid)
@@ -409,6 +418,18 @@ impl Verifier {
         self.public_url.as_deref()
     }
 
+    /// The first shared secret, in the form `hookgate sign --secret` takes it (a Standard
+    /// Webhooks secret as `whsec_<base64>` again); `None` when the route has only public keys.
+    pub fn signing_secret(&self) -> Option<SigningKey> {
+        let secret = self.keys.secrets.first()?.expose();
+        Some(SigningKey::Secret(match self.scheme {
+            Scheme::StandardWebhooks | Scheme::Svix => {
+                format!("whsec_{}", Encoding::Base64.encode(secret)).into_bytes()
+            }
+            _ => secret.to_vec(),
+        }))
+    }
+
     /// Checks one request. Every key is tried; the first that matches is reported.
     pub fn verify(&self, input: &Input<'_>) -> Result<Verified, VerifyError> {
         if self.keys.is_empty() {
@@ -574,6 +595,48 @@ mod tests {
             );
         }
         h
+    }
+
+    /// A route's first secret signs requests it verifies, a Standard Webhooks one included
+    /// (stored decoded, handed back as whsec_).
+    #[test]
+    fn signing_secret_is_the_first_secret_in_sign_form() {
+        for (scheme, secret) in [
+            (Scheme::GitHub, &b"s3cret"[..]),
+            (
+                Scheme::StandardWebhooks,
+                b"whsec_QEFCQ0RFRkdISUpLTE1OT1BRUlNUVVZX",
+            ),
+            (Scheme::Svix, b"whsec_QEFCQ0RFRkdISUpLTE1OT1BRUlNUVVZX"),
+        ] {
+            let mut keys = Keys::default();
+            scheme
+                .add_secret(&mut keys, Secret::new("k", secret.to_vec()))
+                .unwrap();
+            scheme
+                .add_secret(&mut keys, Secret::new("other", b"whsec_AAAA".to_vec()))
+                .unwrap();
+            let verifier = Verifier::new(scheme.clone(), keys);
+            let key = verifier.signing_secret().expect("a shared secret");
+            assert!(matches!(&key, SigningKey::Secret(s) if s == secret));
+            let input = SignInput {
+                body: EVENT,
+                now: NOW,
+                url: None,
+                id: "d1",
+            };
+            let signed = scheme.sign(&key, &input).unwrap();
+            let h = headers(&signed);
+            let got = verifier.verify(&Input {
+                headers: &h,
+                body: &signed.body,
+                now: NOW,
+                url: None,
+            });
+            assert_eq!(got.map(|v| v.key_id.to_string()), Ok("k".into()));
+        }
+        let only_public = verifier_for(&Scheme::SendGrid, &p256());
+        assert!(only_public.signing_secret().is_none());
     }
 
     #[test]

@@ -1,4 +1,4 @@
-// Signs and verifies webhooks with @octokit/webhooks-methods, for tests/interop.rs.
+// Signs and verifies webhooks with @octokit/webhooks-methods, for tests/it/interop.rs.
 //
 //   node interop.mjs sign   < {"secrets": {scheme: secret}, "body": str}
 //     prints [{"scheme", "sdk", "headers": {name: value}, "body"}]

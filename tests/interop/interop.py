@@ -1,4 +1,4 @@
-"""Signs and verifies webhooks with the providers' official Python SDKs, for tests/interop.rs.
+"""Signs and verifies webhooks with the providers' official Python SDKs, for tests/it/interop.rs.
 
     interop.py sign   < {"secrets": {scheme: secret}, "body": str}
         prints [{"scheme", "sdk", "headers": {name: value}, "body"}] signed now

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the official webhook SDKs that tests/interop.rs signs and verifies with:
+# Installs the official webhook SDKs that tests/it/interop.rs signs and verifies with:
 # Python packages in a virtualenv at .venv/ and npm packages in tests/interop/node_modules
 # (both ignored by git). Safe to run again; it only installs what is missing or changed.
 set -euo pipefail

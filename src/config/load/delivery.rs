@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use crate::config::file::{DedupFile, DeliveryFile, Scalar};
+use serde_json::Value;
+
+use crate::config::file::{DedupFile, DeliveryFile};
 use crate::dedup::{Dedup, KeyTemplate};
 use crate::delivery::{Backoff, Delivery, DeliveryMode, RetryOn, StatusMatch};
 
@@ -10,7 +12,12 @@ use super::Validator;
 
 impl Validator {
     pub(super) fn dedup(&mut self, key: &str, f: DedupFile) -> Dedup {
-        let template = f.key.and_then(|k| {
+        let template = self.text(
+            &format!("{key}.key"),
+            f.key,
+            "a template such as \"{body_sha256}\"",
+        );
+        let template = template.and_then(|k| {
             KeyTemplate::parse(&k)
                 .map_err(|e| self.problem(format!("{key}.key"), e))
                 .ok()
@@ -25,11 +32,13 @@ impl Validator {
         &mut self,
         key: &str,
         f: Option<DeliveryFile>,
-        timeout: Duration,
+        // The route's timeout, unless its value was refused.
+        timeout: Option<Duration>,
     ) -> Delivery {
         let d = Delivery::default();
         let Some(f) = f else { return d };
-        let mode = match f.mode.as_deref() {
+        let mode = self.text(&format!("{key}.mode"), f.mode, "sync, queue or hybrid");
+        let mode = match mode.as_deref() {
             None | Some("sync") => DeliveryMode::Sync,
             Some("queue") => DeliveryMode::Queue,
             Some("hybrid") => DeliveryMode::Hybrid,
@@ -43,7 +52,8 @@ impl Validator {
         };
         let deadline_given = f.deadline.is_some();
         let deadline = self.duration(&format!("{key}.deadline"), f.deadline, 8);
-        if mode == DeliveryMode::Hybrid && deadline >= timeout {
+        let timeout_too_short = timeout.filter(|t| deadline >= *t);
+        if let (DeliveryMode::Hybrid, Some(timeout)) = (mode, timeout_too_short) {
             let hint = if deadline_given {
                 "shorten it"
             } else {
@@ -59,20 +69,27 @@ impl Validator {
         let concurrency = self.count(&format!("{key}.concurrency"), f.concurrency, 16);
         let max_attempts = self.count(&format!("{key}.max_attempts"), f.max_attempts, 12);
         let max_age = self.duration(&format!("{key}.max_age"), f.max_age, 72 * 3600);
-        let retry_on = match f.retry_on {
+        let retry_key = format!("{key}.retry_on");
+        let statuses = "a list of statuses such as [429, 5xx]";
+        let retry_on = match self.list(&retry_key, f.retry_on, statuses, false) {
             None => RetryOn::default(),
             Some(items) => RetryOn(
                 items
-                    .iter()
+                    .into_iter()
                     .enumerate()
                     .filter_map(|(i, item)| {
+                        let ikey = format!("{retry_key}[{i}]");
                         let text = match item {
-                            Scalar::Int(n) => n.to_string(),
-                            Scalar::Str(s) => s.clone(),
+                            Value::Number(n) => n.to_string(),
+                            Value::String(s) => s,
+                            other => {
+                                self.wrong_type(&ikey, "a status such as 429 or 5xx", &other);
+                                return None;
+                            }
                         };
                         StatusMatch::parse(&text).or_else(|| {
                             self.problem(
-                                format!("{key}.retry_on[{i}]"),
+                                ikey,
                                 format!("`{text}` is not a status; write e.g. 429 or 5xx"),
                             );
                             None
@@ -81,7 +98,12 @@ impl Validator {
                     .collect(),
             ),
         };
-        let backoff = match f.backoff {
+        let backoff = self.section(
+            &format!("{key}.backoff"),
+            f.backoff,
+            "a mapping such as {base: 1s, max: 10m}",
+        );
+        let backoff = match backoff {
             None => Backoff::default(),
             Some(b) => {
                 let def = Backoff::default();

@@ -6,17 +6,23 @@ use serde_json::Value;
 
 use crate::config::Problem;
 
-/// The key a `${VAR}` problem is reported under: a document that is a lone string has none.
-fn env_key(path: &str) -> String {
+/// The key a `${VAR}` problem is reported under: a document that is a lone string has none,
+/// and its problem is the whole `file`'s.
+fn env_key(file: &str, path: &str) -> String {
     if path.is_empty() {
-        "(file)".to_string()
+        file.to_string()
     } else {
         path.to_string()
     }
 }
 
 /// Replaces `${VAR}` in every string with the variable's value.
-pub(super) fn expand_env(value: &mut Value, path: &mut String, problems: &mut Vec<Problem>) {
+pub(super) fn expand_env(
+    value: &mut Value,
+    file: &str,
+    path: &mut String,
+    problems: &mut Vec<Problem>,
+) {
     match value {
         Value::String(s) if s.contains("${") => {
             let mut out = String::with_capacity(s.len());
@@ -24,14 +30,14 @@ pub(super) fn expand_env(value: &mut Value, path: &mut String, problems: &mut Ve
             while let Some(start) = rest.find("${") {
                 out.push_str(&rest[..start]);
                 let Some(len) = rest[start..].find('}') else {
-                    problems.push(Problem::new(env_key(path), "unclosed `${` in value"));
+                    problems.push(Problem::new(env_key(file, path), "unclosed `${` in value"));
                     return;
                 };
                 let var = &rest[start + 2..start + len];
                 match std::env::var(var) {
                     Ok(v) => out.push_str(&v),
                     Err(_) => problems.push(Problem::new(
-                        env_key(path),
+                        env_key(file, path),
                         format!(
                             "environment variable {var} is not set (used as ${{{var}}}); export it"
                         ),
@@ -46,7 +52,7 @@ pub(super) fn expand_env(value: &mut Value, path: &mut String, problems: &mut Ve
             for (i, item) in items.iter_mut().enumerate() {
                 let len = path.len();
                 path.push_str(&format!("[{i}]"));
-                expand_env(item, path, problems);
+                expand_env(item, file, path, problems);
                 path.truncate(len);
             }
         }
@@ -57,7 +63,7 @@ pub(super) fn expand_env(value: &mut Value, path: &mut String, problems: &mut Ve
                     path.push('.');
                 }
                 path.push_str(shown_key(k));
-                expand_env(item, path, problems);
+                expand_env(item, file, path, problems);
                 path.truncate(len);
             }
         }

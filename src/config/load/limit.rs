@@ -2,10 +2,11 @@
 
 use std::num::NonZeroU32;
 
-use crate::config::file::{LimitFile, PerIpFile, RateLimitFile, Scalar};
+use serde_json::Value;
+
+use crate::config::file::{Leaf, LimitFile, PerIpFile, RateLimitFile};
 use crate::limit::{Limit, PerIp, Rate, RateLimit};
 
-use super::scalars::shown;
 use super::Validator;
 
 impl Validator {
@@ -16,10 +17,12 @@ impl Validator {
                 "empty; give per_ip and/or route, e.g. {per_ip: {rate: 20/s, burst: 40}}",
             );
         }
-        let per_ip = f
-            .per_ip
+        let limit = "a mapping such as {rate: 20/s, burst: 40}";
+        let per_ip = self
+            .section(&format!("{key}.per_ip"), f.per_ip, limit)
             .and_then(|p| self.per_ip(&format!("{key}.per_ip"), p));
-        let route = f.route.and_then(|l| {
+        let route = self.section(&format!("{key}.route"), f.route, limit);
+        let route = route.and_then(|l| {
             let LimitFile { rate, burst } = l;
             self.limit(&format!("{key}.route"), rate, burst)
         });
@@ -28,17 +31,21 @@ impl Validator {
 
     pub(super) fn per_ip(&mut self, key: &str, p: PerIpFile) -> Option<PerIp> {
         let max_keys = self.count(&format!("{key}.max_keys"), p.max_keys, 100_000);
+        let pkey = format!("{key}.ipv6_prefix");
         let ipv6_prefix = match p.ipv6_prefix {
             None => 64,
-            Some(Scalar::Int(n @ 1..=128)) => n as u8,
+            Some(Value::Number(n)) => match n.as_u64() {
+                Some(n @ 1..=128) => n as u8,
+                _ => {
+                    self.problem(
+                        pkey,
+                        format!("`{n}` is not a prefix length; use 1 to 128 (default 64)"),
+                    );
+                    64
+                }
+            },
             Some(other) => {
-                self.problem(
-                    format!("{key}.ipv6_prefix"),
-                    format!(
-                        "`{}` is not a prefix length; use 1 to 128 (default 64)",
-                        shown(&other)
-                    ),
-                );
+                self.wrong_type(&pkey, "a prefix length from 1 to 128", &other);
                 64
             }
         };
@@ -50,12 +57,9 @@ impl Validator {
         })
     }
 
-    pub(super) fn limit(
-        &mut self,
-        key: &str,
-        rate: Option<String>,
-        burst: Option<Scalar>,
-    ) -> Option<Limit> {
+    pub(super) fn limit(&mut self, key: &str, rate: Leaf, burst: Leaf) -> Option<Limit> {
+        let rate_key = format!("{key}.rate");
+        let rate = self.text(&rate_key, rate, "a rate such as 20/s");
         let rate = match rate {
             None => {
                 self.problem(format!("{key}.rate"), "missing; write e.g. 20/s, 600/m or 1000/h");
@@ -69,21 +73,19 @@ impl Validator {
                 None
             }),
         };
+        let burst_key = format!("{key}.burst");
         let burst = match burst {
             None => rate.map(|r| r.count),
-            Some(Scalar::Int(n)) if n > 0 => Some(
-                NonZeroU32::new(u32::try_from(n).unwrap_or(u32::MAX)).unwrap_or(NonZeroU32::MIN),
-            ),
-            Some(other) => {
-                self.problem(
-                    format!("{key}.burst"),
-                    format!(
-                        "`{}` must be a whole number above 0 (default: the rate's number)",
-                        shown(&other)
-                    ),
-                );
-                None
-            }
+            given => self
+                .whole(
+                    &burst_key,
+                    given,
+                    "a whole number above 0",
+                    "must be a whole number above 0 (default: the rate's number)",
+                )
+                .map(|n| {
+                    NonZeroU32::new(u32::try_from(n).unwrap_or(u32::MAX)).unwrap_or(NonZeroU32::MIN)
+                }),
         };
         let limit = Limit {
             rate: rate?,

@@ -3,6 +3,7 @@
 
 mod delivery;
 mod env;
+mod journal;
 mod limit;
 mod route;
 mod scalars;
@@ -10,13 +11,16 @@ mod schema;
 pub(super) mod secret;
 mod server;
 mod store;
+mod types;
 mod verify;
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+use serde::Deserialize;
 use serde_json::Value;
 
-use crate::config::file::FileConfig;
+use crate::config::file::{FileConfig, Section};
 use crate::config::reload::Fingerprint;
 use crate::config::{Config, Problem};
 
@@ -26,16 +30,35 @@ pub use self::scalars::parse_size;
 /// Parses YAML text into a `Config`, or every problem found. Relative schema paths in it are
 /// read from `dir`.
 pub fn parse(text: &str, dir: &Path) -> Result<Config, Vec<Problem>> {
-    parse_recording(text, dir).0
+    parse_recording(text, dir, None, Checks::Config).0
+}
+
+/// What is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checks {
+    /// The config itself: what `run` and a reload refuse to load.
+    Config,
+    /// Also what `run` would refuse when it starts serving, as far as the file system tells:
+    /// `hookgate check`.
+    StartUp,
 }
 
 /// [`parse`], and every file that validation read (secrets, TLS, schemas), whatever the
-/// outcome.
-pub fn parse_recording(text: &str, dir: &Path) -> (Result<Config, Vec<Problem>>, Vec<Fingerprint>) {
+/// outcome. Problems with the file as a whole are reported under `file` (its name), or under
+/// `(file)` when the text has none.
+pub fn parse_recording(
+    text: &str,
+    dir: &Path,
+    file: Option<&Path>,
+    checks: Checks,
+) -> (Result<Config, Vec<Problem>>, Vec<Fingerprint>) {
     let mut v = Validator {
+        checks,
         problems: Vec::new(),
+        spoiled: HashSet::new(),
         files: Vec::new(),
         dir: dir.to_path_buf(),
+        file: file.map_or_else(|| "(file)".to_string(), |f| f.display().to_string()),
     };
     let result = v.parse(text);
     (result, v.files)
@@ -44,32 +67,38 @@ pub fn parse_recording(text: &str, dir: &Path) -> (Result<Config, Vec<Problem>>,
 impl Validator {
     fn parse(&mut self, text: &str) -> Result<Config, Vec<Problem>> {
         let mut value: Value = serde_saphyr::from_str_with_options(text, yaml_options())
-            .map_err(|e| vec![Problem::new("(file)", format!("not valid YAML: {e}"))])?;
+            .map_err(|e| vec![self.not_yaml(&e)])?;
         if value.is_null() {
             value = Value::Object(Default::default());
         }
         let mut problems = Vec::new();
-        expand_env(&mut value, &mut String::new(), &mut problems);
+        expand_env(&mut value, &self.file, &mut String::new(), &mut problems);
+        // A value with an unset variable is unusable: its key's problem is the variable.
+        self.spoiled = problems.iter().map(|p| p.key.clone()).collect();
+        self.problems = problems;
 
         let mut unknown = Vec::new();
         let mut on_unknown = |path: serde_ignored::Path<'_>| unknown.push(ignored_path(&path));
         let de = serde_ignored::Deserializer::new(value, &mut on_unknown);
-        let file: Result<FileConfig, _> = serde_path_to_error::deserialize(de);
+        // Never fails: every value of an unexpected type is kept for `load/` to report.
+        let file: Result<Section<FileConfig>, _> = Section::deserialize(de);
         for key in unknown {
-            problems.push(Problem::new(
+            self.problem(
                 key,
                 "unknown key; check its spelling against config.example.yaml",
-            ));
+            );
         }
-        let file = match file {
-            Ok(f) => f,
+        let expected = "a mapping of keys such as server and routes";
+        let whole = self.file.clone();
+        let file = match file.map(|f| self.section(&whole, Some(f), expected)) {
+            Ok(Some(f)) => f,
+            // Not a mapping: there are no keys to check.
+            Ok(None) => return Err(std::mem::take(&mut self.problems)),
             Err(e) => {
-                let key = e.path().to_string();
-                problems.push(Problem::new(key, e.into_inner().to_string()));
-                return Err(problems);
+                self.problem(whole, format!("cannot be read as a config: {e}"));
+                return Err(std::mem::take(&mut self.problems));
             }
         };
-        self.problems = problems;
         let mut config = self.config(file);
         config.files = self.files.clone();
         if self.problems.is_empty() {
@@ -77,6 +106,24 @@ impl Validator {
         } else {
             Err(std::mem::take(&mut self.problems))
         }
+    }
+}
+
+impl Validator {
+    /// A YAML syntax error, on one line: `FILE:LINE:COLUMN: not valid YAML: what`.
+    fn not_yaml(&self, e: &serde_saphyr::Error) -> Problem {
+        use serde_saphyr::MessageFormatter;
+        let e = e.without_snippet();
+        let what: String = serde_saphyr::UserMessageFormatter
+            .format_message(e)
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        let key = match e.location() {
+            Some(at) if at.line() > 0 => format!("{}:{}:{}", self.file, at.line(), at.column()),
+            _ => self.file.clone(),
+        };
+        Problem::new(key, format!("not valid YAML: {what}"))
     }
 }
 
@@ -120,16 +167,32 @@ pub(super) fn shown_key(key: &str) -> &str {
 }
 
 pub(super) struct Validator {
+    checks: Checks,
     problems: Vec<Problem>,
+    /// Keys whose value is unusable for a reason already reported (a value of the wrong
+    /// type, an unset environment variable): what follows from it is not reported again.
+    spoiled: HashSet<String>,
     /// Every file read on the way, for the reload watcher.
     files: Vec<Fingerprint>,
     /// Where relative schema paths are read from: the config file's directory.
     dir: PathBuf,
+    /// What problems with the whole file are filed under: its name, or `(file)`.
+    file: String,
 }
 
 impl Validator {
     pub(super) fn problem(&mut self, key: impl Into<String>, message: impl Into<String>) {
-        self.problems.push(Problem::new(key, message));
+        let key = key.into();
+        if !self.spoiled.contains(&key) {
+            self.problems.push(Problem::new(key, message));
+        }
+    }
+
+    /// A problem that makes the value at `key` unusable; nothing more is reported there.
+    pub(super) fn spoil(&mut self, key: &str, message: impl Into<String>) {
+        if self.spoiled.insert(key.to_string()) {
+            self.problems.push(Problem::new(key, message));
+        }
     }
 
     /// Reads a file the config names and remembers what was read.
@@ -142,19 +205,39 @@ impl Validator {
 
     /// Each area in turn; problems come out in this order.
     pub(super) fn config(&mut self, f: FileConfig) -> Config {
-        let server = self.server(f.server);
-        let admin = self.admin(f.admin);
-        let log = self.log(f.log);
-        let store = self.store(&f.store);
-        let forward = self.forward(f.forward);
-        let routes = self.routes(f.routes, &store);
+        let mapping = "a mapping of keys (see config.example.yaml)";
+        let server = self.section("server", f.server, mapping);
+        let server = self.server(server.unwrap_or_default());
+        let admin = self.section("admin", f.admin, mapping);
+        let admin = self.admin(admin.unwrap_or_default());
+        if self.checks == Checks::StartUp {
+            self.listeners_apart(&server, &admin);
+        }
+        let log = self.section("log", f.log, mapping);
+        let log = self.log(log.unwrap_or_default());
+        let store = self.section("store", f.store, mapping);
+        let store = self.store(store.unwrap_or_default());
+        let forward = self.section("forward", f.forward, mapping);
+        let forward = self.forward(forward.unwrap_or_default());
+        let routes = self.list(
+            "routes",
+            f.routes,
+            "a list of routes such as [{name: a, path: /a, ...}]",
+            false,
+        );
+        let routes = self.routes(routes, &store);
+        let reload = self.section("reload", f.reload, mapping);
+        let reload = self.reload(reload.unwrap_or_default());
+        let journal = self.section("journal", f.journal, mapping);
+        let journal = self.journal(journal.unwrap_or_default());
         Config {
+            journal,
             server,
             admin,
             log,
             forward,
             routes,
-            reload: self.reload(f.reload),
+            reload,
             store,
             source: None,
             files: Vec::new(),
@@ -248,6 +331,31 @@ mod tests {
         let p = problems("routes:\n  - name: a\n    path: /a\n    upstream: http://127.0.0.1:1/x\n    verify: {scheme: nope, secrets: [{id: k, value: topsecretvalue}]}\n");
         assert!(!p.is_empty());
         assert!(p.iter().all(|p| !p.contains("topsecretvalue")));
+    }
+
+    /// A secret written with the wrong type is reported by its type alone, never its value.
+    #[test]
+    fn wrong_types_never_show_secrets() {
+        let p = problems("routes:\n  - name: a\n    path: /a\n    upstream: http://127.0.0.1:1/x\n    verify: {scheme: github, secrets: [{id: k, value: 987654321}, topsecretvalue]}\nforward: {attestation_secret: [othersecret]}\n");
+        for key in [
+            "routes[0].verify.secrets[0].value: expected a string, got a number",
+            "routes[0].verify.secrets[1]: expected a secret",
+            "forward.attestation_secret: expected a secret",
+        ] {
+            assert!(p.iter().any(|p| p.starts_with(key)), "{key} not in {p:?}");
+        }
+        for secret in ["987654321", "topsecretvalue", "othersecret"] {
+            assert!(p.iter().all(|p| !p.contains(secret)), "{p:?}");
+        }
+    }
+
+    /// A file that is not a mapping of keys says so, under `(file)`.
+    #[test]
+    fn file_must_be_a_mapping() {
+        assert_eq!(
+            problems("[1, 2]"),
+            ["(file): expected a mapping of keys such as server and routes, got a list"]
+        );
     }
 
     /// YAML 1.2 booleans: `true` and `false` only. A YAML 1.1 spelling is a string, refused

@@ -1,9 +1,9 @@
 //! `routes[]`: each route's path, host and upstream, and the problems between routes.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use crate::config::file::RouteFile;
+use crate::config::file::{RouteFile, Section};
 use crate::delivery::DeliveryMode;
 use crate::gateway::{Route, RoutePath};
 use crate::limit::RateLimit;
@@ -12,9 +12,22 @@ use crate::upstream::Target as Upstream;
 
 use super::Validator;
 
+/// A route's path as the operator writes it.
+fn written(path: &RoutePath) -> String {
+    match path {
+        RoutePath::Exact(p) => p.clone(),
+        RoutePath::Prefix(p) => format!("{p}*"),
+    }
+}
+
 impl Validator {
     /// Every route, and the problems between routes (names, paths, modes the store cannot keep).
-    pub(super) fn routes(&mut self, files: Vec<RouteFile>, store: &StoreConfig) -> Vec<Arc<Route>> {
+    pub(super) fn routes(
+        &mut self,
+        files: Option<Vec<Section<RouteFile>>>,
+        store: &StoreConfig,
+    ) -> Vec<Arc<Route>> {
+        let files = files.unwrap_or_default();
         if files.is_empty() {
             self.problem(
                 "routes",
@@ -22,10 +35,15 @@ impl Validator {
             );
         }
         let mut names = HashSet::new();
-        let mut paths = HashSet::new();
+        // (host, path) -> the route that answers it: its index and name.
+        let mut paths = HashMap::new();
         let mut routes = Vec::new();
         for (i, r) in files.into_iter().enumerate() {
             let key = format!("routes[{i}]");
+            let expected = "a route such as {name: a, path: /a, upstream: ..., verify: ...}";
+            let Some(r) = self.section(&key, Some(r), expected) else {
+                continue;
+            };
             if let Some(route) = self.route(&key, r) {
                 if !names.insert(route.name.clone()) {
                     self.problem(
@@ -36,13 +54,24 @@ impl Validator {
                         ),
                     );
                 }
-                if !paths.insert((route.host.clone(), route.path.clone())) {
+                let answers = (route.host.clone(), route.path.clone());
+                if let Some((j, other)) = paths.get(&answers) {
+                    let on_host = route
+                        .host
+                        .as_deref()
+                        .map_or(String::new(), |h| format!(" on host {h}"));
                     self.problem(
                         format!("{key}.path"),
-                        "duplicate path: another route already answers it; change path or host",
+                        format!(
+                            "duplicate path: route `{other}` (routes[{j}]) already answers {}{on_host}; change path or host",
+                            written(&route.path)
+                        ),
                     );
+                } else {
+                    paths.insert(answers, (i, route.name.clone()));
                 }
-                if route.delivery.mode != DeliveryMode::Sync && !store.durable() {
+                let store_refused = self.spoiled("store") || self.spoiled("store.kind");
+                if route.delivery.mode != DeliveryMode::Sync && !store.durable() && !store_refused {
                     self.problem(
                         format!("{key}.delivery.mode"),
                         format!(
@@ -58,7 +87,15 @@ impl Validator {
     }
 
     pub(super) fn route(&mut self, key: &str, r: RouteFile) -> Option<Route> {
-        let name = match r.name {
+        let name = self.text(&format!("{key}.name"), r.name, "a name such as github");
+        let path = self.text(&format!("{key}.path"), r.path, "a path such as /webhooks/a");
+        let host = self.text(&format!("{key}.host"), r.host, "a host name");
+        let upstream = self.text(
+            &format!("{key}.upstream"),
+            r.upstream,
+            "a URL such as http://127.0.0.1:3000/webhooks",
+        );
+        let name = match name {
             Some(n)
                 if !n.is_empty()
                     && n.bytes()
@@ -78,7 +115,7 @@ impl Validator {
                 None
             }
         };
-        let path = match r.path {
+        let path = match path {
             Some(p) if p.starts_with('/') => match p.strip_suffix('*') {
                 Some(prefix) if prefix.ends_with('/') && !prefix.contains('*') => {
                     Some(RoutePath::Prefix(prefix.to_string()))
@@ -104,11 +141,17 @@ impl Validator {
                 None
             }
         };
-        let host = r.host.map(|h| h.to_ascii_lowercase());
-        let upstream = self.upstream(&format!("{key}.upstream"), r.upstream.as_deref());
+        let host = host.map(|h| h.to_ascii_lowercase());
+        let upstream = self.upstream(&format!("{key}.upstream"), upstream.as_deref());
         let timeout = self.duration(&format!("{key}.timeout"), r.timeout, 9);
-        let verify = match r.verify {
-            Some(v) => self.verifier(&format!("{key}.verify"), &v),
+        let section = "a mapping of keys (see config.example.yaml)";
+        let verify = self.section(
+            &format!("{key}.verify"),
+            r.verify,
+            "a mapping such as {scheme: github, secrets: [{id: current, env: VAR}]}",
+        );
+        let verifier = match verify {
+            Some(v) => self.verifier(&format!("{key}.verify"), v),
             None => {
                 self.problem(
                     format!("{key}.verify"),
@@ -117,23 +160,27 @@ impl Validator {
                 None
             }
         };
-        let rate_limit = match r.rate_limit {
+        let rate_limit = match self.section(&format!("{key}.rate_limit"), r.rate_limit, section) {
             Some(rl) => self.rate_limit(&format!("{key}.rate_limit"), rl),
             None => RateLimit::default(),
         };
-        let schema = r
-            .schema
+        let schema = self
+            .section(&format!("{key}.schema"), r.schema, section)
             .and_then(|s| self.schema(&format!("{key}.schema"), s));
-        let dedup = r.dedup.map(|d| self.dedup(&format!("{key}.dedup"), d));
-        let delivery = self.delivery(&format!("{key}.delivery"), r.delivery, timeout);
+        let dedup = self
+            .section(&format!("{key}.dedup"), r.dedup, section)
+            .map(|d| self.dedup(&format!("{key}.dedup"), d));
+        let delivery = self.section(&format!("{key}.delivery"), r.delivery, section);
+        let timeout_known = (!self.spoiled(&format!("{key}.timeout"))).then_some(timeout);
+        let delivery = self.delivery(&format!("{key}.delivery"), delivery, timeout_known);
         Some(Route {
             name: name?,
             path: path?,
             host,
             upstream: upstream?,
             timeout,
-            verifier: verify.as_ref()?.0.clone(),
-            diagnose: verify?.1,
+            verifier: verifier.as_ref()?.0.clone(),
+            diagnose: verifier?.1,
             rate_limit,
             schema,
             dedup,

@@ -11,7 +11,20 @@ use super::Validator;
 
 impl Validator {
     pub(super) fn schema(&mut self, key: &str, f: SchemaFile) -> Option<Schema> {
-        let mode = match f.mode.as_deref() {
+        let given = [f.file.is_some(), f.builtin.is_some(), f.by_field.is_some()];
+        let mode = self.text(&format!("{key}.mode"), f.mode, "enforce or shadow");
+        let file = self.text(&format!("{key}.file"), f.file, "a file name");
+        let builtin = self.text(
+            &format!("{key}.builtin"),
+            f.builtin,
+            "the name of a builtin schema",
+        );
+        let by_field = self.section(
+            &format!("{key}.by_field"),
+            f.by_field,
+            "a mapping such as {pointer: /type, schemas: {...}}",
+        );
+        let mode = match mode.as_deref() {
             None | Some("enforce") => Mode::Enforce,
             Some("shadow") => Mode::Shadow,
             Some(other) => {
@@ -22,22 +35,20 @@ impl Validator {
                 Mode::Enforce
             }
         };
-        let given = [f.file.is_some(), f.builtin.is_some(), f.by_field.is_some()];
         let select = match given.iter().filter(|g| **g).count() {
             0 => {
                 self.problem(key, "no schema; give one of file, builtin or by_field");
                 None
             }
             1 => {
-                if let Some(file) = &f.file {
+                if let Some(file) = &file {
                     self.schema_file(&format!("{key}.file"), file)
                         .map(Select::One)
-                } else if let Some(name) = &f.builtin {
+                } else if let Some(name) = &builtin {
                     self.builtin(&format!("{key}.builtin"), name)
                         .map(Select::One)
                 } else {
-                    f.by_field
-                        .and_then(|b| self.by_field(&format!("{key}.by_field"), b))
+                    by_field.and_then(|b| self.by_field(&format!("{key}.by_field"), b))
                 }
             }
             _ => {
@@ -115,7 +126,30 @@ impl Validator {
     }
 
     pub(super) fn by_field(&mut self, key: &str, b: ByFieldFile) -> Option<Select> {
-        let pointer = match b.pointer {
+        let pointer = self.text(
+            &format!("{key}.pointer"),
+            b.pointer,
+            "a JSON pointer such as /type",
+        );
+        let default = self.text(&format!("{key}.default"), b.default, "a file name");
+        let skey = format!("{key}.schemas");
+        let listed = self.section(
+            &skey,
+            b.schemas,
+            "a mapping such as {order.created: schemas/created.json}",
+        );
+        let mut files = Vec::new();
+        for (value, file) in listed.unwrap_or_default() {
+            // `${VAR}` problems name a map entry as `schemas.VALUE`.
+            if self.spoiled(&format!("{skey}.{value}")) {
+                continue;
+            }
+            let fkey = format!("{skey}[\"{value}\"]");
+            if let Some(file) = self.text(&fkey, Some(file), "a file name") {
+                files.push((value, fkey, file));
+            }
+        }
+        let pointer = match pointer {
             Some(p) if p.starts_with('/') => Some(p),
             Some(p) => {
                 self.problem(
@@ -132,23 +166,23 @@ impl Validator {
                 None
             }
         };
-        if b.schemas.is_empty() {
+        if files.is_empty() && !self.spoiled_within(&skey) {
             self.problem(
-                format!("{key}.schemas"),
+                &skey,
                 "no schemas; map values of the field to schema files, e.g. {order.created: schemas/created.json}",
             );
         }
         let mut schemas = HashMap::new();
-        let mut ok = true;
-        for (value, file) in &b.schemas {
-            match self.schema_file(&format!("{key}.schemas[\"{value}\"]"), file) {
+        let mut ok = !self.spoiled_within(&skey);
+        for (value, fkey, file) in files {
+            match self.schema_file(&fkey, &file) {
                 Some(v) => {
-                    schemas.insert(value.clone(), v);
+                    schemas.insert(value, v);
                 }
                 None => ok = false,
             }
         }
-        let default = match &b.default {
+        let default = match &default {
             Some(file) => {
                 let v = self.schema_file(&format!("{key}.default"), file);
                 ok &= v.is_some();

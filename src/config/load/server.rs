@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::config::file::{AdminFile, ForwardFile, LogFile, ReloadFile, ServerFile, TlsFile};
+use crate::config::file::{AdminFile, ForwardFile, Leaf, LogFile, ReloadFile, ServerFile, TlsFile};
 use crate::config::{Admin, Log, Reload, Server, Tls};
 use crate::telemetry::LogFormat::{self, Json};
 use crate::upstream::Forward;
@@ -13,33 +13,90 @@ use super::Validator;
 
 impl Validator {
     pub(super) fn server(&mut self, f: ServerFile) -> Server {
+        let listen = self.addr("server.listen", f.listen, "0.0.0.0:8080");
+        let max_body_bytes = self.size("server.max_body_bytes", f.max_body_bytes, 1 << 20);
+        let header_timeout = self.duration("server.header_timeout", f.header_timeout, 5);
+        let body_timeout = self.duration("server.body_timeout", f.body_timeout, 10);
+        let max_connections = self.count("server.max_connections", f.max_connections, 10_000);
+        // The connection count is a semaphore, which cannot hold more permits.
+        let most = tokio::sync::Semaphore::MAX_PERMITS;
+        if max_connections > most {
+            self.problem(
+                "server.max_connections",
+                format!("`{max_connections}` is more than can be counted; use at most {most} (default 10000)"),
+            );
+        }
+        let workers = self.count("server.workers", f.workers, default_workers());
+        let proxies = self.list(
+            "server.trusted_proxies",
+            f.trusted_proxies,
+            "a list of CIDRs such as [10.0.0.0/8]",
+            false,
+        );
+        let trusted_proxies = proxies
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, s)| self.cidr(&format!("server.trusted_proxies[{i}]"), s))
+            .collect();
+        let shutdown_grace = self.duration("server.shutdown_grace", f.shutdown_grace, 20);
+        let tls = self.section(
+            "server.tls",
+            f.tls,
+            "a mapping such as {cert_file: tls.crt, key_file: tls.key}",
+        );
         Server {
-            listen: self.addr("server.listen", f.listen.as_deref(), "0.0.0.0:8080"),
-            max_body_bytes: self.size("server.max_body_bytes", f.max_body_bytes, 1 << 20),
-            header_timeout: self.duration("server.header_timeout", f.header_timeout, 5),
-            body_timeout: self.duration("server.body_timeout", f.body_timeout, 10),
-            max_connections: self.count("server.max_connections", f.max_connections, 10_000),
-            workers: self.count("server.workers", f.workers, default_workers()),
-            trusted_proxies: f
-                .trusted_proxies
-                .iter()
-                .enumerate()
-                .filter_map(|(i, s)| self.cidr(&format!("server.trusted_proxies[{i}]"), s))
-                .collect(),
-            shutdown_grace: self.duration("server.shutdown_grace", f.shutdown_grace, 20),
-            tls: f.tls.and_then(|t| self.tls(t)),
+            listen,
+            max_body_bytes,
+            header_timeout,
+            body_timeout,
+            max_connections,
+            workers,
+            trusted_proxies,
+            shutdown_grace,
+            tls: tls.and_then(|t| self.tls(t)),
+        }
+    }
+
+    /// The admin listener cannot bind where the proxy listens: the same port (not 0) on the
+    /// same address, or with either on every address (`0.0.0.0`, `[::]`).
+    pub(super) fn listeners_apart(&mut self, server: &Server, admin: &Admin) {
+        let (s, a) = (server.listen, admin.listen);
+        let overlap = s.ip() == a.ip()
+            || (s.ip().is_unspecified() && (s.is_ipv6() || a.is_ipv4()))
+            || (a.ip().is_unspecified() && (a.is_ipv6() || s.is_ipv4()));
+        if s.port() != 0 && s.port() == a.port() && overlap {
+            self.problem(
+                "admin.listen",
+                format!("`{a}` takes the port server.listen (`{s}`) listens on; give the admin listener its own port, e.g. 127.0.0.1:9090"),
+            );
         }
     }
 
     pub(super) fn admin(&mut self, f: AdminFile) -> Admin {
-        Admin {
-            listen: self.addr("admin.listen", f.listen.as_deref(), "127.0.0.1:9090"),
+        let listen = self.addr("admin.listen", f.listen, "127.0.0.1:9090");
+        let given = f.token.is_some();
+        let token = self
+            .secret_section("admin.token", f.token)
+            .and_then(|s| self.secret("admin.token", &s));
+        if !given && !listen.ip().is_loopback() {
+            self.problem(
+                "admin.listen",
+                format!("{listen} is not a loopback address and admin.token is not set: the admin API holds payloads and can replay them; set admin.token (e.g. {{id: admin, env: HOOKGATE_ADMIN_TOKEN}}) or listen on 127.0.0.1"),
+            );
         }
+        Admin { listen, token }
     }
 
     pub(super) fn log(&mut self, f: LogFile) -> Log {
+        let format = self.text("log.format", f.format, "json or pretty");
+        let level = self.text(
+            "log.level",
+            f.level,
+            "a level: trace, debug, info, warn or error",
+        );
         Log {
-            format: match f.format.as_deref() {
+            format: match format.as_deref() {
                 None | Some("json") => Json,
                 Some("pretty") => LogFormat::Pretty,
                 Some(other) => {
@@ -50,7 +107,7 @@ impl Validator {
                     Json
                 }
             },
-            level: match f.level.as_deref() {
+            level: match level.as_deref() {
                 None => "info".to_string(),
                 Some(l @ ("trace" | "debug" | "info" | "warn" | "error")) => l.to_string(),
                 Some(other) => {
@@ -65,7 +122,13 @@ impl Validator {
     }
 
     pub(super) fn forward(&mut self, f: ForwardFile) -> Forward {
-        let header_prefix = f.header_prefix.unwrap_or_else(|| "X-Webhook-".into());
+        let header_prefix = self
+            .text(
+                "forward.header_prefix",
+                f.header_prefix,
+                "a header name prefix such as X-Webhook-",
+            )
+            .unwrap_or_else(|| "X-Webhook-".into());
         if header_prefix.len() < 3
             || http::HeaderName::from_bytes(header_prefix.as_bytes()).is_err()
         {
@@ -74,10 +137,9 @@ impl Validator {
                 format!("`{header_prefix}` is not a usable header name prefix; use something like X-Webhook-"),
             );
         }
-        let attestation = f
-            .attestation_secret
-            .as_ref()
-            .and_then(|s| self.secret("forward.attestation_secret", s));
+        let attestation = self
+            .secret_section("forward.attestation_secret", f.attestation_secret)
+            .and_then(|s| self.secret("forward.attestation_secret", &s));
         Forward {
             header_prefix,
             attestation,
@@ -86,7 +148,7 @@ impl Validator {
 
     pub(super) fn reload(&mut self, r: ReloadFile) -> Reload {
         Reload {
-            watch: r.watch.unwrap_or(true),
+            watch: self.flag("reload.watch", r.watch, true),
             interval: self.duration("reload.interval", r.interval, 2),
         }
     }
@@ -94,7 +156,11 @@ impl Validator {
     /// Reads and checks the certificate and key now, so `check` and a reload refuse a broken
     /// pair instead of the first handshake failing.
     pub(super) fn tls(&mut self, t: TlsFile) -> Option<Tls> {
-        let file = |v: &mut Self, key: &str, path: Option<String>, what: &str| match path {
+        let file = |v: &mut Self, key: &str, path: Leaf, what: &str| match v.text(
+            key,
+            path,
+            "a file name",
+        ) {
             Some(p) if !p.is_empty() => match v.read(&p) {
                 Ok(bytes) => Some((PathBuf::from(p), bytes)),
                 Err(e) => {

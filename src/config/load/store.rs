@@ -1,25 +1,136 @@
 //! `store`: which store, and where.
 
+use std::fs::{self, OpenOptions};
+use std::io::{ErrorKind, Read};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::config::file::StoreFile;
 use crate::store::{RedisUrl, StoreConfig};
 
-use super::Validator;
+use super::{Checks, Validator};
 
 /// The shortest `store.lease`: lease rounds run every third of it, a few Redis round trips each.
 const MIN_LEASE: Duration = Duration::from_secs(1);
 
+/// The first bytes of every redb database file: redb refuses to open a file that has others.
+const REDB_SIGNATURE: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9, 0x0D, 0x0A];
+
 impl Validator {
-    pub(super) fn store(&mut self, f: &StoreFile) -> StoreConfig {
-        let kind = f.kind.as_deref().unwrap_or("memory");
+    /// What opening the redb store at start-up would refuse, checked without creating or
+    /// changing anything: a directory, a file that cannot be read and written or is not a
+    /// redb database, a directory that cannot be created or written.
+    fn redb_file(&mut self, path: &Path) {
+        let shown = path.display();
+        match fs::metadata(path) {
+            Ok(m) if m.is_dir() => self.problem(
+                "store.path",
+                format!(
+                    "`{shown}` is a directory; give the path of a file, e.g. {}",
+                    path.join("hookgate.redb").display()
+                ),
+            ),
+            Ok(_) => match OpenOptions::new().read(true).write(true).open(path) {
+                Err(e) => self.problem(
+                    "store.path",
+                    format!("cannot open {shown} for reading and writing: {e}"),
+                ),
+                Ok(file) => {
+                    let mut head = Vec::with_capacity(REDB_SIGNATURE.len());
+                    let read = file
+                        .take(REDB_SIGNATURE.len() as u64)
+                        .read_to_end(&mut head);
+                    match read {
+                        Err(e) => self.problem("store.path", format!("cannot read {shown}: {e}")),
+                        Ok(_) if !head.is_empty() && head != REDB_SIGNATURE => self.problem(
+                            "store.path",
+                            format!("{shown} is not a redb database, and hookgate does not overwrite it; give another path or move the file away"),
+                        ),
+                        Ok(_) => {}
+                    }
+                }
+            },
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
+                self.redb_directory(path);
+            }
+            Err(e) => self.problem("store.path", format!("cannot open {shown}: {e}")),
+        }
+    }
+
+    /// A store file that does not exist yet: its nearest existing ancestor must be a directory
+    /// this process can write in, where the missing directories and the file will be created.
+    fn redb_directory(&mut self, path: &Path) {
+        let shown = path.display();
+        for dir in path.ancestors().skip(1) {
+            let dir = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            };
+            match fs::metadata(dir) {
+                Ok(m) if m.is_dir() => {
+                    if let Err(e) = probe_writable(dir) {
+                        self.problem(
+                            "store.path",
+                            format!(
+                                "cannot create {shown}: directory {} is not writable ({e})",
+                                dir.display()
+                            ),
+                        );
+                    }
+                    return;
+                }
+                Ok(_) => {
+                    self.problem(
+                        "store.path",
+                        format!(
+                            "cannot create {shown}: {} is not a directory",
+                            dir.display()
+                        ),
+                    );
+                    return;
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {}
+                Err(e) => {
+                    self.problem(
+                        "store.path",
+                        format!("cannot create {shown}: {}: {e}", dir.display()),
+                    );
+                    return;
+                }
+            }
+        }
+        self.problem(
+            "store.path",
+            format!("cannot create {shown}: none of its directories exists"),
+        );
+    }
+
+    pub(super) fn store(&mut self, f: StoreFile) -> StoreConfig {
+        let given = [
+            ("store.path", f.path.is_some()),
+            ("store.url", f.url.is_some()),
+            ("store.prefix", f.prefix.is_some()),
+            ("store.lease", f.lease.is_some()),
+        ];
+        let kind = self.text("store.kind", f.kind, "memory, redb or redis");
+        let path = self.text(
+            "store.path",
+            f.path,
+            "a file name such as data/hookgate.redb",
+        );
+        let url = self.secret_text("store.url", f.url);
+        let prefix = self.text("store.prefix", f.prefix, "text such as \"hookgate:\"");
+        let kind = match kind.as_deref() {
+            Some(kind) => kind,
+            // Refused for its type: which keys belong is unknown.
+            None if self.spoiled("store.kind") => return StoreConfig::Memory,
+            None => "memory",
+        };
+        let set = |key: &str| given.iter().any(|(k, set)| *k == key && *set);
         if kind != "redis" {
-            for (key, set) in [
-                ("store.url", f.url.is_some()),
-                ("store.prefix", f.prefix.is_some()),
-                ("store.lease", f.lease.is_some()),
-            ] {
-                if set {
+            for key in ["store.url", "store.prefix", "store.lease"] {
+                if set(key) {
                     self.problem(
                         key,
                         "only for kind redis; set store.kind: redis or remove the key",
@@ -29,7 +140,7 @@ impl Validator {
         }
         match kind {
             "memory" => {
-                if f.path.is_some() {
+                if set("store.path") {
                     self.problem(
                         "store.path",
                         "only for kind redb; set store.kind: redb or remove the key",
@@ -37,23 +148,27 @@ impl Validator {
                 }
                 StoreConfig::Memory
             }
-            "redb" => match f.path.as_deref() {
+            "redb" => match path.as_deref() {
                 Some("") => {
                     self.problem("store.path", "empty; e.g. data/hookgate.redb");
                     StoreConfig::Memory
                 }
-                p => StoreConfig::Redb {
-                    path: p.unwrap_or("data/hookgate.redb").into(),
-                },
+                p => {
+                    let path = PathBuf::from(p.unwrap_or("data/hookgate.redb"));
+                    if self.checks == Checks::StartUp && !self.spoiled("store.path") {
+                        self.redb_file(&path);
+                    }
+                    StoreConfig::Redb { path }
+                }
             },
             "redis" => {
-                if f.path.is_some() {
+                if set("store.path") {
                     self.problem(
                         "store.path",
                         "only for kind redb; remove the key (kind redis uses store.url)",
                     );
                 }
-                let url = f.url.clone().unwrap_or_default();
+                let url = url.unwrap_or_default();
                 match redis::Client::open(url.as_str()) {
                     _ if url.is_empty() => self.problem(
                         "store.url",
@@ -71,14 +186,14 @@ impl Validator {
                     ),
                     Ok(_) => {}
                 }
-                let prefix = f.prefix.clone().unwrap_or_else(|| "hookgate:".into());
+                let prefix = prefix.unwrap_or_else(|| "hookgate:".into());
                 if prefix.is_empty() {
                     self.problem(
                         "store.prefix",
                         "empty; every key would share the database's namespace; e.g. hookgate:",
                     );
                 }
-                let lease = self.duration("store.lease", f.lease.clone(), 30);
+                let lease = self.duration("store.lease", f.lease, 30);
                 if lease < MIN_LEASE {
                     self.problem(
                         "store.lease",
@@ -105,10 +220,39 @@ impl Validator {
     }
 }
 
+/// Whether a file can be created in `dir`: creates one and removes it at once. (Permission
+/// bits alone do not tell: the user, ACLs and read-only mounts all count.)
+fn probe_writable(dir: &Path) -> std::io::Result<()> {
+    let probe = dir.join(format!(".hookgate-check-{}", std::process::id()));
+    match OpenOptions::new().write(true).create_new(true).open(&probe) {
+        Ok(_) => {
+            let _ = fs::remove_file(&probe);
+            Ok(())
+        }
+        // Another check of this process left it: the directory was writable then.
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::testing::*;
     use super::*;
+
+    /// A kind of the wrong type is the one problem: nothing is judged against a kind that is
+    /// not known (`path` only for redb, a queue route needing a durable store).
+    #[test]
+    fn wrong_kind_type_is_the_only_problem() {
+        let p = problems(&format!(
+            "store: {{kind: 5, path: x.redb}}\n{ROUTE}    delivery: {{mode: queue}}\n"
+        ));
+        assert_eq!(
+            p,
+            ["store.kind: expected memory, redb or redis, got the number 5"],
+            "{p:?}"
+        );
+    }
 
     #[test]
     fn redis_store_config() {
@@ -173,7 +317,7 @@ mod tests {
             ),
             (
                 "{kind: redis, url: \"redis://x\", lease: 0s}",
-                "store.lease: `0s` is not a duration",
+                "store.lease: `0s`: zero is not allowed",
             ),
             (
                 "{kind: redis, url: \"redis://x\", lease: 200ms}",

@@ -4,8 +4,10 @@ use std::collections::HashSet;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
+use serde_json::Value;
+
 use super::secret::{self, SecretSource};
-use crate::config::file::{Scalar, SecretFile, VerifyFile};
+use crate::config::file::{Leaf, SecretFile, VerifyFile};
 use crate::doctor::{Doctor, MAX_RETIRED};
 use crate::gateway::Diagnose;
 use crate::secret::Secret;
@@ -15,29 +17,105 @@ use crate::verify::{
 
 use super::Validator;
 
+/// `verify` with each value of its type: `None` for a key not given, or refused for its type.
+struct Verify {
+    scheme: Option<String>,
+    /// Each entry of `secrets`, `None` where it is not a mapping.
+    secrets: Vec<Option<SecretFile>>,
+    public_keys: Vec<Option<SecretFile>>,
+    retired: Vec<Option<SecretFile>>,
+    diagnose_per_minute: Leaf,
+    /// Whether `secrets` or `public_keys` was refused for its type.
+    lists_spoiled: bool,
+    tolerance: Leaf,
+    public_url: Option<String>,
+    header: Option<String>,
+    prefix: Option<String>,
+    encoding: Option<String>,
+    algorithm: Option<String>,
+    signed: Option<String>,
+    timestamp_header: Option<String>,
+    /// The keys of the generic `hmac` scheme that were given, whatever their value.
+    hmac_keys: Vec<&'static str>,
+}
+
 /// `verify.diagnose_per_minute` when not given.
 const DIAGNOSE_PER_MINUTE: u32 = 60;
 
 impl Validator {
+    fn verify_fields(&mut self, key: &str, v: VerifyFile) -> Verify {
+        let hmac_keys = [
+            ("header", v.header.is_some()),
+            ("prefix", v.prefix.is_some()),
+            ("encoding", v.encoding.is_some()),
+            ("algorithm", v.algorithm.is_some()),
+            ("signed", v.signed.is_some()),
+            ("timestamp_header", v.timestamp_header.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(k, given)| given.then_some(k))
+        .collect();
+        let text = |v: &mut Self, k: &str, leaf: Leaf, expected: &str| {
+            v.text(&format!("{key}.{k}"), leaf, expected)
+        };
+        let scheme = text(self, "scheme", v.scheme, "a scheme name such as github");
+        let public_url = text(self, "public_url", v.public_url, "a URL");
+        let header = text(self, "header", v.header, "a header name");
+        let prefix = text(self, "prefix", v.prefix, "text such as \"sha256=\"");
+        let encoding = text(self, "encoding", v.encoding, "hex or base64");
+        let algorithm = text(self, "algorithm", v.algorithm, "sha256, sha512 or sha1");
+        let signed = text(self, "signed", v.signed, "a template such as \"{body}\"");
+        let timestamp_header = text(
+            self,
+            "timestamp_header",
+            v.timestamp_header,
+            "a header name",
+        );
+        let entries = |v: &mut Self, list: &str, given| {
+            let lkey = format!("{key}.{list}");
+            let expected = "a list such as [{id: current, env: VAR}]";
+            v.list(&lkey, given, expected, true)
+                .unwrap_or_default()
+                .into_iter()
+                .enumerate()
+                .map(|(i, s)| v.secret_section(&format!("{lkey}[{i}]"), Some(s)))
+                .collect()
+        };
+        let secrets = entries(self, "secrets", v.secrets);
+        let public_keys = entries(self, "public_keys", v.public_keys);
+        let retired = entries(self, "retired_secrets", v.retired_secrets);
+        Verify {
+            scheme,
+            secrets,
+            public_keys,
+            retired,
+            diagnose_per_minute: v.diagnose_per_minute,
+            lists_spoiled: self.spoiled(&format!("{key}.secrets"))
+                || self.spoiled(&format!("{key}.public_keys")),
+            tolerance: v.tolerance,
+            public_url,
+            header,
+            prefix,
+            encoding,
+            algorithm,
+            signed,
+            timestamp_header,
+            hmac_keys,
+        }
+    }
+
     /// The route's verifier, and its signature doctor unless `diagnose_per_minute` is 0.
     pub(super) fn verifier(
         &mut self,
         key: &str,
-        v: &VerifyFile,
+        v: VerifyFile,
     ) -> Option<(Verifier, Option<Diagnose>)> {
+        let v = self.verify_fields(key, v);
         let scheme = match v.scheme.as_deref() {
-            Some("hmac") => self.hmac_spec(key, v).map(Scheme::Hmac),
+            Some("hmac") => self.hmac_spec(key, &v).map(Scheme::Hmac),
             Some(name) => match Scheme::builtin(name) {
                 Some(scheme) => {
-                    let hmac_only = [
-                        ("header", v.header.is_some()),
-                        ("prefix", v.prefix.is_some()),
-                        ("encoding", v.encoding.is_some()),
-                        ("algorithm", v.algorithm.is_some()),
-                        ("signed", v.signed.is_some()),
-                        ("timestamp_header", v.timestamp_header.is_some()),
-                    ];
-                    for (k, _) in hmac_only.iter().filter(|(_, given)| *given) {
+                    for k in &v.hmac_keys {
                         self.problem(
                             format!("{key}.{k}"),
                             format!("only for scheme hmac; scheme {name} fixes it, remove the key"),
@@ -64,8 +142,8 @@ impl Validator {
                 None
             }
         };
-        let keys = self.keys(key, v, scheme.as_ref());
-        let tolerance = self.duration(&format!("{key}.tolerance"), v.tolerance.clone(), 300);
+        let keys = self.keys(key, &v, scheme.as_ref());
+        let tolerance = self.duration(&format!("{key}.tolerance"), v.tolerance, 300);
         if tolerance < Duration::from_secs(1) {
             self.problem(
                 format!("{key}.tolerance"),
@@ -87,18 +165,17 @@ impl Validator {
     }
 
     /// `verify.diagnose_per_minute`: a whole number, 0 (off) included; `None` when off.
-    fn diagnose_per_minute(&mut self, key: &str, s: Option<Scalar>) -> Option<NonZeroU32> {
-        let n = match s {
+    fn diagnose_per_minute(&mut self, key: &str, v: Leaf) -> Option<NonZeroU32> {
+        let k = format!("{key}.diagnose_per_minute");
+        let n = match v {
             None => DIAGNOSE_PER_MINUTE,
-            Some(Scalar::Int(n)) if n <= 1_000_000 => u32::try_from(n).unwrap_or(u32::MAX),
+            Some(Value::Number(n)) if n.as_u64().is_some_and(|n| n <= 1_000_000) => {
+                u32::try_from(n.as_u64().unwrap_or(0)).unwrap_or(u32::MAX)
+            }
             Some(other) => {
-                let shown = match other {
-                    Scalar::Int(n) => n.to_string(),
-                    Scalar::Str(s) => s,
-                };
                 self.problem(
-                    format!("{key}.diagnose_per_minute"),
-                    format!("`{shown}` must be a whole number from 0 (off) to 1000000, e.g. 60"),
+                    k,
+                    format!("`{other}` must be a whole number from 0 (off) to 1000000, e.g. 60"),
                 );
                 DIAGNOSE_PER_MINUTE
             }
@@ -108,32 +185,28 @@ impl Validator {
 
     /// `verify.secrets` and `verify.public_keys`, each decoded for the scheme (a key that does
     /// not decode is a problem at its own path; the others are kept, so that the route is still
-    /// built and checked against the rest of the config); and `verify.retired_secrets`, decoded
-    /// the same way, apart: they never verify, the doctor only recognizes them.
-    pub(super) fn keys(
-        &mut self,
-        key: &str,
-        v: &VerifyFile,
-        scheme: Option<&Scheme>,
-    ) -> Option<(Keys, Keys)> {
+    /// built and checked against the rest of the config).
+    /// ... and `verify.retired_secrets`, decoded the same way, apart: they never verify, the
+    /// doctor only recognizes them.
+    fn keys(&mut self, key: &str, v: &Verify, scheme: Option<&Scheme>) -> Option<(Keys, Keys)> {
         let mut keys = Keys::default();
         let mut retired = Keys::default();
-        let mut ids = HashSet::new();
-        if v.retired_secrets.len() > MAX_RETIRED {
+        if v.retired.len() > MAX_RETIRED {
             self.problem(
                 format!("{key}.retired_secrets"),
-                format!("{} given; at most {MAX_RETIRED} (the signature doctor tries each on every failure it examines): keep the most recent", v.retired_secrets.len()),
+                format!("{} given; at most {MAX_RETIRED} (the signature doctor tries each on every failure it examines): keep the most recent", v.retired.len()),
             );
         }
+        let mut ids = HashSet::new();
         let lists = [
             ("secrets", &v.secrets),
             ("public_keys", &v.public_keys),
-            ("retired_secrets", &v.retired_secrets),
+            ("retired_secrets", &v.retired),
         ];
         for (list, entries) in lists {
             for (i, s) in entries.iter().enumerate() {
                 let skey = format!("{key}.{list}[{i}]");
-                let Some(secret) = self.secret(&skey, s) else {
+                let Some(secret) = s.as_ref().and_then(|s| self.secret(&skey, s)) else {
                     continue;
                 };
                 if !ids.insert(secret.id().to_string()) {
@@ -154,7 +227,7 @@ impl Validator {
             }
         }
         let scheme = scheme?;
-        if v.secrets.is_empty() && v.public_keys.is_empty() {
+        if v.secrets.is_empty() && v.public_keys.is_empty() && !v.lists_spoiled {
             let (k, message) = match (scheme.takes_secrets(), scheme.takes_public_keys()) {
                 (false, _) => (
                     "public_keys",
@@ -221,7 +294,7 @@ impl Validator {
         Some(url.to_string())
     }
 
-    pub(super) fn hmac_spec(&mut self, key: &str, v: &VerifyFile) -> Option<HmacSpec> {
+    fn hmac_spec(&mut self, key: &str, v: &Verify) -> Option<HmacSpec> {
         let header = match v.header.as_deref() {
             Some(h) if http::HeaderName::from_bytes(h.as_bytes()).is_ok() => {
                 Some(h.to_ascii_lowercase())
@@ -303,7 +376,8 @@ impl Validator {
     }
 
     pub(super) fn secret(&mut self, key: &str, s: &SecretFile) -> Option<Secret> {
-        let id = match s.id.as_deref() {
+        let id = self.text(&format!("{key}.id"), s.id.clone(), "a name such as current");
+        let id = match id.as_deref() {
             Some(id) if !id.is_empty() => Some(id),
             _ => {
                 self.problem(
@@ -313,10 +387,21 @@ impl Validator {
                 None
             }
         };
+        let env = self.text(
+            &format!("{key}.env"),
+            s.env.clone(),
+            "the name of an environment variable",
+        );
+        let file = self.text(&format!("{key}.file"), s.file.clone(), "a file name");
+        let value = self.secret_text(&format!("{key}.value"), s.value.clone());
+        // A part of the wrong type, or with an unset variable, is the problem already told.
+        if self.spoiled_within(key) {
+            return None;
+        }
         let sources: Vec<SecretSource> = [
-            s.env.clone().map(SecretSource::Env),
-            s.file.clone().map(SecretSource::File),
-            s.value.as_ref().map(|_| SecretSource::Value),
+            env.map(SecretSource::Env),
+            file.map(SecretSource::File),
+            value.as_ref().map(|_| SecretSource::Value),
         ]
         .into_iter()
         .flatten()
@@ -340,7 +425,7 @@ impl Validator {
                 let read = self.read(path);
                 secret::file_contents(path, read)
             }
-            other => secret::load(other, s.value.as_deref()),
+            other => secret::load(other, value.as_deref()),
         };
         match loaded {
             Ok(bytes) => Some(Secret::new(id?, bytes)),
@@ -459,59 +544,6 @@ mod tests {
         let p = verify_problems("{scheme: svix, secrets: [{id: a, value: whsec_QUFB}], public_keys: [{id: a, value: whpk_11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=}]}");
         assert!(
             has(&p, "routes[0].verify.public_keys[0].id: duplicate key id"),
-            "{p:?}"
-        );
-    }
-
-    #[test]
-    fn retired_secrets_and_the_diagnosis_budget() {
-        let c = parse(ROUTE).unwrap();
-        let d = c.routes[0]
-            .diagnose
-            .as_ref()
-            .expect("the doctor is on by default");
-        assert_eq!(d.per_minute.get(), 60);
-        let c = parse(&ROUTE.replace("secrets:", "diagnose_per_minute: 0, secrets:")).unwrap();
-        assert!(c.routes[0].diagnose.is_none(), "0 turns it off");
-        let c = parse(&ROUTE.replace(
-            "secrets:",
-            "diagnose_per_minute: 5, retired_secrets: [{id: old, value: o}], secrets:",
-        ))
-        .unwrap();
-        assert_eq!(c.routes[0].diagnose.as_ref().unwrap().per_minute.get(), 5);
-        // A retired secret never verifies.
-        assert_eq!(c.routes[0].verifier.keys().len(), 1);
-        for bad in ["-1", "lots", "2000000"] {
-            let p = problems(
-                &ROUTE.replace("secrets:", &format!("diagnose_per_minute: {bad}, secrets:")),
-            );
-            assert!(
-                has(&p, "routes[0].verify.diagnose_per_minute: "),
-                "{bad}: {p:?}"
-            );
-        }
-        let p = verify_problems(
-            "{scheme: github, secrets: [{id: a, value: s}], retired_secrets: [{id: a, value: t}, {id: b, value: u}, {id: c, value: v}, {id: d, value: w}]}",
-        );
-        assert!(
-            has(
-                &p,
-                "routes[0].verify.retired_secrets[0].id: duplicate key id `a`"
-            ),
-            "{p:?}"
-        );
-        assert!(
-            has(&p, "routes[0].verify.retired_secrets: 4 given; at most 3"),
-            "{p:?}"
-        );
-        let p = verify_problems(
-            "{scheme: standard-webhooks, secrets: [{id: a, value: whsec_QUFB}], retired_secrets: [{id: b, value: \"whsec_%%\"}]}",
-        );
-        assert!(
-            has(
-                &p,
-                "routes[0].verify.retired_secrets[0]: not a Standard Webhooks secret"
-            ),
             "{p:?}"
         );
     }

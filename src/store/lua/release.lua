@@ -1,0 +1,3 @@
+-- Deletes the claim only if it is still this holder's.
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0

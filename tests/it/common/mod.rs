@@ -1,0 +1,46 @@
+//! Shared helpers for the integration tests, one module per concern:
+//!
+//! - [`gateway`]: a running `hookgate run` process, its logs and signals;
+//! - [`cli`]: one-shot `hookgate` commands (`check`, `dlq`, ...);
+//! - [`config`]: config files for both;
+//! - [`backends`]: a recording backend and free ports;
+//! - [`client`]: HTTP/1.1, h2c and raw TCP clients;
+//! - [`metrics`]: the Prometheus text of the admin listener;
+//! - [`sdk`]: the providers' official SDKs (`tests/interop/`);
+//! - [`sign`]: request signing and `hookgate sign`;
+//! - [`vectors`]: the shared test vectors;
+//! - [`redis`], [`tls`]: a private `redis-server`, HTTPS.
+//!
+//! Everything but `redis`, `tls` and the Prometheus parser in `metrics` is re-exported here, so a
+//! test's `use crate::common::*;` has it. All the tests are one binary (`tests/it/main.rs`), so a
+//! helper no test uses is reported as dead code.
+
+pub mod backends;
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod gateway;
+pub mod metrics;
+pub mod redis;
+pub mod sdk;
+pub mod sign;
+pub mod tls;
+pub mod vectors;
+
+pub use backends::*;
+pub use cli::*;
+pub use client::*;
+pub use config::*;
+pub use gateway::*;
+pub use metrics::parse_sample;
+pub use sdk::*;
+pub use sign::*;
+pub use vectors::*;
+
+use std::time::Duration;
+
+/// How long to wait for anything that has a signal (start-up, a log line, a metric).
+pub const WAIT: Duration = Duration::from_secs(15);
+
+/// The exact body of every signature refusal.
+pub const INVALID_SIGNATURE: &str = r#"{"error":"invalid signature"}"#;
