@@ -33,6 +33,8 @@ pub struct Seen {
 const PURGE_EVERY: Duration = Duration::from_secs(60);
 /// How long to wait before retrying after the store itself failed.
 const STORE_RETRY: Duration = Duration::from_secs(1);
+/// Shared store: how often each replica reads the fleet's paused routes.
+pub const PAUSE_SYNC: Duration = Duration::from_secs(1);
 
 /// The delivery engine shared by the gateway and the admin API.
 pub struct Engine {
@@ -78,18 +80,52 @@ impl Engine {
         })
     }
 
-    /// Stops starting attempts for `route` (those under way finish); events keep being accepted.
-    pub fn pause(self: &Arc<Self>, route: &str) {
-        self.paused_set().insert(route.to_string());
-        self.metrics.route_paused.with_label_values(&[route]).set(1);
+    /// Stops starting attempts for `route` (those under way finish); events keep being
+    /// accepted. Recorded in the store first: a pause survives a restart and, on Redis,
+    /// reaches every replica within [`PAUSE_SYNC`].
+    pub async fn pause(self: &Arc<Self>, route: &str) -> Result<(), StoreError> {
+        self.store.set_paused(route, true).await?;
+        self.set_paused(route, true);
+        Ok(())
     }
 
     /// Starts delivering `route`'s events again.
-    pub fn resume_route(self: &Arc<Self>, route: &str) {
-        self.paused_set().remove(route);
-        self.metrics.route_paused.with_label_values(&[route]).set(0);
-        self.queue(route).notify.notify_waiters();
-        self.queue(route).notify.notify_one();
+    pub async fn resume_route(self: &Arc<Self>, route: &str) -> Result<(), StoreError> {
+        self.store.set_paused(route, false).await?;
+        self.set_paused(route, false);
+        Ok(())
+    }
+
+    /// Applies a pause or a resume in this process.
+    fn set_paused(self: &Arc<Self>, route: &str, paused: bool) {
+        let changed = if paused {
+            self.paused_set().insert(route.to_string())
+        } else {
+            self.paused_set().remove(route)
+        };
+        self.metrics
+            .route_paused
+            .with_label_values(&[route])
+            .set(i64::from(paused));
+        if changed && !paused {
+            let q = self.queue(route);
+            q.notify.notify_waiters();
+            q.notify.notify_one();
+        }
+    }
+
+    /// Takes the store's paused routes as this process's (at start, and on a shared store
+    /// every [`PAUSE_SYNC`], so a pause made through any replica holds on all).
+    async fn sync_paused(self: &Arc<Self>) -> Result<(), StoreError> {
+        let stored: HashSet<String> = self.store.paused().await?.into_iter().collect();
+        let local = self.paused_set().clone();
+        for r in stored.difference(&local) {
+            self.set_paused(r, true);
+        }
+        for r in local.difference(&stored) {
+            self.set_paused(r, false);
+        }
+        Ok(())
     }
 
     pub fn is_paused(&self, route: &str) -> bool {
@@ -141,6 +177,24 @@ impl Engine {
     pub async fn resume(self: &Arc<Self>) -> Result<usize, StoreError> {
         let _ = self.runtime.set(tokio::runtime::Handle::current());
         if let Some(lease) = self.store.lease() {
+            let me = Arc::downgrade(self);
+            self.spawn(async move {
+                let mut tick = tokio::time::interval(PAUSE_SYNC);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                let mut failing = false;
+                loop {
+                    tick.tick().await;
+                    let Some(engine) = me.upgrade() else { return };
+                    match engine.sync_paused().await {
+                        Ok(()) => failing = false,
+                        Err(e) if !failing => {
+                            failing = true;
+                            tracing::warn!(error = %e, "reading the fleet's paused routes failed; will retry");
+                        }
+                        Err(_) => {}
+                    }
+                }
+            });
             // A shared store: this process owns nothing yet, and Redis may be down at start-up
             // (the process then starts unready). The lease task adopts and counts.
             let me = Arc::downgrade(self);
@@ -155,6 +209,7 @@ impl Engine {
             });
             return Ok(0);
         }
+        self.sync_paused().await?;
         let pending = self.store.pending().await?;
         let n = pending.len();
         for meta in pending {

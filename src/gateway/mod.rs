@@ -191,6 +191,7 @@ impl Gateway {
         prime(&metrics, &state.settings.routes);
         let journal = Journal::start(
             state.settings.journal.clone(),
+            &store,
             metrics.clone(),
             clock.clone(),
         );
@@ -366,9 +367,9 @@ impl Gateway {
             path: seen.path,
             query: seen.query,
             client_ip: Some(seen.client),
-            provider: route.map(|r| r.verifier.scheme().name()),
-            outcome: seen.outcome,
-            reason: (!seen.reason.is_empty()).then_some(seen.reason),
+            provider: route.map(|r| r.verifier.scheme().name().into()),
+            outcome: seen.outcome.into(),
+            reason: (!seen.reason.is_empty()).then_some(seen.reason.into()),
             status: seen.status,
             duration_ms: duration_ms(seen.duration),
             key_id: verified.map(|v| v.key_id.clone()),
@@ -378,7 +379,7 @@ impl Gateway {
             headers,
             body,
             body_truncated,
-            state: (seen.outcome == "queued").then_some("pending"),
+            state: (seen.outcome == "queued").then_some("pending".into()),
             attempts: Vec::new(),
             replay_of: None,
             queue_id: rec.queue_id,

@@ -214,13 +214,13 @@ impl Gateway {
         let mut e = original.clone();
         e.id = id.to_string();
         e.received_ms = received_ms;
-        e.outcome = outcome;
+        e.outcome = outcome.into();
         e.reason = None;
         e.status = status;
         e.duration_ms = duration_ms(started.elapsed());
         e.client_ip = None;
         e.diagnosis = None;
-        e.state = queue_id.map(|_| "pending");
+        e.state = queue_id.map(|_| "pending".into());
         e.attempts = Vec::new();
         e.replay_of = Some(original.id.clone());
         e.queue_id = queue_id;

@@ -1,12 +1,13 @@
 //! One journal event: what happened to one request, as the admin API shows it.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What replaces a redacted header value.
 pub const REDACTED: &str = "[redacted]";
@@ -34,7 +35,7 @@ const ALWAYS_REDACTED: &[&str] = &[
 ];
 
 /// One delivery attempt of a queued (or replayed) event.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AttemptRecord {
     /// RFC 3339.
     pub at: String,
@@ -59,10 +60,10 @@ pub struct Entry {
     pub path: String,
     pub query: Option<String>,
     pub client_ip: Option<IpAddr>,
-    pub provider: Option<&'static str>,
+    pub provider: Option<Cow<'static, str>>,
     /// forwarded | rejected | duplicate | queued | failed | answered
-    pub outcome: &'static str,
-    pub reason: Option<&'static str>,
+    pub outcome: Cow<'static, str>,
+    pub reason: Option<Cow<'static, str>>,
     pub status: u16,
     pub duration_ms: f64,
     pub key_id: Option<Arc<str>>,
@@ -75,7 +76,7 @@ pub struct Entry {
     pub body: Option<Bytes>,
     pub body_truncated: bool,
     /// Queued events: pending | delivered | dead.
-    pub state: Option<&'static str>,
+    pub state: Option<Cow<'static, str>>,
     pub attempts: Vec<AttemptRecord>,
     /// The original's id, for replays.
     pub replay_of: Option<String>,
@@ -108,6 +109,7 @@ impl Entry {
             "state": self.state,
             "attempts": self.attempts.len(),
             "replay_of": self.replay_of,
+            "queue_id": self.queue_id,
         })
     }
 

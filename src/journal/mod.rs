@@ -7,15 +7,24 @@
 //! are recorded up to `max_refusals_per_second` per route, so a flood of forgeries cannot wash
 //! the journal out; the rest are only counted.
 //!
+//! The events live where the store does (`store.kind`): a bounded ring in memory, the redb
+//! file, or Redis for the whole fleet.
+//!
 //! - `entry.rs`: the event, redaction, ids and times.
 //! - `query.rs`: the API's filters.
-//! - `ring.rs`: the bounded memory ring that holds the events.
+//! - `ring.rs`: the bounded memory ring.
+//! - `stored.rs`: the event as redb and Redis keep it, and its later updates.
+//! - `redb.rs`, `redis.rs`: the journal in those stores.
 
 mod entry;
 mod query;
+mod redb;
+mod redis;
 mod ring;
+mod stored;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -24,9 +33,20 @@ use tokio::sync::mpsc;
 
 pub use self::entry::{redact, rfc3339, AttemptRecord, Entry, Ids, REDACTED};
 pub use self::query::{parse_time, Query};
+use self::redb::RedbJournal;
+use self::redis::RedisJournal;
 use self::ring::{Evicted, Ring};
+use self::stored::Update;
 use crate::clock::{millis, Clock};
 use crate::metrics::Metrics;
+use crate::store::AnyStore;
+
+/// Reading the journal failed (a store that does not answer).
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("journal: {0}")]
+    Backend(String),
+}
 
 /// Entries waiting for the writer; beyond this they are dropped (and counted).
 const QUEUE: usize = 10_000;
@@ -35,6 +55,10 @@ const QUEUE: usize = 10_000;
 const TICK: Duration = Duration::from_millis(20);
 /// How often entries past `max_age` are dropped.
 const EXPIRE_EVERY: Duration = Duration::from_secs(60);
+/// redb: how often the journal's commits are made durable (the others skip the fsync).
+const DURABLE_EVERY: Duration = Duration::from_secs(1);
+/// A store that keeps failing is logged at most this often.
+const WARN_EVERY: Duration = Duration::from_secs(10);
 
 /// `journal:` as loaded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,51 +87,80 @@ impl Default for Settings {
 
 enum Op {
     Record(Box<Entry>),
-    Attempt {
+    Update {
         queue_id: u64,
         route: String,
-        attempt: AttemptRecord,
+        attempt: Option<AttemptRecord>,
         state: &'static str,
     },
-    State {
-        queue_id: u64,
-        route: String,
-        state: &'static str,
-    },
+}
+
+/// Where the events are kept.
+#[derive(Clone)]
+enum Backend {
+    Memory(Arc<Mutex<Ring>>),
+    Redb(Arc<RedbJournal>),
+    Redis(Arc<RedisJournal>),
 }
 
 /// The journal shared by the request path, the delivery engine and the admin API.
 pub struct Journal {
     settings: Settings,
     tx: mpsc::Sender<Op>,
-    ring: Arc<Mutex<Ring>>,
+    backend: Backend,
     /// Per route: (unix second, refusals recorded in it).
     refusals: Mutex<HashMap<String, (u64, u32)>>,
     ids: Ids,
     metrics: Metrics,
     clock: Arc<dyn Clock>,
+    /// Operations handed to the writer, and those it has applied (or failed to): `flush`
+    /// waits for the second to reach the first.
+    sent: AtomicU64,
+    applied: Arc<AtomicU64>,
 }
 
 impl Journal {
-    /// A journal with its writer running on the current runtime (none outside one: entries
-    /// then wait in the queue until it is full).
-    pub fn start(settings: Settings, metrics: Metrics, clock: Arc<dyn Clock>) -> Arc<Self> {
+    /// A journal in `store`, with its writer running on the current runtime (none outside one:
+    /// entries then wait in the queue until it is full).
+    pub fn start(
+        settings: Settings,
+        store: &AnyStore,
+        metrics: Metrics,
+        clock: Arc<dyn Clock>,
+    ) -> Arc<Self> {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let ring = Arc::new(Mutex::new(Ring::new(
-            settings.max_events,
-            millis(settings.max_age),
-        )));
+        let max_age_ms = millis(settings.max_age);
+        let backend = match store {
+            AnyStore::Redb(s) => Backend::Redb(Arc::new(RedbJournal::new(
+                s.database(),
+                settings.max_events,
+                max_age_ms,
+            ))),
+            AnyStore::Redis(s) => Backend::Redis(Arc::new(RedisJournal::new(
+                s.connection(),
+                s.prefix(),
+                settings.max_events,
+                max_age_ms,
+            ))),
+            _ => Backend::Memory(Arc::new(Mutex::new(Ring::new(
+                settings.max_events,
+                max_age_ms,
+            )))),
+        };
         let journal = Arc::new(Self {
             settings,
             tx,
-            ring: ring.clone(),
+            backend: backend.clone(),
             refusals: Mutex::default(),
             ids: Ids::new(),
             metrics: metrics.clone(),
             clock: clock.clone(),
+            sent: AtomicU64::new(0),
+            applied: Arc::new(AtomicU64::new(0)),
         });
         if tokio::runtime::Handle::try_current().is_ok() {
-            tokio::spawn(write(rx, ring, metrics, clock));
+            let applied = journal.applied.clone();
+            tokio::spawn(write(rx, backend, metrics, clock, applied));
         }
         journal
     }
@@ -157,26 +210,30 @@ impl Journal {
 
     /// A queued event's attempt, and the state it left the event in.
     pub fn attempt(&self, queue_id: u64, route: &str, attempt: AttemptRecord, state: &'static str) {
-        self.send(Op::Attempt {
+        self.send(Op::Update {
             queue_id,
             route: route.to_string(),
-            attempt,
+            attempt: Some(attempt),
             state,
         });
     }
 
     /// A queued event's new state without an attempt.
     pub fn state(&self, queue_id: u64, route: &str, state: &'static str) {
-        self.send(Op::State {
+        self.send(Op::Update {
             queue_id,
             route: route.to_string(),
+            attempt: None,
             state,
         });
     }
 
     fn send(&self, op: Op) {
-        if self.tx.try_send(op).is_err() {
-            self.dropped("queue_full");
+        match self.tx.try_send(op) {
+            Ok(()) => {
+                self.sent.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) => self.dropped("queue_full"),
         }
     }
 
@@ -187,86 +244,221 @@ impl Journal {
             .inc();
     }
 
-    fn ring(&self) -> MutexGuard<'_, Ring> {
-        self.ring.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub fn get(&self, id: &str) -> Option<Entry> {
-        self.ring().get(id)
+    pub async fn get(&self, id: &str) -> Result<Option<Entry>, JournalError> {
+        match &self.backend {
+            Backend::Memory(ring) => Ok(lock(ring).get(id)),
+            Backend::Redb(j) => {
+                let (j, id) = (j.clone(), id.to_string());
+                blocking(move || j.get(&id)).await
+            }
+            Backend::Redis(j) => j.get(id).await,
+        }
     }
 
     /// Newest first, at most `limit`.
-    pub fn list(&self, q: &Query, limit: usize) -> Vec<Entry> {
-        self.ring().list(q, limit)
+    pub async fn list(&self, q: &Query, limit: usize) -> Result<Vec<Entry>, JournalError> {
+        match &self.backend {
+            Backend::Memory(ring) => Ok(lock(ring).list(q, limit)),
+            Backend::Redb(j) => {
+                let (j, q) = (j.clone(), q.clone());
+                blocking(move || j.list(&q, limit)).await
+            }
+            Backend::Redis(j) => j.list(q, limit).await,
+        }
     }
 
-    /// Outcome counts per route since `since_ms`: (route, outcome, count).
-    pub fn counts_since(&self, since_ms: u64) -> Vec<(String, String, u64)> {
-        self.ring().counts_since(since_ms)
+    /// Outcome counts per route since `since_ms`: (route, outcome, count). redb and Redis
+    /// count whole minutes.
+    pub async fn counts_since(
+        &self,
+        since_ms: u64,
+    ) -> Result<Vec<(String, String, u64)>, JournalError> {
+        if let Backend::Memory(ring) = &self.backend {
+            return Ok(lock(ring).counts_since(since_ms));
+        }
+        let mut counts: std::collections::BTreeMap<(String, String), u64> = Default::default();
+        for (r, o, _, n) in self.minutes(since_ms / 60_000).await? {
+            *counts.entry((r, o)).or_default() += n;
+        }
+        Ok(counts.into_iter().map(|((r, o), n)| (r, o, n)).collect())
     }
 
     /// Outcomes per minute over the last `minutes`: (route, outcome, minute, count), minute 0
     /// the oldest.
-    pub fn per_minute(&self, minutes: u64) -> Vec<(String, String, u64, u64)> {
+    pub async fn per_minute(
+        &self,
+        minutes: u64,
+    ) -> Result<Vec<(String, String, u64, u64)>, JournalError> {
         let now = self.clock.now_ms();
-        self.ring().per_minute(now, minutes)
+        if let Backend::Memory(ring) = &self.backend {
+            return Ok(lock(ring).per_minute(now, minutes));
+        }
+        let first = (now / 60_000 + 1).saturating_sub(minutes);
+        let mut out = self.minutes(first).await?;
+        for row in &mut out {
+            row.2 -= first;
+        }
+        Ok(out)
+    }
+
+    /// redb and Redis: counts by (route, outcome, unix minute) from `first` to now.
+    async fn minutes(&self, first: u64) -> Result<Vec<(String, String, u64, u64)>, JournalError> {
+        let last = self.clock.now_ms() / 60_000;
+        let rows = match &self.backend {
+            Backend::Memory(_) => Vec::new(),
+            Backend::Redb(j) => {
+                let j = j.clone();
+                blocking(move || j.minutes(first)).await?
+            }
+            Backend::Redis(j) => j.minutes(first, last.max(first)).await?,
+        };
+        Ok(rows
+            .into_iter()
+            .filter(|r| (first..=last).contains(&r.2))
+            .collect())
     }
 
     /// Waits until every entry handed over so far is applied (bounded): for tests and replays
     /// that read what they just wrote.
     pub async fn flush(&self) {
+        let target = self.sent.load(Ordering::Relaxed);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while self.tx.capacity() < self.tx.max_capacity() && tokio::time::Instant::now() < deadline
+        while self.applied.load(Ordering::Relaxed) < target
+            && tokio::time::Instant::now() < deadline
         {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 }
 
+fn lock(ring: &Mutex<Ring>) -> MutexGuard<'_, Ring> {
+    ring.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, JournalError> + Send + 'static,
+) -> Result<T, JournalError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| JournalError::Backend(e.to_string()))?
+}
+
 /// The writer: applies what the request path and the engine hand over, in batches.
 async fn write(
     mut rx: mpsc::Receiver<Op>,
-    ring: Arc<Mutex<Ring>>,
+    backend: Backend,
     metrics: Metrics,
     clock: Arc<dyn Clock>,
+    applied: Arc<AtomicU64>,
 ) {
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_expiry = tokio::time::Instant::now();
+    let mut last_durable = tokio::time::Instant::now();
+    let mut unsynced = false;
+    let mut last_warning: Option<tokio::time::Instant> = None;
     loop {
         tick.tick().await;
-        let mut evicted = Evicted::default();
-        let mut r = ring.lock().unwrap_or_else(|e| e.into_inner());
+        let mut records = Vec::new();
+        let mut updates = Vec::new();
         loop {
             match rx.try_recv() {
-                Ok(Op::Record(e)) => evicted.full += r.push(*e).full,
-                Ok(Op::Attempt {
+                Ok(Op::Record(e)) => records.push(*e),
+                Ok(Op::Update {
                     queue_id,
                     route,
                     attempt,
                     state,
-                }) => r.update(queue_id, &route, Some(attempt), state),
-                Ok(Op::State {
-                    queue_id,
-                    route,
-                    state,
-                }) => r.update(queue_id, &route, None, state),
+                }) => updates.push((queue_id, route, attempt, state)),
                 Err(mpsc::error::TryRecvError::Empty) => break,
                 Err(mpsc::error::TryRecvError::Disconnected) => return,
             }
+            if records.len() + updates.len() >= QUEUE {
+                break;
+            }
         }
-        if last_expiry.elapsed() >= EXPIRE_EVERY {
+        let now = clock.now_ms();
+        let expire = last_expiry.elapsed() >= EXPIRE_EVERY;
+        if expire {
             last_expiry = tokio::time::Instant::now();
-            evicted.expired = r.expire(clock.now_ms()).expired;
         }
-        account(&metrics, &r, evicted);
+        let taken = (records.len() + updates.len()) as u64;
+        let idle = taken == 0;
+        let result = match &backend {
+            Backend::Memory(ring) => {
+                let mut r = lock(ring);
+                let mut evicted = Evicted::default();
+                for e in records {
+                    evicted.full += r.push(e).full;
+                }
+                for (queue_id, route, attempt, state) in updates {
+                    r.update(queue_id, &route, attempt, state);
+                }
+                if expire {
+                    evicted.expired = r.expire(now).expired;
+                }
+                Ok(Some((evicted, r.count() as u64)))
+            }
+            _ if idle && !expire && !(unsynced && last_durable.elapsed() >= DURABLE_EVERY) => {
+                continue;
+            }
+            Backend::Redb(j) => {
+                let durable = last_durable.elapsed() >= DURABLE_EVERY;
+                if durable {
+                    last_durable = tokio::time::Instant::now();
+                }
+                unsynced = !durable;
+                let j = j.clone();
+                let updates = links(updates);
+                blocking(move || j.write(&records, &updates, now, expire, durable))
+                    .await
+                    .map(Some)
+            }
+            Backend::Redis(j) => {
+                if idle && !expire {
+                    Ok(None)
+                } else {
+                    j.write(&records, &links(updates), now).await.map(Some)
+                }
+            }
+        };
+        applied.fetch_add(taken, Ordering::Relaxed);
+        match result {
+            Ok(Some((evicted, count))) => account(&metrics, count, evicted),
+            Ok(None) => {}
+            Err(e) => {
+                metrics.journal_dropped.with_label_values(&["store"]).inc();
+                if last_warning.is_none_or(|t| t.elapsed() >= WARN_EVERY) {
+                    last_warning = Some(tokio::time::Instant::now());
+                    tracing::warn!(error = %e, "journal write failed; those events are not recorded (counted in hookgate_journal_dropped_total{{reason=\"store\"}})");
+                }
+            }
+        }
     }
 }
 
-fn account(metrics: &Metrics, r: &Ring, evicted: Evicted) {
+/// Updates keyed by their event's queue link, as redb and Redis keep them.
+fn links(
+    updates: Vec<(u64, String, Option<AttemptRecord>, &'static str)>,
+) -> Vec<(String, Update)> {
+    updates
+        .into_iter()
+        .map(|(q, route, attempt, state)| {
+            (
+                stored::link(&route, q),
+                Update {
+                    state: state.to_string(),
+                    attempt,
+                },
+            )
+        })
+        .collect()
+}
+
+fn account(metrics: &Metrics, count: u64, evicted: Evicted) {
     metrics
         .journal_events
-        .set(i64::try_from(r.count()).unwrap_or(i64::MAX));
+        .set(i64::try_from(count).unwrap_or(i64::MAX));
     if evicted.full > 0 {
         metrics
             .journal_dropped

@@ -9,6 +9,8 @@ pub struct Query {
     pub outcome: Option<String>,
     pub reason: Option<String>,
     pub status: Option<u16>,
+    /// Queued events' state: pending | delivered | dead | paused.
+    pub state: Option<String>,
     /// Unix ms, inclusive.
     pub since_ms: Option<u64>,
     /// Unix ms, exclusive.
@@ -25,8 +27,9 @@ impl Query {
             want.as_deref().is_none_or(|w| Some(w) == got)
         };
         eq(&self.route, e.route.as_deref())
-            && eq(&self.outcome, Some(e.outcome))
-            && eq(&self.reason, e.reason)
+            && eq(&self.outcome, Some(&e.outcome))
+            && eq(&self.reason, e.reason.as_deref())
+            && eq(&self.state, e.state.as_deref())
             && self.status.is_none_or(|s| s == e.status)
             && self.since_ms.is_none_or(|t| e.received_ms >= t)
             && self.until_ms.is_none_or(|t| e.received_ms < t)

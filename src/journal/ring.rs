@@ -49,7 +49,7 @@ impl Ring {
         if let (Some(q), Some(r)) = (e.queue_id, &e.route) {
             for (attempt, state) in self.early.remove(&(r.to_string(), q)).unwrap_or_default() {
                 e.attempts.extend(attempt);
-                e.state = Some(state);
+                e.state = Some(state.into());
             }
         }
         self.entries.push_back(e);
@@ -88,7 +88,7 @@ impl Ring {
         match found {
             Some(e) => {
                 e.attempts.extend(attempt);
-                e.state = Some(state);
+                e.state = Some(state.into());
             }
             None if self.early.len() < MAX_EARLY => self
                 .early
@@ -161,7 +161,7 @@ mod tests {
             query: None,
             client_ip: None,
             provider: None,
-            outcome: "forwarded",
+            outcome: "forwarded".into(),
             reason: None,
             status: 200,
             duration_ms: 1.0,

@@ -14,7 +14,7 @@ use serde_json::json;
 
 use crate::delivery::DeliveryMode;
 use crate::gateway::{Gateway, ReplayError};
-use crate::journal::{parse_time, Query};
+use crate::journal::{parse_time, JournalError, Query};
 
 /// Events a list answers at most, whatever `limit` asks.
 const MAX_LIMIT: usize = 1000;
@@ -39,6 +39,15 @@ pub fn error(status: StatusCode, message: &str) -> Reply {
     json_response(status, &json!({ "error": message }))
 }
 
+/// The journal's store did not answer: 503, logged (the store's error names no secret).
+fn unavailable(e: &JournalError) -> Reply {
+    tracing::warn!(target: "hookgate::admin", error = %e, "admin API: the journal is unavailable");
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the journal's store is unavailable",
+    )
+}
+
 /// Answers one `/api/` request; the caller has checked the token.
 pub async fn handle(gw: &Arc<Gateway>, req: Request<Incoming>, peer: SocketAddr) -> Reply {
     let path = req.uri().path().to_string();
@@ -51,10 +60,11 @@ pub async fn handle(gw: &Arc<Gateway>, req: Request<Incoming>, peer: SocketAddr)
         );
     }
     match (&method, parts.as_slice()) {
-        (&Method::GET, ["events"]) => list(gw, req.uri().query()),
-        (&Method::GET, ["events", id]) => match gw.journal().get(id) {
-            Some(e) => json_response(StatusCode::OK, &e.to_json()),
-            None => error(StatusCode::NOT_FOUND, "no such event"),
+        (&Method::GET, ["events"]) => list(gw, req.uri().query()).await,
+        (&Method::GET, ["events", id]) => match gw.journal().get(id).await {
+            Ok(Some(e)) => json_response(StatusCode::OK, &e.to_json()),
+            Ok(None) => error(StatusCode::NOT_FOUND, "no such event"),
+            Err(e) => unavailable(&e),
         },
         (&Method::POST, ["events", id, "replay"]) => {
             let body: ReplayOne = match read_json(req.into_body()).await {
@@ -67,9 +77,9 @@ pub async fn handle(gw: &Arc<Gateway>, req: Request<Incoming>, peer: SocketAddr)
             Ok(b) => bulk(gw, b, peer).await,
             Err(e) => error(StatusCode::BAD_REQUEST, &e),
         },
-        (&Method::GET, ["routes"]) => routes(gw),
+        (&Method::GET, ["routes"]) => routes(gw).await,
         (&Method::POST, ["routes", name, action @ ("pause" | "resume")]) => {
-            pause(gw, name, *action == "pause", peer)
+            pause(gw, name, *action == "pause", peer).await
         }
         (_, ["events"] | ["events", _] | ["events", _, "replay"] | ["replay"] | ["routes"])
         | (_, ["routes", _, "pause" | "resume"]) => {
@@ -103,7 +113,7 @@ async fn read_json<T: for<'de> Deserialize<'de> + Default>(body: Incoming) -> Re
 }
 
 /// `GET /api/events?...`: newest first, with a cursor for the next page.
-fn list(gw: &Gateway, query: Option<&str>) -> Reply {
+async fn list(gw: &Gateway, query: Option<&str>) -> Reply {
     let params: BTreeMap<String, String> = query
         .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
         .unwrap_or_default();
@@ -116,7 +126,10 @@ fn list(gw: &Gateway, query: Option<&str>) -> Reply {
         Some(Ok(n)) if n > 0 => n.min(MAX_LIMIT),
         Some(_) => return error(StatusCode::BAD_REQUEST, "limit: expected a positive number"),
     };
-    let mut events = gw.journal().list(&q, limit + 1);
+    let mut events = match gw.journal().list(&q, limit + 1).await {
+        Ok(events) => events,
+        Err(e) => return unavailable(&e),
+    };
     let next = (events.len() > limit).then(|| {
         events.truncate(limit);
         events.last().map(|e| e.id.clone())
@@ -155,6 +168,7 @@ fn query_of(gw: &Gateway, p: &BTreeMap<String, String>) -> Result<Query, String>
         outcome: text("outcome"),
         reason: text("reason"),
         status,
+        state: text("state"),
         since_ms: time("since")?,
         until_ms: time("until")?,
         text: text("q"),
@@ -171,8 +185,10 @@ struct ReplayOne {
 }
 
 async fn replay_one(gw: &Gateway, id: &str, dedup: bool, peer: SocketAddr) -> Reply {
-    let Some(original) = gw.journal().get(id) else {
-        return error(StatusCode::NOT_FOUND, "no such event");
+    let original = match gw.journal().get(id).await {
+        Ok(Some(e)) => e,
+        Ok(None) => return error(StatusCode::NOT_FOUND, "no such event"),
+        Err(e) => return unavailable(&e),
     };
     match gw.replay(&original, dedup).await {
         Ok(r) => {
@@ -225,12 +241,13 @@ async fn bulk(gw: &Arc<Gateway>, b: Bulk, peer: SocketAddr) -> Reply {
         Ok(q) => q,
         Err(e) => return error(StatusCode::BAD_REQUEST, &e),
     };
-    let mut events: Vec<_> = gw
-        .journal()
-        .list(&q, MAX_BULK)
-        .into_iter()
-        .filter(|e| e.accepted() && e.body.is_some() && !e.body_truncated)
-        .collect();
+    let mut events: Vec<_> = match gw.journal().list(&q, MAX_BULK).await {
+        Ok(events) => events,
+        Err(e) => return unavailable(&e),
+    }
+    .into_iter()
+    .filter(|e| e.accepted() && e.body.is_some() && !e.body_truncated)
+    .collect();
     events.reverse();
     let matched = events.len();
     if b.dry_run {
@@ -254,7 +271,7 @@ async fn bulk(gw: &Arc<Gateway>, b: Bulk, peer: SocketAddr) -> Reply {
     json_response(StatusCode::OK, &json!({ "replayed": replayed }))
 }
 
-fn pause(gw: &Gateway, name: &str, pause: bool, peer: SocketAddr) -> Reply {
+async fn pause(gw: &Gateway, name: &str, pause: bool, peer: SocketAddr) -> Reply {
     match gw.route_mode(name) {
         None => error(StatusCode::NOT_FOUND, "no such route"),
         Some(DeliveryMode::Sync) => error(
@@ -262,10 +279,14 @@ fn pause(gw: &Gateway, name: &str, pause: bool, peer: SocketAddr) -> Reply {
             "a sync route delivers while the sender waits: only queue and hybrid routes can be paused",
         ),
         Some(_) => {
-            if pause {
-                gw.engine().pause(name);
+            let done = if pause {
+                gw.engine().pause(name).await
             } else {
-                gw.engine().resume_route(name);
+                gw.engine().resume_route(name).await
+            };
+            if let Err(e) = done {
+                tracing::warn!(target: "hookgate::admin", error = %e, route = name, "pausing or resuming failed");
+                return error(StatusCode::SERVICE_UNAVAILABLE, "the store did not record the change; try again");
             }
             let verb = if pause { "paused" } else { "resumed" };
             tracing::info!(target: "hookgate::admin", client = %peer, route = name, "route {verb}");
@@ -276,21 +297,30 @@ fn pause(gw: &Gateway, name: &str, pause: bool, peer: SocketAddr) -> Reply {
 
 /// `GET /api/routes`: mode, pause, queue, dead letters, outcomes over 5 minutes and an hour,
 /// and outcomes per minute over the last hour (for the console's chart).
-fn routes(gw: &Gateway) -> Reply {
+async fn routes(gw: &Gateway) -> Reply {
     let now = gw.journal_now_ms();
-    let counts = |since: u64| {
+    let counts = |rows: Vec<(String, String, u64)>| {
         let mut by_route: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
-        for (r, o, n) in gw.journal().counts_since(since) {
+        for (r, o, n) in rows {
             by_route.entry(r).or_default().insert(o, n);
         }
         by_route
     };
-    let (five, hour) = (
-        counts(now.saturating_sub(300_000)),
-        counts(now.saturating_sub(3_600_000)),
-    );
+    let journal = gw.journal();
+    let read = async {
+        Ok::<_, JournalError>((
+            journal.counts_since(now.saturating_sub(300_000)).await?,
+            journal.counts_since(now.saturating_sub(3_600_000)).await?,
+            journal.per_minute(60).await?,
+        ))
+    };
+    let (five, hour, per_minute) = match read.await {
+        Ok(r) => r,
+        Err(e) => return unavailable(&e),
+    };
+    let (five, hour) = (counts(five), counts(hour));
     let mut minutes: BTreeMap<String, Vec<serde_json::Value>> = BTreeMap::new();
-    for (r, o, m, n) in gw.journal().per_minute(60) {
+    for (r, o, m, n) in per_minute {
         minutes
             .entry(r)
             .or_default()

@@ -158,6 +158,22 @@ pub trait Store: Send + Sync {
         async { Ok(Leases::default()) }
     }
 
+    /// The routes an operator paused: kept in durable stores so a pause survives a restart,
+    /// and in a shared store so it holds for the whole fleet. The memory store keeps none.
+    fn paused(&self) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send {
+        async { Ok(Vec::new()) }
+    }
+
+    /// Records `route` as paused or not.
+    fn set_paused(
+        &self,
+        route: &str,
+        paused: bool,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let _ = (route, paused);
+        async { Ok(()) }
+    }
+
     /// Shared stores, at shutdown: makes the pending events this process `owns` adoptable by
     /// the others now rather than after the lease. Returns how many it handed back.
     fn hand_back(&self, owns: &[u64]) -> impl Future<Output = Result<usize, StoreError>> + Send {
@@ -306,6 +322,12 @@ impl Store for AnyStore {
     }
     async fn hand_back(&self, owns: &[u64]) -> Result<usize, StoreError> {
         dispatch!(self, s => s.hand_back(owns).await)
+    }
+    async fn paused(&self) -> Result<Vec<String>, StoreError> {
+        dispatch!(self, s => s.paused().await)
+    }
+    async fn set_paused(&self, route: &str, paused: bool) -> Result<(), StoreError> {
+        dispatch!(self, s => s.set_paused(route, paused).await)
     }
 }
 

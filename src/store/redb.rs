@@ -31,6 +31,8 @@ const PENDING: TableDefinition<u64, &[u8]> = TableDefinition::new("pending");
 const DEAD: TableDefinition<u64, &[u8]> = TableDefinition::new("dead");
 /// route\0key -> unix ms until which the key counts as delivered.
 const DELIVERED: TableDefinition<&str, u64> = TableDefinition::new("delivered");
+/// Routes an operator paused.
+const PAUSED: TableDefinition<&str, ()> = TableDefinition::new("paused");
 /// (expiry, route\0key): finds expired marks without a full scan.
 const EXPIRY: TableDefinition<(u64, &str), ()> = TableDefinition::new("delivered_expiry");
 
@@ -137,6 +139,11 @@ impl RedbStore {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The open file, for the journal that lives in it too (a redb file opens only once).
+    pub fn database(&self) -> Arc<Database> {
+        self.db.clone()
     }
 
     async fn write(&self, op: Op) -> Result<Done, StoreError> {
@@ -526,5 +533,39 @@ impl Store for RedbStore {
             Done::Count(n) => Ok(n),
             _ => Err(StoreError::Backend("unexpected writer reply".into())),
         }
+    }
+
+    async fn paused(&self) -> Result<Vec<String>, StoreError> {
+        self.read(|db| {
+            let tx = db.begin_read().map_err(backend)?;
+            let table = match tx.open_table(PAUSED) {
+                Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+                t => t.map_err(backend)?,
+            };
+            let mut out = Vec::new();
+            for item in table.iter().map_err(backend)? {
+                out.push(item.map_err(backend)?.0.value().to_string());
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Rare (an operator's call): its own fsync'd commit, beside the writer's.
+    async fn set_paused(&self, route: &str, paused: bool) -> Result<(), StoreError> {
+        let route = route.to_string();
+        self.read(move |db| {
+            let tx = db.begin_write().map_err(backend)?;
+            {
+                let mut table = tx.open_table(PAUSED).map_err(backend)?;
+                if paused {
+                    table.insert(route.as_str(), ()).map_err(backend)?;
+                } else {
+                    table.remove(route.as_str()).map_err(backend)?;
+                }
+            }
+            tx.commit().map_err(backend)
+        })
+        .await
     }
 }

@@ -86,6 +86,16 @@ impl RedisStore {
         })
     }
 
+    /// The connection, for the journal kept beside the store's keys.
+    pub fn connection(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    /// What every key of this store starts with.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     pub fn lease(&self) -> Duration {
         self.streams.lease()
     }
@@ -278,6 +288,21 @@ impl Store for RedisStore {
     }
     async fn hand_back(&self, owns: &[u64]) -> Result<usize, StoreError> {
         self.streams.hand_back(&mut self.conn.clone(), owns).await
+    }
+    async fn paused(&self) -> Result<Vec<String>, StoreError> {
+        redis::cmd("SMEMBERS")
+            .arg(format!("{}paused", self.prefix))
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(backend)
+    }
+    async fn set_paused(&self, route: &str, paused: bool) -> Result<(), StoreError> {
+        redis::cmd(if paused { "SADD" } else { "SREM" })
+            .arg(format!("{}paused", self.prefix))
+            .arg(route)
+            .query_async::<()>(&mut self.conn.clone())
+            .await
+            .map_err(backend)
     }
     /// Redis expires keys itself.
     async fn purge_expired(&self, _: u64) -> Result<usize, StoreError> {
