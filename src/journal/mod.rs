@@ -318,6 +318,18 @@ impl Journal {
             .collect())
     }
 
+    /// At shutdown: waits (bounded) until what was handed over is written, and makes a redb
+    /// journal durable (its batches skip the fsync).
+    pub async fn close(&self) {
+        self.flush().await;
+        if let Backend::Redb(j) = &self.backend {
+            let (j, now) = (j.clone(), self.clock.now_ms());
+            if let Err(e) = blocking(move || j.write(&[], &[], now, false, true)).await {
+                tracing::warn!(error = %e, "journal: the last events may not be on disk");
+            }
+        }
+    }
+
     /// Waits until every entry handed over so far is applied (bounded): for tests and replays
     /// that read what they just wrote.
     pub async fn flush(&self) {

@@ -198,6 +198,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             "handing queued events back timed out; the other replicas adopt them after store.lease"
         );
     }
+    gateway.journal().close().await;
     sweeper.abort();
     Ok(())
 }

@@ -426,3 +426,146 @@ fn the_cli_lists_events_and_pauses_routes() {
     assert_eq!(out.status.code(), Some(1), "no token");
     assert!(String::from_utf8_lossy(&out.stderr).contains("token"));
 }
+
+#[tokio::test]
+async fn a_restart_keeps_the_redb_journal_and_the_pause() {
+    let backend = Backend::start();
+    let dir = tempfile::tempdir().unwrap();
+    let q = json!({"delivery": {"mode": "queue", "backoff": {"base": "10ms", "max": "50ms"}}});
+    let cfg = durable(
+        dir.path(),
+        [
+            mc("q", &backend.url("/q"), q),
+            mc("s", &backend.url("/s"), json!({})),
+        ],
+    );
+    let gw = Gateway::start(cfg.clone());
+    let (status, _) = api(&gw, "POST", "/api/routes/q/pause", Some(json!({}))).await;
+    assert_eq!(status, 200);
+    let queued = b"{\"job_id\":\"kept\",\"status\":\"completed\"}";
+    assert_eq!(
+        post_mc(gw.addr(), "/hooks/q", SECRET, queued).await.status,
+        202
+    );
+    assert_eq!(
+        post_mc(gw.addr(), "/hooks/s", "forged", b"{}").await.status,
+        401
+    );
+    api_until(&gw, "/api/events", |v| events(v).len() == 2).await;
+    gw.sigterm();
+    assert!(gw.wait_exit(WAIT).is_some(), "stops on SIGTERM");
+
+    let gw = Gateway::start(cfg);
+    let list = api_until(&gw, "/api/events", |v| events(v).len() == 2).await;
+    let outcomes: Vec<String> = events(&list)
+        .iter()
+        .map(|e| e["outcome"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(outcomes, ["rejected", "queued"], "{list}");
+    let routes = api_until(&gw, "/api/routes", |v| v["routes"][0]["queue_depth"] == 1).await;
+    assert_eq!(
+        routes["routes"][0]["paused"], true,
+        "the pause outlived the restart"
+    );
+    assert_eq!(gw.metric("hookgate_route_paused", &[("route", "q")]), 1.0);
+    assert!(backend.requests().is_empty(), "nothing sent while paused");
+
+    let (status, _) = api(&gw, "POST", "/api/routes/q/resume", Some(json!({}))).await;
+    assert_eq!(status, 200);
+    api_until(&gw, "/api/events?route=q&state=delivered", |v| {
+        events(v).len() == 1
+    })
+    .await;
+    let seen = backend.requests();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].body, queued);
+}
+
+#[tokio::test]
+async fn replicas_on_redis_share_the_journal_and_the_pause() {
+    let redis = crate::common::redis::RedisServer::start();
+    let backend = Backend::start();
+    let q = json!({"delivery": {"mode": "queue", "backoff": {"base": "10ms", "max": "50ms"}}});
+    let opts = Opts {
+        store: Some(redis.store()),
+        ..Opts::default()
+    };
+    let cfg = with_token(config(
+        &opts,
+        [
+            mc("q", &backend.url("/q"), q),
+            mc("s", &backend.url("/s"), json!({})),
+        ],
+    ));
+    let a = Gateway::start(cfg.clone());
+    let b = Gateway::start(cfg);
+
+    // Accepted by A, listed and replayed through B.
+    let body = b"{\"job_id\":\"fleet\",\"status\":\"completed\"}";
+    assert_eq!(
+        post_mc(a.addr(), "/hooks/s", SECRET, body).await.status,
+        200
+    );
+    let list = api_until(&b, "/api/events?route=s", |v| events(v).len() == 1).await;
+    let id = events(&list)[0]["id"].as_str().unwrap().to_string();
+    let (status, v) = api(
+        &b,
+        "POST",
+        &format!("/api/events/{id}/replay"),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(
+        (status, v["outcome"].as_str()),
+        (200, Some("forwarded")),
+        "{v}"
+    );
+    let seen = backend.requests();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[1].body, body);
+    assert_eq!(
+        seen[1].header("x-webhook-replay").as_deref(),
+        Some(id.as_str())
+    );
+    let (_, replay) = api(
+        &a,
+        "GET",
+        &format!("/api/events/{}", v["id"].as_str().unwrap()),
+        None,
+    )
+    .await;
+    assert_eq!(replay["replay_of"], id.as_str(), "A sees B's replay");
+
+    // Paused through A: B holds its events too, and resumes when told through B.
+    let (status, _) = api(&a, "POST", "/api/routes/q/pause", Some(json!({}))).await;
+    assert_eq!(status, 200);
+    api_until(&b, "/api/routes", |v| {
+        v["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["name"] == "q" && r["paused"] == true)
+    })
+    .await;
+    let queued = b"{\"job_id\":\"held\",\"status\":\"completed\"}";
+    assert_eq!(
+        post_mc(b.addr(), "/hooks/q", SECRET, queued).await.status,
+        202
+    );
+    api_until(&a, "/api/events?route=q", |v| events(v).len() == 1).await;
+    assert_eq!(
+        backend.requests().len(),
+        2,
+        "nothing delivered while paused"
+    );
+    let (status, _) = api(&b, "POST", "/api/routes/q/resume", Some(json!({}))).await;
+    assert_eq!(status, 200);
+    let list = api_until(&a, "/api/events?route=q&state=delivered", |v| {
+        events(v).len() == 1
+    })
+    .await;
+    assert_eq!(events(&list)[0]["attempts"], 1, "{list}");
+    let seen = backend.requests();
+    assert_eq!(seen.len(), 3, "delivered once");
+    assert_eq!(seen[2].body, queued);
+}
