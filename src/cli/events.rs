@@ -15,6 +15,7 @@ pub async fn events(cmd: &EventsCommand) -> Result<String, RemoteError> {
                 ("route", &a.route),
                 ("outcome", &a.outcome),
                 ("reason", &a.reason),
+                ("state", &a.state),
                 ("since", &a.since),
                 ("q", &a.query),
                 ("cursor", &a.cursor),
@@ -57,7 +58,7 @@ pub async fn events(cmd: &EventsCommand) -> Result<String, RemoteError> {
             let token = a.admin.token();
             if a.ids.is_empty() {
                 let body = json!({
-                    "route": a.route, "outcome": a.outcome, "since": a.since,
+                    "route": a.route, "outcome": a.outcome, "state": a.state, "since": a.since,
                     "dry_run": a.dry_run, "dedup": a.dedup,
                 });
                 let v = call(

@@ -81,6 +81,9 @@ pub struct EventsListArgs {
     pub outcome: Option<String>,
     #[arg(long)]
     pub reason: Option<String>,
+    /// Queued events: pending, delivered, dead (the dead letters) or paused.
+    #[arg(long)]
+    pub state: Option<String>,
     /// RFC 3339, or a duration back from now such as 1h.
     #[arg(long)]
     pub since: Option<String>,
@@ -105,7 +108,7 @@ pub struct EventShowArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("which").required(true).multiple(true).args(["ids", "route", "outcome", "since"])))]
+#[command(group(clap::ArgGroup::new("which").required(true).multiple(true).args(["ids", "route", "outcome", "state", "since"])))]
 pub struct EventsReplayArgs {
     #[command(flatten)]
     pub admin: AdminArgs,
@@ -117,6 +120,9 @@ pub struct EventsReplayArgs {
     /// ...with this outcome (e.g. failed)...
     #[arg(long, conflicts_with = "ids")]
     pub outcome: Option<String>,
+    /// ...in this state (e.g. dead: the dead letters)...
+    #[arg(long, conflicts_with = "ids")]
+    pub state: Option<String>,
     /// ...since then (RFC 3339 or a duration such as 2h).
     #[arg(long, conflicts_with = "ids")]
     pub since: Option<String>,

@@ -133,6 +133,7 @@ pub struct FileConfig {
 /// `journal`: what is kept of each request, and for how long.
 #[derive(Debug, Default, DeriveDeserialize)]
 pub struct JournalFile {
+    pub enabled: Leaf,
     pub max_events: Leaf,
     pub max_age: Leaf,
     pub capture_body: Leaf,

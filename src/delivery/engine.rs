@@ -678,6 +678,9 @@ impl Engine {
     pub async fn replay(self: &Arc<Self>, which: &Selection) -> Result<Vec<Meta>, StoreError> {
         let replayed = self.store.replay(which, self.now_ms()).await?;
         for m in &replayed {
+            if let Some(j) = self.journal.get() {
+                j.state(m.id, &m.route, "pending");
+            }
             *self.dead_counts().entry(m.route.clone()).or_default() -= 1;
             self.queue(&m.route).schedule(m.clone());
         }
@@ -688,6 +691,9 @@ impl Engine {
     pub async fn drop_dead(&self, which: &Selection) -> Result<Vec<Meta>, StoreError> {
         let dropped = self.store.drop_dead(which).await?;
         for m in &dropped {
+            if let Some(j) = self.journal.get() {
+                j.state(m.id, &m.route, "dropped");
+            }
             *self.dead_counts().entry(m.route.clone()).or_default() -= 1;
         }
         Ok(dropped)

@@ -270,7 +270,12 @@ impl Gateway {
         let trusted_proxies = &state.settings.trusted_proxies;
         let client = client_ip(conn.peer.ip(), req.headers(), trusted_proxies);
         let (method, path) = (req.method().clone(), req.uri().path().to_owned());
-        let (query, headers) = (req.uri().query().map(str::to_owned), req.headers().clone());
+        // The journal's copy of what arrived; nothing is copied when the journal is off.
+        let (query, headers) = if self.journal.settings().enabled {
+            (req.uri().query().map(str::to_owned), req.headers().clone())
+        } else {
+            (None, HeaderMap::new())
+        };
         let received_ms = self.clock.now_ms();
         let mut rec = Record::default();
         let result = self.pipeline(&state, req, conn, client, &mut rec).await;
@@ -345,6 +350,9 @@ impl Gateway {
 
     /// The journal event of a finished request; `None` for a refusal beyond its route's rate.
     fn journal_entry(&self, state: &State, rec: &Record, seen: Finished) -> Option<Entry> {
+        if !self.journal.settings().enabled {
+            return None;
+        }
         let route_name = rec.route.as_deref();
         let refused = !matches!(seen.outcome, "forwarded" | "queued" | "answered");
         if refused && !self.journal.admit_refusal(route_name.unwrap_or("none")) {
@@ -379,7 +387,10 @@ impl Gateway {
             headers,
             body,
             body_truncated,
-            state: (seen.outcome == "queued").then_some("pending".into()),
+            state: (seen.outcome == "queued").then(|| {
+                let paused = route_name.is_some_and(|r| self.engine.is_paused(r));
+                if paused { "paused" } else { "pending" }.into()
+            }),
             attempts: Vec::new(),
             replay_of: None,
             queue_id: rec.queue_id,

@@ -13,7 +13,7 @@ use super::route::{self, Route};
 use super::{duration_ms, Gateway, State};
 use crate::delivery::DeliveryMode;
 use crate::journal::{Entry, REDACTED};
-use crate::store::{Claim, Meta, Store};
+use crate::store::{Claim, Meta, Selection, Store};
 use crate::upstream::{self, strip_hop_by_hop};
 
 /// Why an event cannot be replayed.
@@ -173,6 +173,7 @@ impl Gateway {
             queue_id,
         };
         self.journal_replay(original, done);
+        self.retire_dead_letter(original).await;
         Ok(Replayed { id, outcome })
     }
 
@@ -198,6 +199,27 @@ impl Gateway {
             }
             Err(upstream::UpstreamError::Timeout) => ("failed", 504),
             Err(upstream::UpstreamError::Unreachable(_)) => ("failed", 502),
+        }
+    }
+
+    /// A dead letter replayed as a new event leaves the dead letters (so it is not replayed
+    /// twice from there), and its event reads `state: replayed`.
+    async fn retire_dead_letter(&self, original: &Entry) {
+        let (Some("dead"), Some(q), Some(route)) = (
+            original.state.as_deref(),
+            original.queue_id,
+            original.route.as_deref(),
+        ) else {
+            return;
+        };
+        match self.engine.drop_dead(&Selection::Ids(vec![q])).await {
+            Ok(_) => self.journal.state(q, route, "replayed"),
+            Err(e) => tracing::warn!(
+                target: "hookgate::admin",
+                error = %e,
+                event = %original.id,
+                "replayed, but the dead letter could not be removed; it is still listed"
+            ),
         }
     }
 

@@ -75,7 +75,7 @@ pub struct Entry {
     /// The body as received (cut at `max_body_bytes`); `None` when not kept.
     pub body: Option<Bytes>,
     pub body_truncated: bool,
-    /// Queued events: pending | delivered | dead.
+    /// Queued events: pending | paused | delivered | dead | replayed | dropped.
     pub state: Option<Cow<'static, str>>,
     pub attempts: Vec<AttemptRecord>,
     /// The original's id, for replays.

@@ -63,6 +63,8 @@ const WARN_EVERY: Duration = Duration::from_secs(10);
 /// `journal:` as loaded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
+    /// `false`: nothing is captured or kept (the admin API then lists no events).
+    pub enabled: bool,
     pub max_events: usize,
     pub max_age: Duration,
     /// `false`: bodies are not kept, so sync events cannot be replayed.
@@ -76,6 +78,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Self {
+            enabled: true,
             max_events: 100_000,
             max_age: Duration::from_secs(72 * 3600),
             capture_body: true,

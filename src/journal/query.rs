@@ -9,7 +9,7 @@ pub struct Query {
     pub outcome: Option<String>,
     pub reason: Option<String>,
     pub status: Option<u16>,
-    /// Queued events' state: pending | delivered | dead | paused.
+    /// Queued events' state (`dead`: the dead letters).
     pub state: Option<String>,
     /// Unix ms, inclusive.
     pub since_ms: Option<u64>,

@@ -213,6 +213,7 @@ struct Bulk {
     route: Option<String>,
     outcome: Option<String>,
     reason: Option<String>,
+    state: Option<String>,
     since: Option<String>,
     until: Option<String>,
     #[serde(default)]
@@ -230,6 +231,7 @@ async fn bulk(gw: &Arc<Gateway>, b: Bulk, peer: SocketAddr) -> Reply {
         ("route", &b.route),
         ("outcome", &b.outcome),
         ("reason", &b.reason),
+        ("state", &b.state),
         ("since", &b.since),
         ("until", &b.until),
     ] {

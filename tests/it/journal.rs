@@ -447,13 +447,31 @@ async fn a_restart_keeps_the_redb_journal_and_the_pause() {
         post_mc(gw.addr(), "/hooks/q", SECRET, queued).await.status,
         202
     );
-    assert_eq!(
-        post_mc(gw.addr(), "/hooks/s", "forged", b"{}").await.status,
-        401
-    );
+    let forged = sha256_header("forged-secret", b"{}");
+    let r = post(
+        gw.addr(),
+        "/hooks/s",
+        &[
+            ("x-mediaconvert-signature", &forged),
+            ("authorization", "Bearer sender-credential"),
+        ],
+        b"{}",
+    )
+    .await;
+    assert_eq!(r.status, 401);
     api_until(&gw, "/api/events", |v| events(v).len() == 2).await;
     gw.sigterm();
     assert!(gw.wait_exit(WAIT).is_some(), "stops on SIGTERM");
+    // The file holds the journal, and not the refused request's signature or credential.
+    let file = std::fs::read(dir.path().join("hookgate.redb")).unwrap();
+    let holds = |s: &str| file.windows(s.len()).any(|w| w == s.as_bytes());
+    assert!(
+        holds("\"outcome\":\"rejected\""),
+        "the journal is in the file"
+    );
+    assert!(!holds(&forged[7..]), "a signature value in the file");
+    assert!(!holds("sender-credential"));
+    assert!(!holds(SECRET));
 
     let gw = Gateway::start(cfg);
     let list = api_until(&gw, "/api/events", |v| events(v).len() == 2).await;
@@ -535,6 +553,25 @@ async fn replicas_on_redis_share_the_journal_and_the_pause() {
     )
     .await;
     assert_eq!(replay["replay_of"], id.as_str(), "A sees B's replay");
+    // What Redis holds of a refused request: redacted, like the API's view.
+    let forged = sha256_header("forged-secret", body);
+    let r = post(
+        a.addr(),
+        "/hooks/s",
+        &[("x-mediaconvert-signature", &forged)],
+        body,
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    api_until(&b, "/api/events?outcome=rejected", |v| events(v).len() == 1).await;
+    let out = std::process::Command::new("redis-cli")
+        .args(["-u", &redis.url(), "HVALS", "hookgate:journal:events"])
+        .output()
+        .expect("run redis-cli");
+    let stored = String::from_utf8_lossy(&out.stdout);
+    assert!(stored.contains("[redacted]"), "{stored}");
+    assert!(!stored.contains(&forged[7..]), "a signature value in Redis");
+    assert!(!stored.contains(SECRET));
 
     // Paused through A: B holds its events too, and resumes when told through B.
     let (status, _) = api(&a, "POST", "/api/routes/q/pause", Some(json!({}))).await;

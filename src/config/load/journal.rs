@@ -25,6 +25,7 @@ impl Validator {
             d.max_refusals_per_second as usize,
         );
         Settings {
+            enabled: self.flag("journal.enabled", f.enabled, d.enabled),
             max_events,
             max_age,
             capture_body: self.flag("journal.capture_body", f.capture_body, d.capture_body),
