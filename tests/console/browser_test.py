@@ -382,6 +382,19 @@ def run(c, gw, sync_be, orders_be, billing_be):
     c.logs()
     log("token: prompt, wrong refused, right accepted and kept")
 
+    # API errors are shown, not swallowed: a filter the API refuses, an event it does not have.
+    d.execute_script("const s = document.getElementById('f-status'); s.type = 'text'; s.value = 'abc';")
+    d.find_element(By.CSS_SELECTOR, "#filters button[type=submit]").click()
+    c.text_in("#notice", "400 status: expected a number, got `abc`")
+    d.find_element(By.ID, "f-clear").click()
+    c.wait(lambda d: not d.find_element(By.ID, "notice").is_displayed(), what="the error cleared")
+    c.go("#/events/0000nothing")
+    c.text_in("main", "No event with id 0000nothing")
+    c.logs(allow=("status of 400", "status of 404"))
+    c.go("#/events")
+    c.visible("#events-empty")
+    log("errors: the API's refusal and a missing event shown")
+
     # 2. A forged request shows in Events within 3 s, rejected with its reason; its detail shows
     # the signature redacted and the doctor's diagnosis.
     body = b'{"job_id":"job_forged","status":"completed","amount":42}'
