@@ -5,7 +5,7 @@
 
 (function () {
   const TOKEN_KEY = 'hookgate.admin-token';
-  const EVENTS_EVERY_MS = 1500;
+  const EVENTS_EVERY_MS = 1000;
   const ROUTES_EVERY_MS = 2000;
   const OUTCOMES = ['forwarded', 'rejected', 'duplicate', 'queued', 'failed', 'answered'];
   const SINCE = [['', 'any time'], ['5m', 'last 5 minutes'], ['15m', 'last 15 minutes'],
@@ -517,6 +517,11 @@
       : !e.key_id || !e.route ? 'Only verified requests can be replayed.'
         : 'The body was not kept whole (journal.capture_body, journal.max_body_bytes): it cannot be sent again.';
     append(main, h('div', { class: 'toolbar' }, replay, h('span', { class: 'muted' }, why)), result);
+    if (e.state === 'dead') {
+      append(main, h('p', { class: 'muted' }, 'This event is a dead letter: Replay sends a copy; ',
+        h('a', { href: '#/dead?route=' + encodeURIComponent(e.route || '') }, 'Dead letters'),
+        ' puts it back in its queue instead.'));
+    }
 
     const fact = (k, v) => [h('dt', {}, k), h('dd', {}, v === null || v === undefined || v === '' ? h('span', { class: 'muted' }, '-') : v)];
     const facts = h('dl', { class: 'facts', id: 'event-facts' },
@@ -548,6 +553,18 @@
     append(main, h('div', { class: 'detail-grid' },
       h('section', { class: 'panel' }, h('h2', {}, 'Request'), facts),
       h('section', { class: 'panel' }, h('h2', {}, 'Delivery attempts'), timeline)));
+
+    // A queued event still being delivered: shown again when an attempt or its state changes.
+    if (e.state === 'pending') {
+      every(ROUTES_EVERY_MS, gen, async () => {
+        try {
+          const now = await api('GET', '/api/events/' + encodeURIComponent(e.id));
+          if (gen === generation && (now.state !== e.state || (now.attempts || []).length !== attempts.length)) route();
+        } catch (err) {
+          if (gen === generation) notice(err);
+        }
+      });
+    }
 
     const headers = e.headers || [];
     append(main, h('h2', {}, 'Headers'), headers.length
