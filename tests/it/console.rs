@@ -207,7 +207,7 @@ async fn an_event_carries_its_diagnosis_in_words() {
     );
 }
 
-/// How long the browser test may take at most (it takes about 20 s on two cores).
+/// How long the browser test may take at most (it takes about 13 s, 17 s with both cores busy).
 const BROWSER_BUDGET: Duration = Duration::from_secs(240);
 
 #[test]
