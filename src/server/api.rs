@@ -255,12 +255,20 @@ async fn bulk(gw: &Arc<Gateway>, b: Bulk, peer: SocketAddr) -> Reply {
         Ok(q) => q,
         Err(e) => return error(StatusCode::BAD_REQUEST, &e),
     };
+    // Dead letters are revived from the store's copy, so the journal's body does not matter.
+    let dead = b.state.as_deref() == Some("dead");
     let mut events: Vec<_> = match gw.journal().list(&q, MAX_BULK).await {
         Ok(events) => events,
         Err(e) => return unavailable(&e),
     }
     .into_iter()
-    .filter(|e| e.accepted() && e.body.is_some() && !e.body_truncated)
+    .filter(|e| {
+        if dead {
+            e.queue_id.is_some()
+        } else {
+            e.accepted() && e.body.is_some() && !e.body_truncated
+        }
+    })
     .collect();
     events.reverse();
     let matched = events.len();
@@ -268,7 +276,7 @@ async fn bulk(gw: &Arc<Gateway>, b: Bulk, peer: SocketAddr) -> Reply {
         return json_response(StatusCode::OK, &json!({ "matched": matched }));
     }
     tracing::info!(target: "hookgate::admin", client = %peer, matched, route = ?b.route, outcome = ?b.outcome, state = ?b.state, "bulk replay");
-    if b.state.as_deref() == Some("dead") {
+    if dead {
         return revive(gw, &events).await;
     }
     let mut replayed = 0usize;
