@@ -408,6 +408,8 @@ def run(c, gw, sync_be, orders_be, billing_be):
     seen_after = time.monotonic() - t0
     log(f"forged request listed after {seen_after:.2f} s")
     assert "payments" in row.text and "401" in row.text, row.text
+    utc = row.find_element(By.TAG_NAME, "time").get_attribute("title")
+    assert utc.endswith(" UTC") and utc.startswith(time.strftime("%Y-", time.gmtime())), utc
     row.find_element(By.TAG_NAME, "a").click()
     c.visible("#diagnosis")
     headers = {r.find_elements(By.TAG_NAME, "td")[0].text: r.find_elements(By.TAG_NAME, "td")[1].text
