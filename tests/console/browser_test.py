@@ -29,7 +29,11 @@ import urllib.request
 from pathlib import Path
 
 from selenium import webdriver
-from selenium.common.exceptions import NoAlertPresentException, TimeoutException
+from selenium.common.exceptions import (
+    NoAlertPresentException,
+    StaleElementReferenceException,
+    TimeoutException,
+)
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
@@ -239,8 +243,10 @@ class Console:
         self.log_entries = []
 
     def wait(self, cond, timeout=WAIT, what=""):
+        # The lists are drawn again as they refresh: an element found a moment ago may be gone.
         try:
-            return WebDriverWait(self.d, timeout, poll_frequency=0.05).until(cond)
+            return WebDriverWait(self.d, timeout, poll_frequency=0.05,
+                                 ignored_exceptions=[StaleElementReferenceException]).until(cond)
         except TimeoutException:
             self.shot("timeout")
             raise AssertionError(f"timed out after {timeout} s waiting for {what or cond}")
@@ -251,6 +257,21 @@ class Console:
     def text_in(self, css, text, timeout=WAIT):
         return self.wait(EC.text_to_be_present_in_element((By.CSS_SELECTOR, css), text), timeout,
                          f"{text!r} in {css}")
+
+    def click(self, css):
+        """Clicks `css` once it is there, finding it again if the page redrew it meanwhile."""
+        def attempt(d):
+            el = d.find_element(By.CSS_SELECTOR, css)
+            if not el.is_displayed() or not el.is_enabled():
+                return False
+            el.click()
+            return True
+        self.wait(attempt, what=f"{css} to click")
+
+    def row_texts(self, css):
+        """The text of each element matching `css`, read in one go."""
+        return self.d.execute_script(
+            "return [...document.querySelectorAll(arguments[0])].map((e) => e.textContent)", css)
 
     def go(self, hash_):
         self.d.get(self.base + hash_)
@@ -401,16 +422,19 @@ def run(c, gw, sync_be, orders_be, billing_be):
     forged = "sha256=" + hmac.new(b"wrong-secret", body, hashlib.sha256).hexdigest()
     t0 = time.monotonic()
     assert gw.post("/hooks/payments", body, {"x-mediaconvert-signature": forged}) == 401
-    row = c.wait(
-        lambda d: next((r for r in d.find_elements(By.CSS_SELECTOR, "#events-table tbody tr")
+    forged_id = c.wait(
+        lambda d: next((r.get_attribute("data-id")
+                        for r in d.find_elements(By.CSS_SELECTOR, "#events-table tbody tr")
                         if "rejected" in r.text and "mismatch" in r.text), None),
         timeout=3, what="the forged request in Events within 3 s")
     seen_after = time.monotonic() - t0
     log(f"forged request listed after {seen_after:.2f} s")
-    assert "payments" in row.text and "401" in row.text, row.text
-    utc = row.find_element(By.TAG_NAME, "time").get_attribute("title")
+    row = f"#events-table tr[data-id='{forged_id}']"
+    text = c.row_texts(row)[0]
+    assert "payments" in text and "401" in text, text
+    utc = d.execute_script(f"return document.querySelector(\"{row} time\").title")
     assert utc.endswith(" UTC") and utc.startswith(time.strftime("%Y-", time.gmtime())), utc
-    row.find_element(By.TAG_NAME, "a").click()
+    c.click(f"{row} a")
     c.visible("#diagnosis")
     headers = {r.find_elements(By.TAG_NAME, "td")[0].text: r.find_elements(By.TAG_NAME, "td")[1].text
                for r in d.find_elements(By.CSS_SELECTOR, "#headers tbody tr")}
@@ -486,7 +510,7 @@ def run(c, gw, sync_be, orders_be, billing_be):
     assert reached, "Pause is not reachable with Tab"
     ActionChains(d).send_keys(Keys.ENTER).perform()
     c.visible("#paused-orders")
-    assert "Resume deliveries" in d.find_element(By.ID, "pause-orders").text
+    c.text_in("#pause-orders", "Resume deliveries")
     orders_be.start()
     assert gw.signed("/hooks/orders", second) == 202
     c.wait(lambda d: d.find_element(By.CSS_SELECTOR, "[data-route=orders] .depth").text == "2",
@@ -497,7 +521,7 @@ def run(c, gw, sync_be, orders_be, billing_be):
         assert orders_be.bodies() == [], "a paused route delivered"
         time.sleep(0.05)
     c.shot("07-routes-paused")
-    c.visible("#pause-orders").click()
+    c.click("#pause-orders")
     until("both queued events delivered after Resume", lambda: len(orders_be.bodies()) == 2)
     assert sorted(orders_be.bodies()) == sorted([first, second]), "byte for byte"
     c.wait(lambda d: not d.find_elements(By.ID, "paused-orders"), what="the paused badge gone")
@@ -516,8 +540,7 @@ def run(c, gw, sync_be, orders_be, billing_be):
     c.text_in("main", "This event is a dead letter")
     assert len(d.find_elements(By.CSS_SELECTOR, "#attempts li")) == 2
     c.go("#/dead")
-    row = c.visible("#dead-table tbody tr")
-    assert "billing" in row.text, row.text
+    c.text_in("#dead-table tbody tr", "billing")
     c.shot("08-dead-letters")
     billing_be.status = 200
     Select(d.find_element(By.ID, "d-route")).select_by_value("billing")

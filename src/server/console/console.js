@@ -686,6 +686,7 @@
 
   async function routesPage(main, gen) {
     const list = h('div', { class: 'routes', id: 'routes' });
+    const cards = new Map();
     const statusLine = h('p', { class: 'status-line', 'aria-live': 'polite' }, 'Loading...');
     append(main, h('h1', {}, 'Routes'), statusLine, list);
     const refresh = async () => {
@@ -699,8 +700,22 @@
       }
       if (gen !== generation) return;
       replaceContent(statusLine, routes.length + (routes.length === 1 ? ' route' : ' routes') + '; refreshing every ' + ROUTES_EVERY_MS / 1000 + ' s (updated ' + new Date().toLocaleTimeString() + ')');
-      replaceContent(list, routes.length ? routes.map((r) => routeCard(r, refresh))
-        : h('div', { class: 'empty' }, h('p', {}, 'No routes are configured: add one under routes: in the config, then reload the gateway (SIGHUP).')));
+      if (!routes.length) {
+        cards.clear();
+        replaceContent(list, h('div', { class: 'empty' }, h('p', {}, 'No routes are configured: add one under routes: in the config, then reload the gateway (SIGHUP).')));
+        return;
+      }
+      // Only a route whose numbers changed is drawn again, so controls stay put under the pointer.
+      const nodes = routes.map((r) => {
+        const key = JSON.stringify(r);
+        const known = cards.get(r.name);
+        if (known && known.key === key) return known.node;
+        const node = routeCard(r, refresh);
+        cards.set(r.name, { key, node });
+        return node;
+      });
+      if (nodes.every((n, i) => list.children[i] === n) && list.children.length === nodes.length) return;
+      replaceContent(list, nodes);
     };
     await every(ROUTES_EVERY_MS, gen, refresh);
   }
