@@ -15,7 +15,17 @@ if ! command -v redis-server >/dev/null; then
     fi
 fi
 
+# Debian's chromium, headless, and its WebDriver for the console's browser test
+# (tests/it/console.rs runs tests/console/browser_test.py).
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    echo "== installing chromium and chromium-driver"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
+fi
+
 # The official webhook SDKs that tests/it/interop.rs signs and verifies with.
 bash tests/interop/setup.sh
+# Selenium for the browser test.
+bash tests/console/setup.sh
 
 cargo test --all-targets

@@ -167,6 +167,41 @@ impl fmt::Display for Diagnosis {
     }
 }
 
+/// Reads the value back from its [`fmt::Display`] form, as the journal keeps it, so the admin
+/// API can show the advice of a recorded diagnosis.
+impl std::str::FromStr for Diagnosis {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        let (kind, detail) = s.split_once(':').unwrap_or((s, ""));
+        Ok(match (kind, detail) {
+            ("wrong_scheme", d) => {
+                Self::WrongScheme(SCHEME_NAMES.iter().copied().find(|n| *n == d).ok_or(())?)
+            }
+            ("body_altered", d) => Self::BodyAltered(
+                [
+                    Alteration::TrailingNewlineAdded,
+                    Alteration::TrailingNewlineRemoved,
+                    Alteration::CrlfToLf,
+                    Alteration::LfToCrlf,
+                    Alteration::JsonReserialized,
+                    Alteration::CharsetTranscoded,
+                ]
+                .into_iter()
+                .find(|a| a.label() == d)
+                .ok_or(())?,
+            ),
+            ("retired_secret", d) if !d.is_empty() => Self::RetiredSecret(d.into()),
+            ("clock_skew", d) => Self::ClockSkew(d.parse().map_err(|_| ())?),
+            ("secret_encoding", "") => Self::SecretEncoding,
+            ("signature_encoding", "") => Self::SignatureEncoding,
+            ("unknown", "") => Self::Unknown,
+            ("skipped", "") => Self::Skipped,
+            _ => return Err(()),
+        })
+    }
+}
+
 /// One of the explanations tried, in the order tried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Check {

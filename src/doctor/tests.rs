@@ -371,3 +371,22 @@ pub(crate) fn worst_case_body(size: usize) -> Vec<u8> {
     out.push_str("\r\n]\n");
     out.into_bytes()
 }
+
+#[test]
+fn a_diagnosis_reads_back_from_its_text() {
+    for d in [
+        Diagnosis::WrongScheme("github"),
+        Diagnosis::BodyAltered(Alteration::JsonReserialized),
+        Diagnosis::SecretEncoding,
+        Diagnosis::SignatureEncoding,
+        Diagnosis::RetiredSecret("old".into()),
+        Diagnosis::ClockSkew(-400),
+        Diagnosis::Unknown,
+        Diagnosis::Skipped,
+    ] {
+        assert_eq!(d.to_string().parse::<Diagnosis>(), Ok(d.clone()), "{d}");
+    }
+    assert!("clock_skew:soon".parse::<Diagnosis>().is_err());
+    assert!("wrong_scheme:nobody".parse::<Diagnosis>().is_err());
+    assert!("unknown:x".parse::<Diagnosis>().is_err());
+}

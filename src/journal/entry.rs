@@ -90,7 +90,8 @@ impl Entry {
         self.key_id.is_some() && self.route.is_some()
     }
 
-    /// The list view: everything but headers, body and attempts.
+    /// The list view: everything but headers, body and attempts (their number and the last
+    /// one's error, which a list of dead letters needs).
     pub fn summary(&self) -> serde_json::Value {
         serde_json::json!({
             "id": self.id,
@@ -108,6 +109,7 @@ impl Entry {
             "diagnosis": self.diagnosis,
             "state": self.state,
             "attempts": self.attempts.len(),
+            "last_error": self.attempts.last().and_then(|a| a.error.as_deref()),
             "replay_of": self.replay_of,
             "queue_id": self.queue_id,
         })

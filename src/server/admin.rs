@@ -1,5 +1,5 @@
-//! The admin listener: `/metrics`, `/healthz`, `/readyz`, the admin API under `/api/`
-//! (`api.rs`), and the dead-letter API used by `hookgate dlq`. When `admin.token` is set,
+//! The admin listener: `/metrics`, `/healthz`, `/readyz`, the web console at `/` (`console.rs`),
+//! the admin API under `/api/` (`api.rs`), and the dead-letter API used by `hookgate dlq`. When `admin.token` is set,
 //! `/api/*` and `/admin/dlq*` need `Authorization: Bearer <token>` (compared in constant time);
 //! a non-loopback `admin.listen` without a token is refused when the config loads.
 //!
@@ -26,7 +26,7 @@ use tokio::net::TcpListener;
 use arc_swap::ArcSwap;
 use subtle::ConstantTimeEq;
 
-use super::api;
+use super::{api, console};
 use crate::gateway::Gateway;
 use crate::secret::Secret;
 use crate::store::{Meta, Selection};
@@ -60,6 +60,9 @@ pub async fn serve(listener: TcpListener, gateway: Arc<Gateway>, token: Token) {
                     }
                     if path.starts_with("/api/") {
                         return Ok(api::handle(&gw, req, peer).await);
+                    }
+                    if let Some(res) = console::serve(req.method(), path) {
+                        return Ok(res);
                     }
                     Ok(handle(&gw, req).await)
                 }

@@ -1,5 +1,6 @@
 //! The admin API under `/api/` (docs/journal.md): the journal's events, replays, pausing a
 //! route's deliveries, and a summary per route. JSON in and out; errors `{"error": "..."}`.
+//! The console (`console.rs`) calls this and nothing else.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -13,8 +14,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::delivery::DeliveryMode;
+use crate::doctor::Diagnosis;
 use crate::gateway::{Gateway, ReplayError};
 use crate::journal::{parse_time, JournalError, Query};
+use crate::store::Selection;
 
 /// Events a list answers at most, whatever `limit` asks.
 const MAX_LIMIT: usize = 1000;
@@ -62,7 +65,16 @@ pub async fn handle(gw: &Arc<Gateway>, req: Request<Incoming>, peer: SocketAddr)
     match (&method, parts.as_slice()) {
         (&Method::GET, ["events"]) => list(gw, req.uri().query()).await,
         (&Method::GET, ["events", id]) => match gw.journal().get(id).await {
-            Ok(Some(e)) => json_response(StatusCode::OK, &e.to_json()),
+            Ok(Some(e)) => {
+                let mut v = e.to_json();
+                // The doctor's advice in words, so no client has to know every diagnosis.
+                v["diagnosis_advice"] = json!(e
+                    .diagnosis
+                    .as_deref()
+                    .and_then(|d| d.parse::<Diagnosis>().ok())
+                    .map(|d| d.advice()));
+                json_response(StatusCode::OK, &v)
+            }
             Ok(None) => error(StatusCode::NOT_FOUND, "no such event"),
             Err(e) => unavailable(&e),
         },
@@ -243,19 +255,30 @@ async fn bulk(gw: &Arc<Gateway>, b: Bulk, peer: SocketAddr) -> Reply {
         Ok(q) => q,
         Err(e) => return error(StatusCode::BAD_REQUEST, &e),
     };
+    // Dead letters are revived from the store's copy, so the journal's body does not matter.
+    let dead = b.state.as_deref() == Some("dead");
     let mut events: Vec<_> = match gw.journal().list(&q, MAX_BULK).await {
         Ok(events) => events,
         Err(e) => return unavailable(&e),
     }
     .into_iter()
-    .filter(|e| e.accepted() && e.body.is_some() && !e.body_truncated)
+    .filter(|e| {
+        if dead {
+            e.queue_id.is_some()
+        } else {
+            e.accepted() && e.body.is_some() && !e.body_truncated
+        }
+    })
     .collect();
     events.reverse();
     let matched = events.len();
     if b.dry_run {
         return json_response(StatusCode::OK, &json!({ "matched": matched }));
     }
-    tracing::info!(target: "hookgate::admin", client = %peer, matched, route = ?b.route, outcome = ?b.outcome, "bulk replay");
+    tracing::info!(target: "hookgate::admin", client = %peer, matched, route = ?b.route, outcome = ?b.outcome, state = ?b.state, "bulk replay");
+    if dead {
+        return revive(gw, &events).await;
+    }
     let mut replayed = 0usize;
     let mut background = Vec::new();
     for e in events {
@@ -271,6 +294,27 @@ async fn bulk(gw: &Arc<Gateway>, b: Bulk, peer: SocketAddr) -> Reply {
         gw.replay_in_background(background, b.dedup);
     }
     json_response(StatusCode::OK, &json!({ "replayed": replayed }))
+}
+
+/// Dead letters go back into their queue as `hookgate dlq replay` puts them (due now, attempts
+/// counted afresh), rather than as copies: they leave the dead letters, and their events'
+/// timelines go on with the new attempts.
+async fn revive(gw: &Arc<Gateway>, events: &[crate::journal::Entry]) -> Reply {
+    let ids: Vec<u64> = events.iter().filter_map(|e| e.queue_id).collect();
+    if ids.is_empty() {
+        return json_response(StatusCode::OK, &json!({ "replayed": 0 }));
+    }
+    match gw.engine().replay(&Selection::Ids(ids)).await {
+        Ok(back) => {
+            // The engine recorded each one's new state.
+            gw.journal().flush().await;
+            json_response(StatusCode::OK, &json!({ "replayed": back.len() }))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "replaying dead letters failed");
+            error(StatusCode::SERVICE_UNAVAILABLE, "store error")
+        }
+    }
 }
 
 async fn pause(gw: &Gateway, name: &str, pause: bool, peer: SocketAddr) -> Reply {

@@ -7,6 +7,7 @@
 
 mod admin;
 mod api;
+mod console;
 mod idle;
 mod listen;
 pub mod tls;

@@ -10,6 +10,7 @@ mod abuse;
 mod cli;
 mod config;
 mod conformance;
+mod console;
 mod crash;
 mod dedup;
 mod delivery;
