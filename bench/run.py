@@ -14,7 +14,7 @@ CPU split on 2 cores: the proxy under test (nginx, one worker; or hookgate, one 
 pinned to CPU 0; wrk and the backend share CPU 1. Every loop is bounded in time.
 
 Usage: python3 bench/run.py [--rounds 3] [--duration 10] [--conns 16,128] [--quick] [--no-memory]
-                           [--baseline path/to/older/hookgate]
+                           [--extra YAML] [--baseline path/to/hookgate] [--baseline-extra YAML]
 """
 
 import argparse
@@ -352,8 +352,12 @@ def main():
                     help="top-level YAML appended to hookgate's config (not the baseline's), "
                          "e.g. 'journal: {capture_body: false}'")
     ap.add_argument("--baseline", metavar="BIN",
-                    help="another hookgate binary (e.g. an older build) as a fourth contestant, "
-                         "same config, same rounds: an A/B in one run")
+                    help="another hookgate binary (e.g. an older build, or this one) as a fourth "
+                         "contestant, same config, same rounds: an A/B in one run")
+    ap.add_argument("--baseline-extra", default="", metavar="YAML",
+                    help="top-level YAML appended to the baseline's config, e.g. "
+                         "'journal: {enabled: false}' with --baseline target/release/hookgate. "
+                         "In --extra and --baseline-extra, {work} is the run's scratch directory")
     args = ap.parse_args()
     if args.quick:
         args.rounds, args.duration = 1, 3
@@ -387,7 +391,8 @@ def main():
         body_file = work / "body.json"
         size = make_body(body_file)
         header, value = sign(body_file)
-        cfg = hookgate_config(work, hg, hg_admin, backend, extra=args.extra)
+        cfg = hookgate_config(work, hg, hg_admin, backend,
+                              extra=args.extra.replace("{work}", str(work)))
         procs.append(start_hookgate(cfg))
         # CPU time per request of the proxy under test: the steadiest figure on a shared machine.
         pids = {"nginx": procs[1].pid, "hookgate": procs[2].pid}
@@ -395,7 +400,8 @@ def main():
             wait_port(p)
         if args.baseline:
             base, base_admin = free_port(), free_port()
-            base_cfg = hookgate_config(work, base, base_admin, backend, name="baseline")
+            base_cfg = hookgate_config(work, base, base_admin, backend, name="baseline",
+                                       extra=args.baseline_extra.replace("{work}", str(work)))
             procs.append(start_hookgate(base_cfg, binary=Path(args.baseline).resolve()))
             pids["baseline"] = procs[-1].pid
             wait_port(base)

@@ -40,6 +40,10 @@ METRICS = {
     "hookgate_delivery_attempts_total": "counter",
     "hookgate_config_reloads_total": "counter",
     "hookgate_config_last_reload_successful": "gauge",
+    "hookgate_journal_events": "gauge",
+    "hookgate_journal_dropped_total": "counter",
+    "hookgate_replays_total": "counter",
+    "hookgate_route_paused": "gauge",
 }
 
 problems = []
