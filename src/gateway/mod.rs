@@ -156,7 +156,7 @@ struct Finished {
     path: String,
     query: Option<String>,
     client: IpAddr,
-    headers: HeaderMap,
+    headers: journal::Headers,
     outcome: &'static str,
     reason: &'static str,
     status: u16,
@@ -272,9 +272,10 @@ impl Gateway {
         let (method, path) = (req.method().clone(), req.uri().path().to_owned());
         // The journal's copy of what arrived; nothing is copied when the journal is off.
         let (query, headers) = if self.journal.settings().enabled {
-            (req.uri().query().map(str::to_owned), req.headers().clone())
+            let headers = journal::Headers::capture(req.headers());
+            (req.uri().query().map(str::to_owned), headers)
         } else {
-            (None, HeaderMap::new())
+            (None, journal::Headers::default())
         };
         let received_ms = self.clock.now_ms();
         let mut rec = Record::default();
@@ -360,8 +361,9 @@ impl Gateway {
         }
         let route = route_name.and_then(|n| state.settings.routes.iter().find(|r| &*r.name == n));
         let mut headers = seen.headers;
-        let own = route.and_then(|r| r.verifier.scheme().signature_header());
-        journal::redact(&mut headers, own);
+        if let Some(own) = route.and_then(|r| r.verifier.scheme().signature_header()) {
+            headers.redact(own);
+        }
         let (body, body_truncated) = match &rec.body {
             Some(b) => self.journal.keep_body(b),
             None => (None, false),

@@ -269,9 +269,15 @@ fn replay_request(
     body: Bytes,
 ) -> Result<Request<Full<Bytes>>, ReplayError> {
     let mut headers = HeaderMap::new();
-    for (k, v) in &original.headers {
-        if v != REDACTED {
-            headers.append(k.clone(), v.clone());
+    for (k, v) in original.headers.iter() {
+        if v == REDACTED.as_bytes() {
+            continue;
+        }
+        if let (Ok(k), Ok(v)) = (
+            HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_bytes(v),
+        ) {
+            headers.append(k, v);
         }
     }
     strip_hop_by_hop(&mut headers);

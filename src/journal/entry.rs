@@ -6,33 +6,9 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
 
-/// What replaces a redacted header value.
-pub const REDACTED: &str = "[redacted]";
-
-/// Headers whose values never reach the journal: credentials, and every signature header a
-/// built-in scheme reads (a generic `hmac` route adds its own).
-const ALWAYS_REDACTED: &[&str] = &[
-    "authorization",
-    "cookie",
-    "proxy-authorization",
-    "linear-signature",
-    "paddle-signature",
-    "stripe-signature",
-    "svix-signature",
-    "webhook-signature",
-    "x-gitlab-token",
-    "x-hub-signature",
-    "x-hub-signature-256",
-    "x-mediaconvert-signature",
-    "x-shopify-hmac-sha256",
-    "x-slack-signature",
-    "x-twilio-email-event-webhook-signature",
-    "x-twilio-signature",
-    "x-zm-signature",
-];
+use super::headers::Headers;
 
 /// One delivery attempt of a queued (or replayed) event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -71,7 +47,7 @@ pub struct Entry {
     pub dedup_key: Option<String>,
     pub diagnosis: Option<String>,
     /// As received, in order; secrets and signatures already replaced by `[redacted]`.
-    pub headers: HeaderMap,
+    pub headers: Headers,
     /// The body as received (cut at `max_body_bytes`); `None` when not kept.
     pub body: Option<Bytes>,
     pub body_truncated: bool,
@@ -121,12 +97,7 @@ impl Entry {
         let headers: Vec<(&str, String)> = self
             .headers
             .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
+            .map(|(k, v)| (k, String::from_utf8_lossy(v).into_owned()))
             .collect();
         let mut v = self.summary();
         v["query"] = serde_json::json!(self.query);
@@ -140,21 +111,6 @@ impl Entry {
         v["body_truncated"] = serde_json::json!(self.body_truncated);
         v["attempts"] = serde_json::json!(self.attempts);
         v
-    }
-}
-
-/// Replaces, in place, the values of credentials, of known signature headers and of `own` (a
-/// generic route's signature header). No allocation: the value is a static string.
-pub fn redact(headers: &mut HeaderMap, own: Option<&str>) {
-    let own = own.and_then(|n| HeaderName::from_bytes(n.as_bytes()).ok());
-    for name in ALWAYS_REDACTED
-        .iter()
-        .map(|n| HeaderName::from_static(n))
-        .chain(own)
-    {
-        if let http::header::Entry::Occupied(mut e) = headers.entry(name) {
-            e.insert(HeaderValue::from_static(REDACTED));
-        }
     }
 }
 
@@ -213,20 +169,6 @@ mod tests {
         let c = ids.next(1_700_000_000_001);
         assert!(a < c && b < c && a != b);
         assert_eq!(a.len(), 26);
-    }
-
-    #[test]
-    fn secrets_and_signatures_are_redacted() {
-        let mut h = HeaderMap::new();
-        h.insert("x-mediaconvert-signature", "sha256=abc".parse().unwrap());
-        h.insert("authorization", "Bearer t".parse().unwrap());
-        h.insert("x-own-sig", "s".parse().unwrap());
-        h.insert("content-type", "application/json".parse().unwrap());
-        redact(&mut h, Some("x-own-sig"));
-        assert_eq!(h["x-mediaconvert-signature"], REDACTED);
-        assert_eq!(h["authorization"], REDACTED);
-        assert_eq!(h["x-own-sig"], REDACTED);
-        assert_eq!(h["content-type"], "application/json");
     }
 
     #[test]

@@ -17,6 +17,7 @@
 //! - `redb.rs`, `redis.rs`: the journal in those stores.
 
 mod entry;
+mod headers;
 mod query;
 mod redb;
 mod redis;
@@ -31,7 +32,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-pub use self::entry::{redact, rfc3339, AttemptRecord, Entry, Ids, REDACTED};
+pub use self::entry::{rfc3339, AttemptRecord, Entry, Ids};
+pub use self::headers::{Headers, REDACTED};
 pub use self::query::{parse_time, Query};
 use self::redb::RedbJournal;
 use self::redis::RedisJournal;
@@ -196,14 +198,14 @@ impl Journal {
         true
     }
 
-    /// The body as the journal keeps it: shared with the request (no copy), cut at
-    /// `max_body_bytes` (then marked).
+    /// The body as the journal keeps it: cut at `max_body_bytes` (then marked), and copied,
+    /// since the request's own bytes may share the connection's whole read buffer.
     pub fn keep_body(&self, body: &Bytes) -> (Option<Bytes>, bool) {
         if !self.settings.capture_body {
             return (None, false);
         }
         let cut = body.len().min(self.settings.max_body_bytes);
-        (Some(body.slice(..cut)), cut < body.len())
+        (Some(Bytes::copy_from_slice(&body[..cut])), cut < body.len())
     }
 
     /// Hands `e` to the writer; never waits.

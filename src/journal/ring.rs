@@ -169,7 +169,7 @@ mod tests {
             delivery_id: None,
             dedup_key: None,
             diagnosis: None,
-            headers: http::HeaderMap::new(),
+            headers: Default::default(),
             body: None,
             body_truncated: false,
             state: None,
