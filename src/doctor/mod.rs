@@ -64,6 +64,15 @@ pub enum Alteration {
 }
 
 impl Alteration {
+    pub const ALL: [Self; 6] = [
+        Self::TrailingNewlineAdded,
+        Self::TrailingNewlineRemoved,
+        Self::CrlfToLf,
+        Self::LfToCrlf,
+        Self::JsonReserialized,
+        Self::CharsetTranscoded,
+    ];
+
     pub fn label(self) -> &'static str {
         match self {
             Self::TrailingNewlineAdded => "trailing_newline_added",
@@ -154,6 +163,45 @@ impl Diagnosis {
     }
 }
 
+impl Diagnosis {
+    /// Reads the full value back, as a journal event or log line has it; `None` for a value
+    /// this version does not know (written by a newer gateway, or not a diagnosis).
+    pub fn parse(s: &str) -> Option<Self> {
+        let (kind, arg) = match s.split_once(':') {
+            Some((k, a)) => (k, Some(a)),
+            None => (s, None),
+        };
+        Some(match (kind, arg) {
+            ("wrong_scheme", Some(a)) => Self::WrongScheme(Scheme::builtin(a)?.name()),
+            ("body_altered", Some(a)) => {
+                Self::BodyAltered(Alteration::ALL.into_iter().find(|alt| alt.label() == a)?)
+            }
+            ("retired_secret", Some(a)) if !a.is_empty() => Self::RetiredSecret(Arc::from(a)),
+            ("clock_skew", Some(a)) => Self::ClockSkew(a.parse().ok()?),
+            ("secret_encoding", None) => Self::SecretEncoding,
+            ("signature_encoding", None) => Self::SignatureEncoding,
+            ("unknown", None) => Self::Unknown,
+            ("skipped", None) => Self::Skipped,
+            _ => return None,
+        })
+    }
+
+    /// The check that found this diagnosis; `None` for `unknown` (every check ran, none
+    /// matched) and `skipped` (none ran). The checks before it in [`Check::ORDER`] ran and
+    /// did not match.
+    pub fn found_by(&self) -> Option<Check> {
+        Some(match self {
+            Self::WrongScheme(_) => Check::OtherSchemes,
+            Self::ClockSkew(_) => Check::AsReceived,
+            Self::RetiredSecret(_) => Check::RetiredSecrets,
+            Self::SecretEncoding => Check::SecretForms,
+            Self::SignatureEncoding => Check::SignatureEncoding,
+            Self::BodyAltered(_) => Check::BodyAlterations,
+            Self::Unknown | Self::Skipped => return None,
+        })
+    }
+}
+
 /// The full value, as the log line has it: `clock_skew:-400`, `body_altered:json_reserialized`.
 impl fmt::Display for Diagnosis {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -214,6 +262,16 @@ pub enum Check {
 }
 
 impl Check {
+    /// The order an examination tries them in.
+    pub const ORDER: [Self; 6] = [
+        Self::OtherSchemes,
+        Self::AsReceived,
+        Self::RetiredSecrets,
+        Self::SecretForms,
+        Self::SignatureEncoding,
+        Self::BodyAlterations,
+    ];
+
     /// What was checked, in words.
     pub fn describe(self) -> &'static str {
         match self {
