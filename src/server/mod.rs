@@ -73,6 +73,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let store = AnyStore::open(&config.store)?;
     let metrics = Metrics::new();
     let server_cfg = config.server.clone();
+    // A file size limit (`ulimit -f`, systemd's LimitFSIZE=) reached by the store's file must
+    // fail that write (EFBIG: the event is refused with 503, /readyz says why), not kill the
+    // process, which is what SIGXFSZ does by default. Once caught, it stays caught.
+    #[cfg(unix)]
+    let _xfsz =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(libc::SIGXFSZ))
+            .map_err(|e| tracing::warn!(error = %e, "cannot catch SIGXFSZ"));
     // TLS is on or off for the life of the listener; a reload only swaps the certificate.
     let certs = server_cfg
         .tls

@@ -12,6 +12,15 @@ use crate::common::*;
 const SECRET: &str = "reliability-secret";
 const BODY: &[u8] = br#"{"job_id":"job_1","status":"completed"}"#;
 
+fn mc_route(upstream: &str) -> Value {
+    route(
+        "mc",
+        "/hooks/mc",
+        upstream,
+        mc_verify(&[("current", SECRET)]),
+    )
+}
+
 /// Reads until the peer closes (EOF or reset) or `within` passes; the bytes, and whether it
 /// closed.
 fn read_to_close(s: &mut TcpStream, within: Duration) -> (Vec<u8>, bool) {
@@ -31,6 +40,43 @@ fn read_to_close(s: &mut TcpStream, within: Duration) -> (Vec<u8>, bool) {
             Err(_) => return (got, false),
         }
     }
+}
+
+/// `/readyz` on a redb store writes and reads a probe key: a file that no longer takes writes
+/// (here, a file size limit set on the running process) makes it answer 503 with the reason,
+/// and the process stays up (SIGXFSZ does not kill it).
+#[test]
+fn readyz_answers_503_when_the_redb_store_takes_no_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Opts {
+        store: Some(redb_store(&dir.path().join("hookgate.redb"))),
+        ..Opts::default()
+    };
+    let backend = Backend::start();
+    let gw = Gateway::start(config(&opts, mc_route(&backend.url("/in"))));
+    let ready = gw.admin_get("/readyz");
+    assert_eq!((ready.status, ready.text()), (200, "ready\n".to_string()));
+
+    let limit = std::process::Command::new("prlimit")
+        .args(["--pid", &gw.pid().to_string(), "--fsize=1:1"])
+        .output()
+        .expect("run prlimit (util-linux)");
+    assert!(limit.status.success(), "{limit:?}");
+
+    let started = Instant::now();
+    let ready = gw.admin_get("/readyz");
+    assert_eq!(ready.status, 503, "{}", ready.text());
+    assert!(
+        ready.text().starts_with("store unreachable (redb): "),
+        "{}",
+        ready.text()
+    );
+    assert!(started.elapsed() < Duration::from_secs(5), "bounded");
+    assert!(
+        gw.is_running(),
+        "a file size limit does not kill the process"
+    );
+    assert!(gw.metric("hookgate_store_errors_total", &[("operation", "ping")]) >= 1.0);
 }
 
 /// A backend that answers its headers, then stalls its body: `routes[].timeout` covers the whole
