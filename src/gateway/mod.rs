@@ -269,7 +269,6 @@ impl Gateway {
         let state = self.state.load_full();
         let trusted_proxies = &state.settings.trusted_proxies;
         let client = client_ip(conn.peer.ip(), req.headers(), trusted_proxies);
-        let (method, path) = (req.method().clone(), req.uri().path().to_owned());
         // The journal's copy of what arrived; nothing is copied when the journal is off.
         let (query, headers) = if self.journal.settings().enabled {
             (req.uri().query().map(str::to_owned), req.headers().clone())
@@ -277,8 +276,24 @@ impl Gateway {
             (None, HeaderMap::new())
         };
         let received_ms = self.clock.now_ms();
-        let mut rec = Record::default();
-        let result = self.pipeline(&state, req, conn, client, &mut rec).await;
+        let mut pending = Unfinished {
+            gateway: self,
+            rec: Record::default(),
+            started,
+            method: req.method().clone(),
+            path: req.uri().path().to_owned(),
+            client,
+            h2: req.version() == http::Version::HTTP_2,
+            done: false,
+        };
+        let result = self
+            .pipeline(&state, req, conn, client, &mut pending.rec)
+            .await;
+        pending.done = true;
+        let mut rec = std::mem::take(&mut pending.rec);
+        let method = std::mem::take(&mut pending.method);
+        let path = std::mem::take(&mut pending.path);
+        drop(pending);
         let route = rec.route.as_deref().unwrap_or("none");
         let mut unverified = None;
         let (response, outcome, reason) = match result {
@@ -543,6 +558,57 @@ impl Gateway {
             now,
         };
         self.deliver(state, outbound, rec).await
+    }
+}
+
+/// A request under way. Its future is dropped before it ends when the client resets its
+/// HTTP/2 stream or closes the connection (or at the end of `shutdown_grace`): it is then still
+/// counted and logged once, as `stream_reset` (HTTP/2) or `client_closed`, instead of vanishing.
+struct Unfinished<'a> {
+    gateway: &'a Gateway,
+    rec: Record,
+    started: Instant,
+    method: Method,
+    path: String,
+    client: IpAddr,
+    h2: bool,
+    done: bool,
+}
+
+impl Drop for Unfinished<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let reason = if self.h2 {
+            Rejection::StreamReset.reason()
+        } else {
+            "client_closed"
+        };
+        let route = self.rec.route.clone().unwrap_or_else(|| Arc::from("none"));
+        let elapsed = self.started.elapsed();
+        self.gateway
+            .account(&self.rec, &route, "rejected", reason, elapsed);
+        let verified = self.rec.verified.take();
+        Line {
+            route,
+            method: std::mem::take(&mut self.method),
+            path: std::mem::take(&mut self.path),
+            outcome: "rejected",
+            reason,
+            status: reject::CLIENT_CLOSED,
+            elapsed,
+            client: self.client,
+            key_id: verified.as_ref().map(|v| v.key_id.clone()),
+            delivery_id: verified.and_then(|v| v.delivery_id),
+            dedup_key: self.rec.dedup_key.take(),
+            queue_id: self.rec.queue_id,
+            spoofed: self.rec.spoofed,
+            schema_shadowed: None,
+            schema_pointers: None,
+            diagnosis: None,
+        }
+        .log();
     }
 }
 

@@ -4,8 +4,10 @@
 //! body. The real binary, real clients and backends on 127.0.0.1.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
+
+use bytes::Bytes;
 
 use crate::common::*;
 
@@ -40,6 +42,157 @@ fn read_to_close(s: &mut TcpStream, within: Duration) -> (Vec<u8>, bool) {
             Err(_) => return (got, false),
         }
     }
+}
+
+fn header_timeouts(gw: &Gateway) -> f64 {
+    gw.metric(
+        "hookgate_requests_total",
+        &[
+            ("route", "none"),
+            ("outcome", "rejected"),
+            ("reason", "header_timeout"),
+        ],
+    )
+}
+
+/// A client that starts a request head and never finishes it is cut at header_timeout with a
+/// request line and a count (`reason="header_timeout"`); connections that are merely idle, before
+/// their first request or between two, are closed the same way but are not counted.
+#[tokio::test]
+async fn an_unfinished_request_head_is_logged_and_counted() {
+    let backend = Backend::start();
+    let opts = Opts {
+        header_timeout: "1s".into(),
+        ..Opts::default()
+    };
+    let gw = Gateway::start(config(&opts, mc_route(&backend.url("/in"))));
+    let addr = gw.addr();
+
+    let mut slow = connect(addr);
+    slow.write_all(b"POST /hooks/mc HTTP/1.1\r\nHost: gw\r\nContent-Type: appl")
+        .unwrap();
+    let mut silent = connect(addr);
+    let mut kept = connect(addr);
+    let sig = sha256_header(SECRET, BODY);
+    kept.write_all(&raw_post_bytes(
+        "/hooks/mc",
+        &[("Host", "gw"), ("X-MediaConvert-Signature", &sig)],
+        BODY,
+    ))
+    .unwrap();
+    assert_eq!(read_response(&mut kept, WAIT).unwrap().status, 200);
+
+    for (name, conn) in [
+        ("slow", &mut slow),
+        ("silent", &mut silent),
+        ("kept", &mut kept),
+    ] {
+        let (_, closed) = read_to_close(conn, WAIT);
+        assert!(closed, "{name}: closed after header_timeout");
+    }
+    let line = gw
+        .wait_request_log(|l| l["reason"] == "header_timeout")
+        .expect("a request line for the unfinished head");
+    assert_eq!(line["route"], "none", "{line}");
+    assert_eq!(line["outcome"], "rejected", "{line}");
+    assert_eq!(line["status"], 408, "{line}");
+    assert_eq!(line["client_ip"], "127.0.0.1", "{line}");
+    assert!(line["duration_ms"].as_f64().unwrap() >= 900.0, "{line}");
+    assert_eq!(header_timeouts(&gw), 1.0, "only the unfinished head");
+    assert_eq!(
+        gw.request_logs()
+            .iter()
+            .filter(|l| l["reason"] == "header_timeout")
+            .count(),
+        1
+    );
+}
+
+/// An h2c connection for the raw `h2` client, driven on its own task.
+async fn h2_client(addr: SocketAddr) -> h2::client::SendRequest<Bytes> {
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (send, conn) = h2::client::handshake(tcp).await.expect("h2 handshake");
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    send
+}
+
+fn h2_post(addr: SocketAddr, signature: &str) -> http::Request<()> {
+    http::Request::builder()
+        .method("POST")
+        .uri(format!("http://{addr}/hooks/mc"))
+        .header("x-mediaconvert-signature", signature)
+        .body(())
+        .unwrap()
+}
+
+/// A client that resets its HTTP/2 stream mid-request (while sending the body, or while the
+/// backend is still answering) gets a request line and a count with `reason="stream_reset"`;
+/// before, the first was logged as a bad body and the second not at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_stream_reset_mid_request_is_logged_and_counted() {
+    let backend = Backend::start();
+    backend.hold();
+    let gw = Gateway::start(config(&Opts::default(), mc_route(&backend.url("/in"))));
+    let addr = gw.addr();
+    let sig = sha256_header(SECRET, BODY);
+
+    // Reset while the body is still arriving.
+    let mut h2 = h2_client(addr).await;
+    h2 = h2.ready().await.unwrap();
+    let (_answer, mut stream) = h2.send_request(h2_post(addr, &sig), false).unwrap();
+    stream
+        .send_data(Bytes::from_static(&BODY[..10]), false)
+        .unwrap();
+    // Nothing outside the gateway says when it has begun reading the body; a stream reset
+    // before the gateway has even taken the stream would never reach it.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stream.send_reset(h2::Reason::CANCEL);
+    let line = gw
+        .wait_request_log(|l| l["reason"] == "stream_reset")
+        .expect("a request line for the stream reset while sending its body");
+    assert_eq!(line["route"], "mc", "{line}");
+    assert_eq!(line["outcome"], "rejected", "{line}");
+    assert_eq!(line["status"], 499, "{line}");
+
+    // Reset while the backend holds the verified request.
+    let mut h2 = h2.ready().await.unwrap();
+    let (_answer, mut stream) = h2.send_request(h2_post(addr, &sig), false).unwrap();
+    stream.send_data(Bytes::from_static(BODY), true).unwrap();
+    assert!(backend.wait_count(1).await, "the backend got the request");
+    stream.send_reset(h2::Reason::CANCEL);
+    let deadline = Instant::now() + WAIT;
+    let lines = loop {
+        let lines: Vec<Value> = gw
+            .request_logs()
+            .into_iter()
+            .filter(|l| l["reason"] == "stream_reset")
+            .collect();
+        if lines.len() >= 2 || Instant::now() >= deadline {
+            break lines;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[1]["route"], "mc");
+    assert_eq!(lines[1]["key_id"], "current", "it had passed verification");
+    let resets = gw.metric(
+        "hookgate_requests_total",
+        &[
+            ("route", "mc"),
+            ("outcome", "rejected"),
+            ("reason", "stream_reset"),
+        ],
+    );
+    assert_eq!(resets, 2.0);
+    backend.unhold();
+    // The connection and the gateway carry on.
+    h2 = h2.ready().await.unwrap();
+    let (answer, mut stream) = h2.send_request(h2_post(addr, &sig), false).unwrap();
+    stream.send_data(Bytes::from_static(BODY), true).unwrap();
+    let answer = tokio::time::timeout(WAIT, answer).await.unwrap().unwrap();
+    assert_eq!(answer.status(), 200);
 }
 
 /// `/readyz` on a redb store writes and reads a probe key: a file that no longer takes writes
