@@ -77,6 +77,12 @@ pub async fn run(
                 }
             },
         };
+        // Over its address's share: closed before a byte is read (per_ip.rs says why).
+        let Some(slot) = shared.per_ip.enter(peer.ip()) else {
+            shared.per_ip.refused(peer.ip(), shared.gateway.metrics());
+            drop(stream);
+            continue;
+        };
         // The permit is taken after accept, so idle workers hold none: past `max_connections`
         // each worker keeps at most this one connection waiting, the rest wait in the backlog.
         let permit = tokio::select! {
@@ -112,7 +118,7 @@ pub async fn run(
                     }
                 }
             }
-            drop(permit);
+            drop((permit, slot));
         });
     }
 

@@ -195,6 +195,88 @@ async fn an_http2_stream_reset_mid_request_is_logged_and_counted() {
     assert_eq!(answer.status(), 200);
 }
 
+/// `server.max_connections_per_ip`: a third connection from an address holding two is closed
+/// at once, counted, and logged at most once a second however many follow; a slot given back
+/// is usable again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_per_address_are_capped() {
+    let backend = Backend::start();
+    let mut c = config(&Opts::default(), mc_route(&backend.url("/in")));
+    c["server"]["max_connections_per_ip"] = json!(2);
+    let gw = Gateway::start(c);
+    let addr = gw.addr();
+    let sig = sha256_header(SECRET, BODY);
+    let request = raw_post_bytes(
+        "/hooks/mc",
+        &[("Host", "gw"), ("X-MediaConvert-Signature", &sig)],
+        BODY,
+    );
+    // Two served, kept open (keep-alive).
+    let mut held: Vec<TcpStream> = (0..2).map(|_| connect(addr)).collect();
+    for s in &mut held {
+        s.write_all(&request).unwrap();
+        assert_eq!(read_response(s, WAIT).unwrap().status, 200);
+    }
+
+    let started = Instant::now();
+    let mut over = connect(addr);
+    let _ = over.write_all(&request);
+    let (got, closed) = read_to_close(&mut over, Duration::from_secs(3));
+    assert!(
+        closed && got.is_empty(),
+        "closed without an answer: {got:?}"
+    );
+    let refused = |gw: &Gateway| {
+        gw.metric(
+            "hookgate_connections_refused_total",
+            &[("reason", "max_connections_per_ip")],
+        )
+    };
+    assert_eq!(refused(&gw), 1.0);
+
+    // A flood beyond the cap: each counted, the log line at most once a second.
+    for _ in 0..30 {
+        let mut s = connect(addr);
+        let (_, closed) = read_to_close(&mut s, Duration::from_secs(3));
+        assert!(closed);
+    }
+    assert_eq!(refused(&gw), 31.0);
+    let elapsed = started.elapsed().as_secs() as usize;
+    let lines: Vec<Value> = gw
+        .logs()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("connection refused"))
+        })
+        .collect();
+    assert!(
+        !lines.is_empty() && lines.len() <= elapsed + 1,
+        "{} lines in {elapsed} s",
+        lines.len()
+    );
+    assert_eq!(lines[0]["client_ip"], "127.0.0.1");
+    assert_eq!(lines[0]["max_connections_per_ip"], 2);
+    // The held connections still work.
+    held[0].write_all(&request).unwrap();
+    assert_eq!(read_response(&mut held[0], WAIT).unwrap().status, 200);
+
+    // One closed: its slot is free again (once the gateway has seen it close).
+    drop(held.pop());
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut s = connect(addr);
+        s.write_all(&request).unwrap();
+        if read_response(&mut s, Duration::from_secs(2)).is_ok_and(|r| r.status == 200) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the slot never came back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// `/readyz` on a redb store writes and reads a probe key: a file that no longer takes writes
 /// (here, a file size limit set on the running process) makes it answer 503 with the reason,
 /// and the process stays up (SIGXFSZ does not kill it).
