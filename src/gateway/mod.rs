@@ -275,13 +275,16 @@ impl Gateway {
         } else {
             (None, HeaderMap::new())
         };
-        let received_ms = self.clock.now_ms();
         let mut pending = Unfinished {
             gateway: self,
+            state: state.clone(),
             rec: Record::default(),
             started,
+            received_ms: self.clock.now_ms(),
             method: req.method().clone(),
             path: req.uri().path().to_owned(),
+            query,
+            headers,
             client,
             h2: req.version() == http::Version::HTTP_2,
             done: false,
@@ -293,6 +296,9 @@ impl Gateway {
         let mut rec = std::mem::take(&mut pending.rec);
         let method = std::mem::take(&mut pending.method);
         let path = std::mem::take(&mut pending.path);
+        let query = pending.query.take();
+        let headers = std::mem::take(&mut pending.headers);
+        let received_ms = pending.received_ms;
         drop(pending);
         let route = rec.route.as_deref().unwrap_or("none");
         let mut unverified = None;
@@ -563,13 +569,18 @@ impl Gateway {
 
 /// A request under way. Its future is dropped before it ends when the client resets its
 /// HTTP/2 stream or closes the connection (or at the end of `shutdown_grace`): it is then still
-/// counted and logged once, as `stream_reset` (HTTP/2) or `client_closed`, instead of vanishing.
+/// counted, logged and journaled once, as `stream_reset` (HTTP/2) or `client_closed`, instead of
+/// vanishing.
 struct Unfinished<'a> {
     gateway: &'a Gateway,
+    state: Arc<State>,
     rec: Record,
     started: Instant,
+    received_ms: u64,
     method: Method,
     path: String,
+    query: Option<String>,
+    headers: HeaderMap,
     client: IpAddr,
     h2: bool,
     done: bool,
@@ -587,8 +598,23 @@ impl Drop for Unfinished<'_> {
         };
         let route = self.rec.route.clone().unwrap_or_else(|| Arc::from("none"));
         let elapsed = self.started.elapsed();
-        self.gateway
-            .account(&self.rec, &route, "rejected", reason, elapsed);
+        let gw = self.gateway;
+        gw.account(&self.rec, &route, "rejected", reason, elapsed);
+        let finished = Finished {
+            received_ms: self.received_ms,
+            method: self.method.clone(),
+            path: self.path.clone(),
+            query: self.query.take(),
+            client: self.client,
+            headers: std::mem::take(&mut self.headers),
+            outcome: "rejected",
+            reason,
+            status: reject::CLIENT_CLOSED,
+            duration: elapsed,
+        };
+        if let Some(entry) = gw.journal_entry(&self.state, &self.rec, finished) {
+            gw.journal.record(entry);
+        }
         let verified = self.rec.verified.take();
         Line {
             route,

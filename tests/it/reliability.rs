@@ -186,6 +186,26 @@ async fn an_http2_stream_reset_mid_request_is_logged_and_counted() {
         ],
     );
     assert_eq!(resets, 2.0);
+    // Both in the journal too, as the log has them.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let r = send(gw.admin(), "GET", "/api/events?route=mc", &[], b"").await;
+        let v: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+        let reset: Vec<&Value> = v["events"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["reason"] == "stream_reset")
+            .collect();
+        if reset.len() == 2 {
+            assert!(reset
+                .iter()
+                .all(|e| e["outcome"] == "rejected" && e["status"] == 499));
+            break;
+        }
+        assert!(Instant::now() < deadline, "journal: {v}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     backend.unhold();
     // The connection and the gateway carry on.
     h2 = h2.ready().await.unwrap();
