@@ -27,7 +27,7 @@ pub enum DoctorError {
     Read(String, std::io::Error),
     #[error("--{0} is required")]
     Missing(&'static str),
-    #[error("no event `{0}` in the gateway's journal (unknown id, or dropped by journal.max_events or journal.max_age): `hookgate events list` shows the ids")]
+    #[error("no event `{0}` in the gateway's journal (unknown id, dropped by journal.max_events or journal.max_age, or the journal is off): `hookgate events list` shows the ids")]
     NoEvent(String),
     #[error(transparent)]
     Remote(RemoteError),
@@ -137,7 +137,10 @@ pub async fn event(args: &DoctorArgs, id: &str) -> Result<(String, bool), Doctor
     )
     .await
     .map_err(|e| match e {
-        RemoteError::Api(404, _) => DoctorError::NoEvent(id.to_string()),
+        // A gateway without the events API answers 404 too, in other words.
+        RemoteError::Api(404, msg) if msg == "no such event" => {
+            DoctorError::NoEvent(id.to_string())
+        }
         e => DoctorError::Remote(e),
     })?;
     Ok(event_words(&event))
