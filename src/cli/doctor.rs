@@ -181,10 +181,14 @@ fn event_words(e: &Value) -> (String, bool) {
         return (out, true);
     };
     out.push_str("verification: failed; the sender got 401 {\"error\":\"invalid signature\"}\n");
-    let Some(diagnosis) = Diagnosis::parse(recorded) else {
+    let Ok(diagnosis) = recorded.parse::<Diagnosis>() else {
         out.push_str(&format!(
             "\ndiagnosis: {recorded} (not one this version of hookgate knows: compare the gateway's version with this one)\n"
         ));
+        // The gateway's own words for it, when it gives them.
+        if let Some(advice) = e["diagnosis_advice"].as_str() {
+            out.push_str(&format!("what to change: {advice}\n"));
+        }
         return (out, false);
     };
     out.push_str(&recorded_words(&diagnosis));

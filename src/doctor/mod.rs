@@ -164,28 +164,6 @@ impl Diagnosis {
 }
 
 impl Diagnosis {
-    /// Reads the full value back, as a journal event or log line has it; `None` for a value
-    /// this version does not know (written by a newer gateway, or not a diagnosis).
-    pub fn parse(s: &str) -> Option<Self> {
-        let (kind, arg) = match s.split_once(':') {
-            Some((k, a)) => (k, Some(a)),
-            None => (s, None),
-        };
-        Some(match (kind, arg) {
-            ("wrong_scheme", Some(a)) => Self::WrongScheme(Scheme::builtin(a)?.name()),
-            ("body_altered", Some(a)) => {
-                Self::BodyAltered(Alteration::ALL.into_iter().find(|alt| alt.label() == a)?)
-            }
-            ("retired_secret", Some(a)) if !a.is_empty() => Self::RetiredSecret(Arc::from(a)),
-            ("clock_skew", Some(a)) => Self::ClockSkew(a.parse().ok()?),
-            ("secret_encoding", None) => Self::SecretEncoding,
-            ("signature_encoding", None) => Self::SignatureEncoding,
-            ("unknown", None) => Self::Unknown,
-            ("skipped", None) => Self::Skipped,
-            _ => return None,
-        })
-    }
-
     /// The check that found this diagnosis; `None` for `unknown` (every check ran, none
     /// matched) and `skipped` (none ran). The checks before it in [`Check::ORDER`] ran and
     /// did not match.
@@ -227,17 +205,10 @@ impl std::str::FromStr for Diagnosis {
                 Self::WrongScheme(SCHEME_NAMES.iter().copied().find(|n| *n == d).ok_or(())?)
             }
             ("body_altered", d) => Self::BodyAltered(
-                [
-                    Alteration::TrailingNewlineAdded,
-                    Alteration::TrailingNewlineRemoved,
-                    Alteration::CrlfToLf,
-                    Alteration::LfToCrlf,
-                    Alteration::JsonReserialized,
-                    Alteration::CharsetTranscoded,
-                ]
-                .into_iter()
-                .find(|a| a.label() == d)
-                .ok_or(())?,
+                Alteration::ALL
+                    .into_iter()
+                    .find(|a| a.label() == d)
+                    .ok_or(())?,
             ),
             ("retired_secret", d) if !d.is_empty() => Self::RetiredSecret(d.into()),
             ("clock_skew", d) => Self::ClockSkew(d.parse().map_err(|_| ())?),

@@ -330,7 +330,7 @@ fn diagnoses_read_back_from_their_text() {
     ];
     all.extend(Alteration::ALL.map(Diagnosis::BodyAltered));
     for d in all {
-        assert_eq!(Diagnosis::parse(&d.to_string()), Some(d.clone()), "{d}");
+        assert_eq!(d.to_string().parse::<Diagnosis>(), Ok(d.clone()), "{d}");
         if let Some(check) = d.found_by() {
             assert!(Check::ORDER.contains(&check));
         }
@@ -344,7 +344,7 @@ fn diagnoses_read_back_from_their_text() {
         "unknown:1",
         "new_kind",
     ] {
-        assert_eq!(Diagnosis::parse(bad), None, "{bad}");
+        assert_eq!(bad.parse::<Diagnosis>(), Err(()), "{bad}");
     }
 }
 
