@@ -44,6 +44,7 @@ METRICS = {
     "hookgate_journal_dropped_total": "counter",
     "hookgate_replays_total": "counter",
     "hookgate_route_paused": "gauge",
+    "hookgate_connections_refused_total": "counter",
 }
 
 problems = []

@@ -42,7 +42,7 @@ fn main() -> ExitCode {
                 Err(e) => fail(&e.to_string(), 1),
             }
         }
-        Some(Command::Doctor(args)) => match hookgate::cli::doctor::run(&args) {
+        Some(Command::Doctor(args)) => match doctor(&args) {
             Ok((out, verified)) => {
                 print!("{out}");
                 if verified {
@@ -77,6 +77,19 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&format!("echo: {e}"), 1),
         },
+    }
+}
+
+/// `hookgate doctor`: a request given on the command line, or a journal event (`--event`).
+fn doctor(
+    args: &hookgate::cli::DoctorArgs,
+) -> Result<(String, bool), hookgate::cli::doctor::DoctorError> {
+    use hookgate::cli::doctor::{event, run, DoctorError};
+    match &args.event {
+        None => run(args),
+        Some(id) => runtime()
+            .map_err(|e| DoctorError::Runtime(e.to_string()))?
+            .block_on(event(args, id)),
     }
 }
 

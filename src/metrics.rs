@@ -35,6 +35,8 @@ pub struct Metrics {
     pub journal_dropped: IntCounterVec,
     pub replays: IntCounterVec,
     pub route_paused: IntGaugeVec,
+    /// Connections closed at accept, before any byte is read (`max_connections_per_ip`).
+    pub connections_refused: IntCounterVec,
 }
 
 const BUCKETS: &[f64] = &[
@@ -197,6 +199,11 @@ impl Metrics {
                 "1 while a route's background delivery is paused.",
                 &["route"],
             ),
+            connections_refused: counter(
+                "hookgate_connections_refused_total",
+                "Connections closed as soon as they were accepted, by reason: max_connections_per_ip.",
+                &["reason"],
+            ),
             build_info: gauge(
                 "hookgate_build_info",
                 "Always 1; the running version in the label.",
@@ -208,6 +215,8 @@ impl Metrics {
         for result in ["ok", "error"] {
             m.config_reloads.with_label_values(&[result]);
         }
+        m.connections_refused
+            .with_label_values(&["max_connections_per_ip"]);
         m.build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);

@@ -1,13 +1,17 @@
 //! `hookgate doctor`: the signature doctor for a person wiring up a provider. Given the route's
 //! scheme and keys and a request as hookgate received it, it verifies the request and, when that
-//! fails, says in words what was checked, what matched and what to change.
+//! fails, says in words what was checked, what matched and what to change. With `--event ID` it
+//! explains the diagnosis a running gateway recorded for a journal event: the journal keeps
+//! signature headers redacted, so the examination cannot be run again here.
 
 use http::{HeaderMap, HeaderName, HeaderValue};
+use serde_json::Value;
 
+use super::remote::{call, RemoteError};
 use super::sign::{scheme, SignError};
 use super::{DoctorArgs, SchemeArgs};
 use crate::clock::unix_now;
-use crate::doctor::{Check, Doctor, Report, Step};
+use crate::doctor::{Check, Diagnosis, Doctor, Report, Step};
 use crate::secret::Secret;
 use crate::verify::{Input, Keys, Scheme, Verifier};
 
@@ -21,21 +25,39 @@ pub enum DoctorError {
     BadOption(&'static str, String),
     #[error("cannot read {0}: {1}")]
     Read(String, std::io::Error),
+    #[error("--{0} is required")]
+    Missing(&'static str),
+    #[error("no event `{0}` in the gateway's journal (unknown id, dropped by journal.max_events or journal.max_age, or the journal is off): `hookgate events list` shows the ids")]
+    NoEvent(String),
+    #[error(transparent)]
+    Remote(RemoteError),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(String),
 }
 
 impl DoctorError {
-    /// Always 2: 1 means "the signature does not verify".
+    /// 2 for what the user typed wrong, 1 for what went wrong at run time (the gateway cannot
+    /// be reached, refuses the token, or has no such event); 1 also means "does not verify".
     pub fn exit_code(&self) -> u8 {
-        2
+        match self {
+            Self::NoEvent(_) | Self::Runtime(_) => 1,
+            Self::Remote(e) => e.exit_code(),
+            _ => 2,
+        }
     }
 }
 
 /// The analysis in words, and whether the request verifies.
 pub fn run(args: &DoctorArgs) -> Result<(String, bool), DoctorError> {
+    let scheme_name = args.scheme.clone().ok_or(DoctorError::Missing("scheme"))?;
+    let body_file = args
+        .body_file
+        .as_deref()
+        .ok_or(DoctorError::Missing("BODY_FILE"))?;
     let scheme = scheme(&SchemeArgs {
         route: None,
         config: None,
-        scheme: Some(args.scheme.clone()),
+        scheme: Some(scheme_name),
         secret: None,
         secret_file: None,
         private_key_file: None,
@@ -56,7 +78,7 @@ pub fn run(args: &DoctorArgs) -> Result<(String, bool), DoctorError> {
     let keys = keys(&scheme, args)?;
     let retired = retired(&scheme, &args.retired_secrets)?;
     let headers = headers(&args.headers)?;
-    let body = read(&args.body_file)?;
+    let body = read(body_file)?;
     let tolerance = humantime::parse_duration(&args.tolerance)
         .map_err(|e| DoctorError::BadOption("tolerance", e.to_string()))?;
     let now = args.now.unwrap_or_else(unix_now);
@@ -97,6 +119,105 @@ pub fn run(args: &DoctorArgs) -> Result<(String, bool), DoctorError> {
     let report = Doctor::new(&verifier, retired).examine(&input, error);
     out.push_str(&words(&report));
     Ok((out, false))
+}
+
+/// `--event ID`: the journal event's recorded diagnosis in words, and whether the event passed
+/// verification (`false` for a signature failure, as for a request that does not verify).
+pub async fn event(args: &DoctorArgs, id: &str) -> Result<(String, bool), DoctorError> {
+    let path = format!(
+        "/api/events/{}",
+        form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()
+    );
+    let event = call(
+        &args.admin.admin,
+        args.admin.token(),
+        http::Method::GET,
+        &path,
+        None,
+    )
+    .await
+    .map_err(|e| match e {
+        // A gateway without the events API answers 404 too, in other words.
+        RemoteError::Api(404, msg) if msg == "no such event" => {
+            DoctorError::NoEvent(id.to_string())
+        }
+        e => DoctorError::Remote(e),
+    })?;
+    Ok(event_words(&event))
+}
+
+/// What a journal event says about its signature, for a person.
+fn event_words(e: &Value) -> (String, bool) {
+    let text = |v: &Value| match v {
+        Value::Null => "-".to_string(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let mut out = format!(
+        "event {} received {} on route {} (provider {}): {} {}\n",
+        text(&e["id"]),
+        text(&e["received_at"]),
+        text(&e["route"]),
+        text(&e["provider"]),
+        text(&e["method"]),
+        text(&e["path"]),
+    );
+    out.push_str(&format!(
+        "outcome {}, reason {}, status {}\n",
+        text(&e["outcome"]),
+        text(&e["reason"]),
+        text(&e["status"]),
+    ));
+    let Some(recorded) = e["diagnosis"].as_str() else {
+        let why = if e["key_id"].is_string() {
+            format!(
+                "it passed verification with key `{}`: there is nothing to diagnose",
+                text(&e["key_id"])
+            )
+        } else {
+            "it was not refused for its signature (the signature doctor examines only verification failures): there is nothing to diagnose".to_string()
+        };
+        out.push_str(&format!("\nno diagnosis: {why}\n"));
+        return (out, true);
+    };
+    out.push_str("verification: failed; the sender got 401 {\"error\":\"invalid signature\"}\n");
+    let Ok(diagnosis) = recorded.parse::<Diagnosis>() else {
+        out.push_str(&format!(
+            "\ndiagnosis: {recorded} (not one this version of hookgate knows: compare the gateway's version with this one)\n"
+        ));
+        // The gateway's own words for it, when it gives them.
+        if let Some(advice) = e["diagnosis_advice"].as_str() {
+            out.push_str(&format!("what to change: {advice}\n"));
+        }
+        return (out, false);
+    };
+    out.push_str(&recorded_words(&diagnosis));
+    (out, false)
+}
+
+/// The checks a recorded diagnosis implies (they run in a fixed order and stop at the first
+/// match), the diagnosis, and what to change.
+fn recorded_words(diagnosis: &Diagnosis) -> String {
+    let mut out = String::new();
+    if *diagnosis == Diagnosis::Skipped {
+        out.push_str("\nnot examined: the route's diagnosis budget (verify.diagnose_per_minute) was spent, the doctor is off for the route (0), or its queue was full\n");
+    } else {
+        let found = diagnosis.found_by();
+        out.push_str("\nchecked by the gateway, in order (a check that does not apply to the route, such as retired secrets it has none of, is passed over):\n");
+        for check in Check::ORDER {
+            let matched = Some(check) == found;
+            let outcome = if matched { "MATCH" } else { "no match" };
+            out.push_str(&format!("  - {}: {outcome}\n", check.describe()));
+            if matched {
+                break;
+            }
+        }
+    }
+    out.push_str(&format!(
+        "\ndiagnosis: {diagnosis}\nwhat to change: {}\n",
+        diagnosis.advice()
+    ));
+    out
 }
 
 /// The report for a person.
@@ -223,6 +344,45 @@ mod tests {
             headers(&["bad name: x".into()]),
             Err(DoctorError::Header(_))
         ));
+    }
+
+    #[test]
+    fn an_event_in_words() {
+        let failed = serde_json::json!({
+            "id": "e1", "route": "stripe", "provider": "stripe", "method": "POST",
+            "path": "/hooks/stripe", "outcome": "rejected", "reason": "mismatch", "status": 401,
+            "diagnosis": "body_altered:trailing_newline_added", "key_id": null,
+        });
+        let (out, verified) = event_words(&failed);
+        assert!(!verified);
+        assert!(
+            out.contains("diagnosis: body_altered:trailing_newline_added"),
+            "{out}"
+        );
+        assert!(
+            out.contains("the body with known alterations undone: MATCH"),
+            "{out}"
+        );
+        assert!(out.contains("the retired secrets (verify.retired_secrets): no match"));
+        assert!(out.contains("a newline was added to the body"), "{out}");
+
+        let mut skipped = failed.clone();
+        skipped["diagnosis"] = "skipped".into();
+        let (out, _) = event_words(&skipped);
+        assert!(out.contains("not examined"), "{out}");
+        assert!(!out.contains("MATCH"), "{out}");
+
+        let mut unknown = failed.clone();
+        unknown["diagnosis"] = "unknown".into();
+        let (out, _) = event_words(&unknown);
+        assert_eq!(out.matches("no match").count(), Check::ORDER.len(), "{out}");
+
+        let mut forwarded = failed;
+        forwarded["diagnosis"] = Value::Null;
+        forwarded["key_id"] = "current".into();
+        let (out, verified) = event_words(&forwarded);
+        assert!(verified);
+        assert!(out.contains("no diagnosis: it passed verification with key `current`"));
     }
 
     #[test]

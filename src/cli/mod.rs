@@ -331,19 +331,39 @@ pub struct SendArgs {
     pub body_file: PathBuf,
 }
 
-/// A request as hookgate received it, and the route's scheme and keys.
+/// A request as hookgate received it, and the route's scheme and keys; or a journal event of
+/// a running gateway (`--event`).
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
+    /// Explain this journal event of a running gateway instead (through its admin API: the
+    /// diagnosis it recorded, as the journal keeps signatures redacted).
+    #[arg(
+        long,
+        value_name = "ID",
+        conflicts_with_all = [
+            "scheme", "secret_file", "public_key", "retired_secrets", "headers", "now", "url",
+            "signature_header", "prefix", "encoding", "algorithm", "signed", "timestamp_header",
+            "body_file",
+        ]
+    )]
+    pub event: Option<String>,
+    /// With --event: the gateway's admin API.
+    #[command(flatten)]
+    pub admin: AdminArgs,
     /// The route's signature scheme.
-    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(SCHEME_NAMES))]
-    pub scheme: String,
+    #[arg(
+        long,
+        value_parser = clap::builder::PossibleValuesParser::new(SCHEME_NAMES),
+        required_unless_present = "event"
+    )]
+    pub scheme: Option<String>,
     /// The route's secret, as configured (as the provider shows it). Prefer HOOKGATE_SECRET or
     /// --secret-file: argv is visible to other users.
     #[arg(
         long,
         env = "HOOKGATE_SECRET",
         hide_env_values = true,
-        required_unless_present_any = ["secret_file", "public_key"]
+        required_unless_present_any = ["secret_file", "public_key", "event"]
     )]
     pub secret: Option<String>,
     /// Read the route's secret from a file.
@@ -386,7 +406,8 @@ pub struct DoctorArgs {
     #[arg(long)]
     pub timestamp_header: Option<String>,
     /// The body exactly as received.
-    pub body_file: PathBuf,
+    #[arg(required_unless_present = "event")]
+    pub body_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

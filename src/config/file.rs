@@ -157,6 +157,7 @@ pub struct ServerFile {
     pub header_timeout: Leaf,
     pub body_timeout: Leaf,
     pub max_connections: Leaf,
+    pub max_connections_per_ip: Leaf,
     pub workers: Leaf,
     pub trusted_proxies: Option<List<Value>>,
     pub shutdown_grace: Leaf,

@@ -98,6 +98,8 @@ pub struct Server {
     pub header_timeout: Duration,
     pub body_timeout: Duration,
     pub max_connections: usize,
+    /// Open connections from one address (an IPv6 /64), counted at accept on the TCP peer.
+    pub max_connections_per_ip: usize,
     /// Worker threads, each with its own runtime, listener and upstream pool.
     pub workers: usize,
     pub trusted_proxies: Vec<ipnet::IpNet>,

@@ -75,6 +75,10 @@ pub fn restart_only_changes(running: &Config, new: &Config) -> Vec<&'static str>
             "server.max_connections",
             a.max_connections != b.max_connections,
         ),
+        (
+            "server.max_connections_per_ip",
+            a.max_connections_per_ip != b.max_connections_per_ip,
+        ),
         ("server.workers", a.workers != b.workers),
         (
             "server.header_timeout",

@@ -64,6 +64,15 @@ pub enum Alteration {
 }
 
 impl Alteration {
+    pub const ALL: [Self; 6] = [
+        Self::TrailingNewlineAdded,
+        Self::TrailingNewlineRemoved,
+        Self::CrlfToLf,
+        Self::LfToCrlf,
+        Self::JsonReserialized,
+        Self::CharsetTranscoded,
+    ];
+
     pub fn label(self) -> &'static str {
         match self {
             Self::TrailingNewlineAdded => "trailing_newline_added",
@@ -154,6 +163,23 @@ impl Diagnosis {
     }
 }
 
+impl Diagnosis {
+    /// The check that found this diagnosis; `None` for `unknown` (every check ran, none
+    /// matched) and `skipped` (none ran). The checks before it in [`Check::ORDER`] ran and
+    /// did not match.
+    pub fn found_by(&self) -> Option<Check> {
+        Some(match self {
+            Self::WrongScheme(_) => Check::OtherSchemes,
+            Self::ClockSkew(_) => Check::AsReceived,
+            Self::RetiredSecret(_) => Check::RetiredSecrets,
+            Self::SecretEncoding => Check::SecretForms,
+            Self::SignatureEncoding => Check::SignatureEncoding,
+            Self::BodyAltered(_) => Check::BodyAlterations,
+            Self::Unknown | Self::Skipped => return None,
+        })
+    }
+}
+
 /// The full value, as the log line has it: `clock_skew:-400`, `body_altered:json_reserialized`.
 impl fmt::Display for Diagnosis {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -179,17 +205,10 @@ impl std::str::FromStr for Diagnosis {
                 Self::WrongScheme(SCHEME_NAMES.iter().copied().find(|n| *n == d).ok_or(())?)
             }
             ("body_altered", d) => Self::BodyAltered(
-                [
-                    Alteration::TrailingNewlineAdded,
-                    Alteration::TrailingNewlineRemoved,
-                    Alteration::CrlfToLf,
-                    Alteration::LfToCrlf,
-                    Alteration::JsonReserialized,
-                    Alteration::CharsetTranscoded,
-                ]
-                .into_iter()
-                .find(|a| a.label() == d)
-                .ok_or(())?,
+                Alteration::ALL
+                    .into_iter()
+                    .find(|a| a.label() == d)
+                    .ok_or(())?,
             ),
             ("retired_secret", d) if !d.is_empty() => Self::RetiredSecret(d.into()),
             ("clock_skew", d) => Self::ClockSkew(d.parse().map_err(|_| ())?),
@@ -214,6 +233,16 @@ pub enum Check {
 }
 
 impl Check {
+    /// The order an examination tries them in.
+    pub const ORDER: [Self; 6] = [
+        Self::OtherSchemes,
+        Self::AsReceived,
+        Self::RetiredSecrets,
+        Self::SecretForms,
+        Self::SignatureEncoding,
+        Self::BodyAlterations,
+    ];
+
     /// What was checked, in words.
     pub fn describe(self) -> &'static str {
         match self {

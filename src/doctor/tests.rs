@@ -315,6 +315,39 @@ fn every_kind_and_its_words() {
         .contains("400 s in the past"));
 }
 
+/// A journal event's diagnosis reads back as written, with the check that found it.
+#[test]
+fn diagnoses_read_back_from_their_text() {
+    let mut all = vec![
+        Diagnosis::WrongScheme("github"),
+        Diagnosis::SecretEncoding,
+        Diagnosis::SignatureEncoding,
+        Diagnosis::RetiredSecret("2024-q4".into()),
+        Diagnosis::ClockSkew(-400),
+        Diagnosis::ClockSkew(12),
+        Diagnosis::Unknown,
+        Diagnosis::Skipped,
+    ];
+    all.extend(Alteration::ALL.map(Diagnosis::BodyAltered));
+    for d in all {
+        assert_eq!(d.to_string().parse::<Diagnosis>(), Ok(d.clone()), "{d}");
+        if let Some(check) = d.found_by() {
+            assert!(Check::ORDER.contains(&check));
+        }
+    }
+    for bad in [
+        "",
+        "wrong_scheme:nope",
+        "body_altered:rot13",
+        "clock_skew:soon",
+        "retired_secret:",
+        "unknown:1",
+        "new_kind",
+    ] {
+        assert_eq!(bad.parse::<Diagnosis>(), Err(()), "{bad}");
+    }
+}
+
 /// The worst case: 3 secrets, 3 retired, a JSON body in which every style differs, CRLF and a
 /// trailing newline, nothing matching: every candidate is checked, within the bound.
 #[test]

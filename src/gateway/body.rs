@@ -32,9 +32,23 @@ where
     match tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await {
         Err(_) => Err(Rejection::BodyTimeout),
         Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => Err(Rejection::TooLarge),
+        Ok(Err(e)) if reset_by_client(&*e) => Err(Rejection::StreamReset),
         Ok(Err(_)) => Err(Rejection::BadBody),
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
     }
+}
+
+/// Whether a body error is the client resetting its HTTP/2 stream: the request was cancelled,
+/// not malformed.
+fn reset_by_client(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(err) = cause {
+        if let Some(h2) = err.downcast_ref::<h2::Error>() {
+            return h2.is_reset() && h2.is_remote();
+        }
+        cause = err.source();
+    }
+    false
 }
 
 #[cfg(test)]

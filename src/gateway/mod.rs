@@ -269,7 +269,6 @@ impl Gateway {
         let state = self.state.load_full();
         let trusted_proxies = &state.settings.trusted_proxies;
         let client = client_ip(conn.peer.ip(), req.headers(), trusted_proxies);
-        let (method, path) = (req.method().clone(), req.uri().path().to_owned());
         // The journal's copy of what arrived; nothing is copied when the journal is off.
         let (query, headers) = if self.journal.settings().enabled {
             let headers = journal::Headers::capture(req.headers());
@@ -277,9 +276,31 @@ impl Gateway {
         } else {
             (None, journal::Headers::default())
         };
-        let received_ms = self.clock.now_ms();
-        let mut rec = Record::default();
-        let result = self.pipeline(&state, req, conn, client, &mut rec).await;
+        let mut pending = Unfinished {
+            gateway: self,
+            state: state.clone(),
+            rec: Record::default(),
+            started,
+            received_ms: self.clock.now_ms(),
+            method: req.method().clone(),
+            path: req.uri().path().to_owned(),
+            query,
+            headers,
+            client,
+            h2: req.version() == http::Version::HTTP_2,
+            done: false,
+        };
+        let result = self
+            .pipeline(&state, req, conn, client, &mut pending.rec)
+            .await;
+        pending.done = true;
+        let mut rec = std::mem::take(&mut pending.rec);
+        let method = std::mem::take(&mut pending.method);
+        let path = std::mem::take(&mut pending.path);
+        let query = pending.query.take();
+        let headers = std::mem::take(&mut pending.headers);
+        let received_ms = pending.received_ms;
+        drop(pending);
         let route = rec.route.as_deref().unwrap_or("none");
         let mut unverified = None;
         let (response, outcome, reason) = match result {
@@ -545,6 +566,77 @@ impl Gateway {
             now,
         };
         self.deliver(state, outbound, rec).await
+    }
+}
+
+/// A request under way. Its future is dropped before it ends when the client resets its
+/// HTTP/2 stream or closes the connection (or at the end of `shutdown_grace`): it is then still
+/// counted, logged and journaled once, as `stream_reset` (HTTP/2) or `client_closed`, instead of
+/// vanishing.
+struct Unfinished<'a> {
+    gateway: &'a Gateway,
+    state: Arc<State>,
+    rec: Record,
+    started: Instant,
+    received_ms: u64,
+    method: Method,
+    path: String,
+    query: Option<String>,
+    headers: HeaderMap,
+    client: IpAddr,
+    h2: bool,
+    done: bool,
+}
+
+impl Drop for Unfinished<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let reason = if self.h2 {
+            Rejection::StreamReset.reason()
+        } else {
+            "client_closed"
+        };
+        let route = self.rec.route.clone().unwrap_or_else(|| Arc::from("none"));
+        let elapsed = self.started.elapsed();
+        let gw = self.gateway;
+        gw.account(&self.rec, &route, "rejected", reason, elapsed);
+        let finished = Finished {
+            received_ms: self.received_ms,
+            method: self.method.clone(),
+            path: self.path.clone(),
+            query: self.query.take(),
+            client: self.client,
+            headers: std::mem::take(&mut self.headers),
+            outcome: "rejected",
+            reason,
+            status: reject::CLIENT_CLOSED,
+            duration: elapsed,
+        };
+        if let Some(entry) = gw.journal_entry(&self.state, &self.rec, finished) {
+            gw.journal.record(entry);
+        }
+        let verified = self.rec.verified.take();
+        Line {
+            route,
+            method: std::mem::take(&mut self.method),
+            path: std::mem::take(&mut self.path),
+            outcome: "rejected",
+            reason,
+            status: reject::CLIENT_CLOSED,
+            elapsed,
+            client: self.client,
+            key_id: verified.as_ref().map(|v| v.key_id.clone()),
+            delivery_id: verified.and_then(|v| v.delivery_id),
+            dedup_key: self.rec.dedup_key.take(),
+            queue_id: self.rec.queue_id,
+            spoofed: self.rec.spoofed,
+            schema_shadowed: None,
+            schema_pointers: None,
+            diagnosis: None,
+        }
+        .log();
     }
 }
 

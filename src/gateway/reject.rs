@@ -12,6 +12,9 @@ use crate::schema::{Failure, Violation};
 use crate::upstream::UpstreamError;
 use crate::verify::VerifyError;
 
+/// The status logged for a request its client cancelled: nothing reaches the client.
+pub const CLIENT_CLOSED: u16 = 499;
+
 /// A refusal or failure that ends a request before (or instead of) the backend's answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Rejection {
@@ -25,6 +28,9 @@ pub enum Rejection {
     BodyTimeout,
     #[error("body could not be read")]
     BadBody,
+    /// The client reset its HTTP/2 stream (or closed the connection) before the answer.
+    #[error("the client cancelled the request")]
+    StreamReset,
     #[error("signature verification failed: {0}")]
     Unverified(VerifyError),
     #[error("{0}")]
@@ -106,6 +112,10 @@ impl Rejection {
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::BadBody => StatusCode::BAD_REQUEST,
+            // Never sent (the stream is gone); nginx's "client closed request", for the log.
+            Self::StreamReset => {
+                StatusCode::from_u16(CLIENT_CLOSED).unwrap_or(StatusCode::BAD_REQUEST)
+            }
             Self::Unverified(_) => StatusCode::UNAUTHORIZED,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::NotJson => StatusCode::BAD_REQUEST,
@@ -128,6 +138,7 @@ impl Rejection {
             Self::TooLarge => "too_large",
             Self::BodyTimeout => "body_timeout",
             Self::BadBody => "bad_body",
+            Self::StreamReset => "stream_reset",
             Self::Unverified(e) => e.reason(),
             Self::RateLimited(Limited {
                 scope: Scope::Ip, ..
@@ -163,6 +174,7 @@ impl Rejection {
             Self::TooLarge => r#"{"error":"payload too large"}"#,
             Self::BodyTimeout => r#"{"error":"request timeout"}"#,
             Self::BadBody => r#"{"error":"bad request"}"#,
+            Self::StreamReset => r#"{"error":"cancelled"}"#,
             Self::Unverified(_) => r#"{"error":"invalid signature"}"#,
             Self::RateLimited(l) => {
                 return Bytes::from(format!(
@@ -193,6 +205,7 @@ impl Rejection {
             Self::TooLarge
                 | Self::BodyTimeout
                 | Self::BadBody
+                | Self::StreamReset
                 | Self::RateLimited(Limited {
                     scope: Scope::Ip,
                     ..

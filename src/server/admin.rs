@@ -134,11 +134,12 @@ async fn handle(gateway: &Gateway, req: Request<Incoming>) -> Response<Full<Byte
                     .store_errors
                     .with_label_values(&["ping"])
                     .inc();
-                tracing::warn!(error = %e, "not ready: store unreachable");
+                let kind = gateway.store().kind();
+                tracing::warn!(error = %e, store = kind, "not ready: the store does not answer");
                 respond(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "text/plain",
-                    Bytes::from_static(b"store unreachable\n"),
+                    Bytes::from(format!("store unreachable ({kind}): {e}\n")),
                 )
             }
         },

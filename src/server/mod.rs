@@ -3,13 +3,15 @@
 //! One port speaks HTTP/1.1 and HTTP/2 (prior knowledge, and by ALPN under TLS). Slow clients are
 //! bounded by `header_timeout` (TLS handshake, then request head) and `body_timeout` (in the
 //! gateway); the number of open connections by `max_connections`, beyond which new ones wait in
-//! the kernel's backlog. The config reloads in the background (`config::reload`).
+//! the kernel's backlog, and by `max_connections_per_ip` per address, beyond which they are
+//! closed at once. The config reloads in the background (`config::reload`).
 
 mod admin;
 mod api;
 mod console;
 mod idle;
 mod listen;
+mod per_ip;
 pub mod tls;
 mod worker;
 
@@ -73,6 +75,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let store = AnyStore::open(&config.store)?;
     let metrics = Metrics::new();
     let server_cfg = config.server.clone();
+    // A file size limit (`ulimit -f`, systemd's LimitFSIZE=) reached by the store's file must
+    // fail that write (EFBIG: the event is refused with 503, /readyz says why), not kill the
+    // process, which is what SIGXFSZ does by default. Once caught, it stays caught.
+    #[cfg(unix)]
+    let _xfsz =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(libc::SIGXFSZ))
+            .map_err(|e| tracing::warn!(error = %e, "cannot catch SIGXFSZ"));
     // TLS is on or off for the life of the listener; a reload only swaps the certificate.
     let certs = server_cfg
         .tls
@@ -143,6 +152,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         gateway: gateway.clone(),
         acceptor,
         permits: Arc::new(Semaphore::new(server_cfg.max_connections)),
+        per_ip: per_ip::PerIp::new(server_cfg.max_connections_per_ip),
         header_timeout: server_cfg.header_timeout,
         shutdown_grace_ms: grace.clone(),
     });
@@ -214,6 +224,8 @@ pub(crate) struct Shared {
     pub acceptor: Option<tokio_rustls::TlsAcceptor>,
     /// `max_connections`, across all workers.
     pub permits: Arc<Semaphore>,
+    /// `max_connections_per_ip`, across all workers.
+    pub per_ip: Arc<per_ip::PerIp>,
     pub header_timeout: Duration,
     /// `server.shutdown_grace` in force now, in ms.
     pub shutdown_grace_ms: Arc<AtomicU64>,

@@ -77,6 +77,12 @@ pub async fn run(
                 }
             },
         };
+        // Over its address's share: closed before a byte is read (per_ip.rs says why).
+        let Some(slot) = shared.per_ip.enter(peer.ip()) else {
+            shared.per_ip.refused(peer.ip(), shared.gateway.metrics());
+            drop(stream);
+            continue;
+        };
         // The permit is taken after accept, so idle workers hold none: past `max_connections`
         // each worker keeps at most this one connection waiting, the rest wait in the backlog.
         let permit = tokio::select! {
@@ -112,7 +118,7 @@ pub async fn run(
                     }
                 }
             }
-            drop(permit);
+            drop((permit, slot));
         });
     }
 
@@ -167,6 +173,7 @@ impl Serve {
     {
         let gw = self.gateway.clone();
         let activity = idle::Activity::new(accepted);
+        let io = idle::Counted::new(io, activity.clone());
         let tracker = activity.clone();
         let service = service_fn(move |req| {
             let in_flight = tracker.begin();
@@ -183,60 +190,95 @@ impl Serve {
         let conn = self.watcher.watch(conn);
         tokio::pin!(conn);
         let peer = conn_info.peer;
-        let result = loop {
+        let result: Result<(), Closed> = loop {
             let wake = activity
                 .idle_deadline(self.idle)
                 .unwrap_or_else(|| tokio::time::Instant::now() + self.idle);
             tokio::select! {
-                r = &mut conn => break r,
+                r = &mut conn => break r.map_err(Closed::Error),
                 _ = tokio::time::sleep_until(wake) => {
                     if activity
                         .idle_deadline(self.idle)
                         .is_some_and(|at| at <= tokio::time::Instant::now())
                     {
                         tracing::debug!(%peer, "no request in flight for header_timeout; closing");
-                        break Ok(());
+                        break Err(Closed::Idle);
                     }
                 }
             }
         };
-        if let Err(e) = result {
-            match refused(&*e) {
-                Some((reason, status)) => {
-                    // Since the head began: the connection's start, or the end of its last
-                    // request.
-                    let since = activity
-                        .idle_deadline(self.idle)
-                        .and_then(|at| at.checked_sub(self.idle))
-                        .unwrap_or(accepted);
-                    // Answered by hyper itself, never seen by the gateway: still one line and
-                    // one count, so a probe with malformed requests shows up.
-                    self.gateway
-                        .metrics()
-                        .requests
-                        .with_label_values(&["none", "rejected", reason])
-                        .inc();
-                    tracing::info!(
-                        target: "hookgate::request",
-                        route = "none",
-                        outcome = "rejected",
-                        reason,
-                        status,
-                        duration_ms = crate::gateway::duration_ms(since.elapsed()),
-                        client_ip = %peer.ip(),
-                        "request"
-                    );
-                }
-                None => tracing::debug!(error = %e, %peer, "connection ended with an error"),
-            }
+        let Err(closed) = result else {
+            return;
+        };
+        // Since the head began: the connection's start, or the end of its last request.
+        let since = activity
+            .idle_deadline(self.idle)
+            .and_then(|at| at.checked_sub(self.idle))
+            .unwrap_or(accepted);
+        let timed_out = match &closed {
+            Closed::Idle => true,
+            Closed::Error(e) => hyper_error(&**e).is_some_and(hyper::Error::is_timeout),
+        };
+        // Closed for header_timeout in the middle of a request head (slowloris, a stalled
+        // client): nothing was answered, so nothing else would record it. An idle connection
+        // closed between requests is a normal end.
+        if timed_out && activity.head_started() {
+            return count_refused(&self.gateway, peer, "header_timeout", 408, since);
+        }
+        let Closed::Error(e) = closed else {
+            return;
+        };
+        match refused(&*e) {
+            // Answered by hyper itself, never seen by the gateway: still one line and one
+            // count, so a probe with malformed requests shows up.
+            Some((reason, status)) => count_refused(&self.gateway, peer, reason, status, since),
+            None => tracing::debug!(error = %e, %peer, "connection ended with an error"),
         }
     }
+}
+
+/// One request refused before it reached the gateway: counted and logged as the gateway does a
+/// request (route `none`). `status` is what hyper answered, or for a header timeout 408, as
+/// nginx logs it (nothing is sent).
+fn count_refused(
+    gateway: &Gateway,
+    peer: std::net::SocketAddr,
+    reason: &'static str,
+    status: u16,
+    since: tokio::time::Instant,
+) {
+    gateway
+        .metrics()
+        .requests
+        .with_label_values(&["none", "rejected", reason])
+        .inc();
+    tracing::info!(
+        target: "hookgate::request",
+        route = "none",
+        outcome = "rejected",
+        reason,
+        status,
+        duration_ms = crate::gateway::duration_ms(since.elapsed()),
+        client_ip = %peer.ip(),
+        "request"
+    );
+}
+
+/// Why a connection ended other than by closing cleanly.
+enum Closed {
+    /// No request in flight for the idle timeout.
+    Idle,
+    Error(Box<dyn std::error::Error + Send + Sync>),
+}
+
+fn hyper_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a hyper::Error> {
+    e.downcast_ref::<hyper::Error>()
 }
 
 /// A request that hyper refused while parsing it, answering it itself: the reason to report
 /// and the status hyper sent (431 for a head over the limit, 400 for the rest).
 fn refused(e: &(dyn std::error::Error + 'static)) -> Option<(&'static str, u16)> {
-    let e = e.downcast_ref::<hyper::Error>()?;
+    let e = hyper_error(e)?;
     if e.is_parse_too_large() {
         Some(("head_too_large", 431))
     } else if e.is_parse() {

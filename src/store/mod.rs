@@ -42,7 +42,13 @@ pub enum StoreError {
     Malformed(#[from] Malformed),
     #[error("store writer has stopped")]
     Closed,
+    #[error("store: no answer within {0:?}")]
+    TimedOut(Duration),
 }
+
+/// How long a readiness probe of the store may take: a probe that waits longer (a disk that
+/// hangs, a writer stuck behind a huge commit) is an answer too.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What a dedup claim found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,10 +219,15 @@ impl AnyStore {
         }
     }
 
-    /// Whether the store answers: local kinds always do.
+    /// Whether the store answers: Redis to a ping; redb by writing a probe key through its
+    /// writer (a committed, fsync'd transaction, as an event's) and reading it back, within
+    /// [`READY_TIMEOUT`]; memory always.
     pub async fn ready(&self) -> Result<(), StoreError> {
         match self {
             Self::Redis(s) => s.ping().await,
+            Self::Redb(s) => tokio::time::timeout(READY_TIMEOUT, s.probe())
+                .await
+                .unwrap_or(Err(StoreError::TimedOut(READY_TIMEOUT))),
             _ => Ok(()),
         }
     }

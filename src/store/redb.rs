@@ -36,6 +36,10 @@ const PAUSED: TableDefinition<&str, ()> = TableDefinition::new("paused");
 /// (expiry, route\0key): finds expired marks without a full scan.
 const EXPIRY: TableDefinition<(u64, &str), ()> = TableDefinition::new("delivered_expiry");
 
+/// Readiness probes: one key, rewritten by each probe (`AnyStore::ready`).
+const PROBE: TableDefinition<&str, u64> = TableDefinition::new("probe");
+const PROBE_KEY: &str = "readyz";
+
 /// Writes per commit at most; more wait for the next one.
 const MAX_BATCH: usize = 512;
 /// Expired marks removed per purge call at most, to keep one commit small.
@@ -61,6 +65,8 @@ enum Op {
     Replay(Selection, u64),
     Drop(Selection),
     Purge(u64),
+    /// Writes the probe key with this value.
+    Probe(u64),
 }
 
 enum Done {
@@ -144,6 +150,28 @@ impl RedbStore {
     /// The open file, for the journal that lives in it too (a redb file opens only once).
     pub fn database(&self) -> Arc<Database> {
         self.db.clone()
+    }
+
+    /// Writes a fresh value under the probe key through the writer (one committed
+    /// transaction) and reads it back: the file takes writes and returns what was written.
+    pub async fn probe(&self) -> Result<(), StoreError> {
+        static NONCE: AtomicU64 = AtomicU64::new(1);
+        let value = NONCE.fetch_add(1, Ordering::Relaxed);
+        self.write(Op::Probe(value)).await?;
+        let read = self
+            .read(|db| {
+                let tx = db.begin_read().map_err(backend)?;
+                let t = tx.open_table(PROBE).map_err(backend)?;
+                Ok(t.get(PROBE_KEY).map_err(backend)?.map(|v| v.value()))
+            })
+            .await?;
+        // A later probe may have overwritten it meanwhile: at least this one's value.
+        match read {
+            Some(v) if v >= value => Ok(()),
+            other => Err(StoreError::Backend(format!(
+                "the readiness probe read back {other:?}, not the {value} it wrote"
+            ))),
+        }
     }
 
     async fn write(&self, op: Op) -> Result<Done, StoreError> {
@@ -254,6 +282,7 @@ fn commit(db: &Database, batch: &[(Op, Reply)], next_id: &AtomicU64) -> Result<V
             let mut dead = tx.open_table(DEAD)?;
             let mut delivered = tx.open_table(DELIVERED)?;
             let mut expiry = tx.open_table(EXPIRY)?;
+            let mut probe = tx.open_table(PROBE)?;
             for (op, _) in batch {
                 out.push(match op {
                     Op::Mark { key, expires_ms } => {
@@ -336,6 +365,10 @@ fn commit(db: &Database, batch: &[(Op, Reply)], next_id: &AtomicU64) -> Result<V
                             }
                         }
                         Done::Count(expired.len())
+                    }
+                    Op::Probe(value) => {
+                        probe.insert(PROBE_KEY, *value)?;
+                        Done::Unit
                     }
                 });
             }

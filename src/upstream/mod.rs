@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 pub use self::attest::attest;
 pub use self::headers::{set_forwarded, strip_hop_by_hop, Trusted};
-pub use self::pool::{evict_idle, PoolError, UpstreamBody, UpstreamClient};
+pub use self::pool::{evict_idle, PoolError, UpstreamBody, UpstreamBodyError, UpstreamClient};
 pub use self::request::{from_event, to_event, upstream_request};
 pub use self::send::{send, send_observed, status_class, Sent, UpstreamError};
 use crate::secret::Secret;

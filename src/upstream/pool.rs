@@ -10,6 +10,7 @@
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -100,7 +101,12 @@ impl UpstreamClient {
             match sender.try_send_request(req).await {
                 Ok(res) => {
                     let slot = Some((authority, sender));
-                    return Ok(res.map(move |inner| UpstreamBody { inner, slot }));
+                    return Ok(res.map(move |inner| UpstreamBody {
+                        inner,
+                        slot,
+                        deadline: None,
+                        expired: false,
+                    }));
                 }
                 Err(mut e) => match e.take_message() {
                     // Never written: the pooled connection had closed. Try another.
@@ -192,13 +198,33 @@ async fn connect(authority: &Authority) -> Result<Sender, PoolError> {
 }
 
 /// The backend's answer body. Once it has been read to its end, its connection goes back to
-/// the pool; dropped earlier, the connection is closed.
+/// the pool; dropped earlier, the connection is closed. With a deadline
+/// ([`UpstreamBody::with_deadline`]), a body still unfinished then ends in
+/// [`UpstreamBodyError::Deadline`]: a backend that sends its headers and stalls cannot hold the
+/// sender's connection (or a delivery) for ever.
 pub struct UpstreamBody {
     inner: Incoming,
     slot: Option<(Authority, Sender)>,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    expired: bool,
+}
+
+/// Why the backend's answer body could not be read to its end.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamBodyError {
+    #[error(transparent)]
+    Backend(#[from] hyper::Error),
+    #[error("the backend's answer did not end within the route's timeout")]
+    Deadline,
 }
 
 impl UpstreamBody {
+    /// The whole answer must have arrived by `at`.
+    pub fn with_deadline(mut self, at: tokio::time::Instant) -> Self {
+        self.deadline = Some(Box::pin(tokio::time::sleep_until(at)));
+        self
+    }
+
     fn release(&mut self) {
         if let Some((authority, sender)) = self.slot.take() {
             checkin(authority, sender);
@@ -208,18 +234,40 @@ impl UpstreamBody {
 
 impl Body for UpstreamBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = UpstreamBodyError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, UpstreamBodyError>>> {
         let this = self.get_mut();
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        if let Poll::Ready(None) = polled {
-            this.release();
+        if this.expired {
+            return Poll::Ready(Some(Err(UpstreamBodyError::Deadline)));
         }
-        polled
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(None) => {
+                this.release();
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(frame)) => Poll::Ready(Some(frame.map_err(Into::into))),
+            Poll::Pending => {
+                let due = this
+                    .deadline
+                    .as_mut()
+                    .is_some_and(|d| d.as_mut().poll(cx).is_ready());
+                if !due {
+                    return Poll::Pending;
+                }
+                // The connection is dropped with the body, never pooled half-read.
+                this.expired = true;
+                let upstream = this.slot.as_ref().map(|(a, _)| a.to_string());
+                tracing::warn!(
+                    upstream,
+                    "the backend's answer body did not end within routes[].timeout; cut"
+                );
+                Poll::Ready(Some(Err(UpstreamBodyError::Deadline)))
+            }
+        }
     }
 
     fn is_end_stream(&self) -> bool {

@@ -23,20 +23,23 @@ pub enum UpstreamError {
     Unreachable(#[from] super::PoolError),
 }
 
-/// Sends the request within `timeout`. The response body streams back to the caller.
+/// Sends the request within `timeout`, which covers the whole answer: its headers here, and
+/// its body as it streams back to the caller (it ends in an error if not complete by then).
 pub async fn send(
     client: &UpstreamClient,
     req: Request<Full<Bytes>>,
     timeout: Duration,
 ) -> Result<Sent, UpstreamError> {
     let started = Instant::now();
-    match tokio::time::timeout(timeout, client.request(req)).await {
+    let deadline = tokio::time::Instant::now() + timeout;
+    match tokio::time::timeout_at(deadline, client.request(req)).await {
         Err(_) => Err(UpstreamError::Timeout),
         Ok(Err(e)) => {
             tracing::debug!(error = %e, "upstream request failed");
             Err(e.into())
         }
-        Ok(Ok(mut res)) => {
+        Ok(Ok(res)) => {
+            let mut res = res.map(|body| body.with_deadline(deadline));
             strip_hop_by_hop(res.headers_mut());
             Ok((res, started.elapsed()))
         }

@@ -905,8 +905,9 @@ async fn backend_reset_before_and_mid_response() {
 }
 
 /// A backend that accepts and never answers: 504 at the route's timeout. One that answers the
-/// head and then stalls: the sender gets the head, and when the sender gives up the gateway
-/// lets go of the backend connection too.
+/// head and then stalls: the sender gets the head, and when the sender gives up (before the
+/// route's timeout, which would cut the answer: tests/it/reliability.rs) the gateway lets go of
+/// the backend connection too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backend_never_answers_or_stalls_mid_body() {
     let silent = RawBackend::start(|mut s| {
@@ -950,7 +951,7 @@ async fn backend_never_answers_or_stalls_mid_body() {
         "mc",
         PATH,
         &stall.url(),
-        "1s",
+        "10s",
         mc_verify(&[("current", SECRET)]),
     );
     let gw = Gateway::start(config(&quick(), &routes));
@@ -1010,7 +1011,8 @@ fn gigantic_backend() -> RawBackend {
 }
 
 /// A backend answering 512 MiB: the gateway streams it through to a sender that reads it all
-/// and holds it back from one that reads nothing, its memory bounded either way.
+/// and holds it back from one that reads nothing, its memory bounded either way. The route's
+/// timeout covers the whole answer, so it is set to the sender's own bound.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gigantic_backend_answer_streams_in_bounded_memory() {
     let backend = gigantic_backend();
@@ -1018,7 +1020,7 @@ async fn gigantic_backend_answer_streams_in_bounded_memory() {
         "mc",
         PATH,
         &backend.url(),
-        "5s",
+        "120s",
         mc_verify(&[("current", SECRET)]),
     );
     let gw = Gateway::start(config(&quick(), &routes));

@@ -307,3 +307,129 @@ async fn a_burst_of_forgeries_is_examined_within_the_budget() {
     assert_eq!(line["diagnosis"], "skipped");
     assert!(line.get("diagnosis_ms").is_none());
 }
+
+/// `hookgate doctor --event ID` reads a failed request back from the journal through the
+/// admin API and explains the diagnosis the gateway recorded; an unknown id, a request that
+/// verified and a missing token each get a clear answer.
+#[tokio::test]
+async fn doctor_event_explains_a_journal_event() {
+    const TOKEN: &str = "doctor-admin-token";
+    const SECRET: &str = "s3cret";
+    let backend = Backend::start();
+    let mut c = config(
+        &Opts::default(),
+        route(
+            "mc",
+            "/hooks/mc",
+            &backend.url("/recv"),
+            mc_verify(&[("current", SECRET)]),
+        ),
+    );
+    c["admin"]["token"] = json!({"id": "admin", "value": TOKEN});
+    let gw = Gateway::start(c);
+
+    // Signed, then a newline appended on the way (`curl -d @file`, a proxy).
+    let body = br#"{"job_id":"job_1","status":"completed"}"#;
+    let sig = sha256_header(SECRET, body);
+    let mut altered = body.to_vec();
+    altered.push(b'\n');
+    let resp = post(
+        gw.addr(),
+        "/hooks/mc",
+        &[("X-MediaConvert-Signature", &sig)],
+        &altered,
+    )
+    .await;
+    assert_eq!(resp.text(), INVALID_SIGNATURE);
+    let resp = post_mc(gw.addr(), "/hooks/mc", SECRET, body).await;
+    assert_eq!(resp.status, 200);
+
+    // Both events, once the failure has its diagnosis (recorded after the examination).
+    let auth = format!("Bearer {TOKEN}");
+    let deadline = Instant::now() + WAIT;
+    let (failed, forwarded) = loop {
+        let r = send(
+            gw.admin(),
+            "GET",
+            "/api/events?route=mc",
+            &[("authorization", &auth)],
+            b"",
+        )
+        .await;
+        let v: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+        let events = v["events"].as_array().cloned().unwrap_or_default();
+        let id = |outcome: &str| {
+            events
+                .iter()
+                .find(|e| {
+                    e["outcome"] == outcome && (outcome != "rejected" || e["diagnosis"].is_string())
+                })
+                .and_then(|e| e["id"].as_str())
+                .map(str::to_string)
+        };
+        if let (Some(f), Some(ok)) = (id("rejected"), id("forwarded")) {
+            break (f, ok);
+        }
+        assert!(Instant::now() < deadline, "no events: {v}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+
+    let admin = gw.admin().to_string();
+    let doctor = |id: &str, env: &[(&str, &str)]| {
+        let out = run_cli_unset(
+            &["doctor", "--event", id, "--admin", &admin],
+            env,
+            &["HOOKGATE_ADMIN_TOKEN", "HOOKGATE_ADMIN", "HOOKGATE_SECRET"],
+            None,
+        );
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    };
+    let token = [("HOOKGATE_ADMIN_TOKEN", TOKEN)];
+
+    let (code, out, err) = doctor(&failed, &token);
+    assert_eq!(code, Some(1), "a signature failure: {out}{err}");
+    for want in [
+        format!("event {failed} "),
+        "on route mc (provider mediaconvert)".into(),
+        "outcome rejected, reason mismatch, status 401".into(),
+        "  - other providers' signature headers: no match".into(),
+        "  - the body with known alterations undone: MATCH".into(),
+        "diagnosis: body_altered:trailing_newline_added".into(),
+        "what to change: a newline was added to the body on its way".into(),
+    ] {
+        assert!(out.contains(&want), "missing {want:?} in:\n{out}");
+    }
+
+    let (code, out, _) = doctor(&forwarded, &token);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("no diagnosis: it passed verification with key `current`"),
+        "{out}"
+    );
+
+    let (code, out, err) = doctor("0000000000000000-unknown", &token);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.is_empty(), "{out}");
+    assert!(
+        err.contains("no event `0000000000000000-unknown` in the gateway's journal"),
+        "{err}"
+    );
+
+    for env in [&[][..], &[("HOOKGATE_ADMIN_TOKEN", "wrong")][..]] {
+        let (code, out, err) = doctor(&failed, env);
+        assert_eq!(code, Some(1), "{env:?}: {out}");
+        assert!(
+            err.contains("the admin API refused the token: give --token or HOOKGATE_ADMIN_TOKEN"),
+            "{env:?}: {err}"
+        );
+    }
+
+    // --event takes no request description.
+    let out = run_cli(
+        &["doctor", "--event", &failed, "--scheme", "github"],
+        &[],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+}

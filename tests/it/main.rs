@@ -26,6 +26,7 @@ mod properties;
 mod redis;
 mod redis_queue;
 mod redis_store;
+mod reliability;
 mod reload;
 mod schema;
 mod schemes;

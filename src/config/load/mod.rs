@@ -375,4 +375,23 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn max_connections_per_ip_defaults_and_refuses_zero() {
+        let c = parse(ROUTE).expect("valid");
+        assert_eq!(c.server.max_connections_per_ip, 256);
+        let c = parse(&format!("{ROUTE}server: {{max_connections_per_ip: 8}}\n")).expect("valid");
+        assert_eq!(c.server.max_connections_per_ip, 8);
+        for bad in ["0", "-1", "many"] {
+            let p = problems(&format!(
+                "{ROUTE}server: {{max_connections_per_ip: {bad}}}\n"
+            ));
+            assert!(
+                p.iter()
+                    .any(|p| p.starts_with("server.max_connections_per_ip:")
+                        && p.contains("set it to server.max_connections")),
+                "{bad}: {p:?}"
+            );
+        }
+    }
 }

@@ -26,6 +26,14 @@ impl Validator {
                 format!("`{max_connections}` is more than can be counted; use at most {most} (default 10000)"),
             );
         }
+        let max_connections_per_ip = self.whole(
+            "server.max_connections_per_ip",
+            f.max_connections_per_ip,
+            "a whole number above 0, such as 256 (the default); to turn the cap off, set it to server.max_connections",
+            "must be a whole number above 0: it is how many connections one address may hold open; to turn the cap off, set it to server.max_connections",
+        );
+        let max_connections_per_ip =
+            max_connections_per_ip.map_or(256, |n| usize::try_from(n).unwrap_or(usize::MAX));
         let workers = self.count("server.workers", f.workers, default_workers());
         let proxies = self.list(
             "server.trusted_proxies",
@@ -51,6 +59,7 @@ impl Validator {
             header_timeout,
             body_timeout,
             max_connections,
+            max_connections_per_ip,
             workers,
             trusted_proxies,
             shutdown_grace,

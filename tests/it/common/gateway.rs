@@ -246,6 +246,11 @@ impl Gateway {
         (field("VmRSS:"), field("VmHWM:"))
     }
 
+    /// The process id, e.g. to change its resource limits.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
     /// Open file descriptors of the process (sockets included).
     pub fn open_fds(&self) -> usize {
         std::fs::read_dir(format!("/proc/{}/fd", self.pid))
