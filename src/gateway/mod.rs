@@ -582,7 +582,7 @@ struct Unfinished<'a> {
     method: Method,
     path: String,
     query: Option<String>,
-    headers: HeaderMap,
+    headers: journal::Headers,
     client: IpAddr,
     h2: bool,
     done: bool,

@@ -376,11 +376,11 @@ async fn write(
     let mut last_warning: Option<tokio::time::Instant> = None;
     loop {
         tick.tick().await;
-        let mut records = Vec::new();
+        let mut records: Vec<Box<Entry>> = Vec::new();
         let mut updates = Vec::new();
         loop {
             match rx.try_recv() {
-                Ok(Op::Record(e)) => records.push(*e),
+                Ok(Op::Record(e)) => records.push(e),
                 Ok(Op::Update {
                     queue_id,
                     route,

@@ -6,7 +6,9 @@ use super::entry::{AttemptRecord, Entry};
 use super::query::Query;
 
 pub struct Ring {
-    entries: VecDeque<Entry>,
+    /// Boxed as they come from the request path: a slot is a pointer, so the ring's own
+    /// array (grown by doubling) costs 8 bytes per event, not an entry's size.
+    entries: VecDeque<Box<Entry>>,
     max_events: usize,
     max_age_ms: u64,
     /// Attempts that arrived before their event (the engine can be faster than the request's
@@ -45,7 +47,7 @@ impl Ring {
     }
 
     /// Adds `e`, dropping the oldest entries beyond `max_events`.
-    pub fn push(&mut self, mut e: Entry) -> Evicted {
+    pub fn push(&mut self, mut e: Box<Entry>) -> Evicted {
         if let (Some(q), Some(r)) = (e.queue_id, &e.route) {
             for (attempt, state) in self.early.remove(&(r.to_string(), q)).unwrap_or_default() {
                 e.attempts.extend(attempt);
@@ -100,12 +102,21 @@ impl Ring {
     }
 
     pub fn get(&self, id: &str) -> Option<Entry> {
-        self.entries.iter().rev().find(|e| e.id == id).cloned()
+        self.entries
+            .iter()
+            .rev()
+            .find(|e| e.id == id)
+            .map(|e| Entry::clone(e))
     }
 
     /// Newest first, at most `limit`.
     pub fn list(&self, q: &Query, limit: usize) -> Vec<Entry> {
-        let mut hits: Vec<&Entry> = self.entries.iter().filter(|e| q.matches(e)).collect();
+        let mut hits: Vec<&Entry> = self
+            .entries
+            .iter()
+            .map(|e| &**e)
+            .filter(|e| q.matches(e))
+            .collect();
         hits.sort_unstable_by(|a, b| b.id.cmp(&a.id));
         hits.into_iter().take(limit).cloned().collect()
     }
@@ -184,7 +195,7 @@ mod tests {
         let mut r = Ring::new(3, u64::MAX);
         let mut dropped = 0;
         for i in 0..5u64 {
-            dropped += r.push(entry(&format!("{i:02}"), i)).full;
+            dropped += r.push(Box::new(entry(&format!("{i:02}"), i))).full;
         }
         assert_eq!(dropped, 2);
         let ids: Vec<String> = r
@@ -200,7 +211,7 @@ mod tests {
     fn old_entries_expire_and_pages_follow_the_cursor() {
         let mut r = Ring::new(10, 1_000);
         for i in 0..5u64 {
-            r.push(entry(&format!("{i:02}"), i * 400));
+            r.push(Box::new(entry(&format!("{i:02}"), i * 400)));
         }
         assert_eq!(r.expire(2_000).expired, 3);
         let page = r.list(
