@@ -606,3 +606,85 @@ async fn replicas_on_redis_share_the_journal_and_the_pause() {
     assert_eq!(seen.len(), 3, "delivered once");
     assert_eq!(seen[2].body, queued);
 }
+
+/// Each kind of answer is one event: forwarded, queued with its attempts, hybrid deferred with
+/// the synchronous attempt and the later one, and a duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_queued_hybrid_and_duplicate_events_carry_their_attempts() {
+    let backend = Backend::start();
+    let dir = tempfile::tempdir().unwrap();
+    let retry = json!({"base": "10ms", "max": "50ms"});
+    let q = json!({"dedup": {}, "delivery": {"mode": "queue", "backoff": retry}});
+    let h = json!({"delivery": {"mode": "hybrid", "deadline": "200ms", "backoff": retry}});
+    let gw = Gateway::start(durable(
+        dir.path(),
+        [
+            mc("s", &backend.url("/s"), json!({"dedup": {}})),
+            mc("q", &backend.url("/q"), q),
+            mc("h", &backend.url("/h"), h),
+        ],
+    ));
+    let body = br#"{"job_id":"once","status":"completed"}"#;
+    assert_eq!(
+        post_mc(gw.addr(), "/hooks/s", SECRET, body).await.status,
+        200
+    );
+    assert_eq!(
+        post_mc(gw.addr(), "/hooks/s", SECRET, body).await.status,
+        200
+    );
+    let list = api_until(&gw, "/api/events?route=s", |v| events(v).len() == 2).await;
+    let outcomes: Vec<Value> = events(&list).iter().map(|e| e["outcome"].clone()).collect();
+    assert_eq!(outcomes, ["duplicate", "forwarded"], "{list}");
+
+    // Queued: the backend fails once, then takes it.
+    backend.script(vec![Behaviour {
+        status: 503,
+        ..Behaviour::default()
+    }]);
+    assert_eq!(
+        post_mc(gw.addr(), "/hooks/q", SECRET, body).await.status,
+        202
+    );
+    let list = api_until(&gw, "/api/events?route=q&state=delivered", |v| {
+        events(v).len() == 1
+    })
+    .await;
+    let id = events(&list)[0]["id"].as_str().unwrap().to_string();
+    let (_, e) = api(&gw, "GET", &format!("/api/events/{id}"), None).await;
+    let statuses: Vec<Value> = e["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["status"].clone())
+        .collect();
+    assert_eq!(statuses, [json!(503), json!(200)], "{e}");
+    assert_eq!(
+        e["attempts"][0]["error"]
+            .as_str()
+            .map(|s| s.contains("503")),
+        Some(true),
+        "{e}"
+    );
+
+    // Hybrid: the synchronous attempt misses the deadline; the sender gets 202, a later
+    // attempt delivers.
+    backend.script(vec![Behaviour {
+        status: 503,
+        delay: Duration::from_millis(600),
+        ..Behaviour::default()
+    }]);
+    let r = post_mc(gw.addr(), "/hooks/h", SECRET, body).await;
+    assert_eq!(r.status, 202);
+    let list = api_until(&gw, "/api/events?route=h&state=delivered", |v| {
+        events(v).len() == 1
+    })
+    .await;
+    let e = &events(&list)[0];
+    assert_eq!(
+        (e["outcome"].as_str(), e["reason"].as_str()),
+        (Some("queued"), Some("deferred")),
+        "{e}"
+    );
+    assert!(e["attempts"].as_u64().unwrap_or(0) >= 1, "{e}");
+}
