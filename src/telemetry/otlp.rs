@@ -321,3 +321,48 @@ fn export_loop<E: SpanExporter>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry::trace::{Span as _, Tracer as _};
+    use prometheus::Opts;
+
+    use super::*;
+
+    /// An exporter whose every export hangs: a collector that accepts and never answers.
+    #[derive(Debug)]
+    struct Stuck;
+
+    impl SpanExporter for Stuck {
+        async fn export(&self, _batch: Vec<SpanData>) -> OTelSdkResult {
+            std::future::pending::<()>().await;
+            Ok(())
+        }
+    }
+
+    /// Ending a span never waits for the exporter: past the queue's bound spans are dropped
+    /// and counted.
+    #[test]
+    fn a_stuck_exporter_never_blocks_and_drops_are_counted() {
+        let dropped =
+            IntCounterVec::new(Opts::new("d", "d"), &["reason"]).unwrap_or_else(|e| panic!("{e}"));
+        let queue = Queue::start(Stuck, 4, dropped.clone()).unwrap_or_else(|e| panic!("{e}"));
+        let provider = SdkTracerProvider::builder()
+            .with_span_processor(queue)
+            .build();
+        let tracer = provider.tracer("t");
+        let started = Instant::now();
+        for _ in 0..2000 {
+            tracer.start("s").end();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        let full = dropped.with_label_values(&["queue_full"]).get();
+        assert!(full >= 2000 - (MAX_BATCH as u64 + 4), "{full}");
+        // Its shutdown would wait for the hung export; the test process ends instead.
+        std::mem::forget(provider);
+    }
+}
