@@ -37,6 +37,9 @@ pub struct Metrics {
     pub route_paused: IntGaugeVec,
     /// Connections closed at accept, before any byte is read (`max_connections_per_ip`).
     pub connections_refused: IntCounterVec,
+    /// Spans that never reached the collector, by reason: `queue_full` (the collector is
+    /// slower than the traffic, or down) or `export_failed`.
+    pub trace_spans_dropped: IntCounterVec,
 }
 
 const BUCKETS: &[f64] = &[
@@ -125,6 +128,11 @@ impl Metrics {
                 "hookgate_key_matches_total",
                 "Which secret verified each request (rotation telemetry).",
                 &["route", "key_id"],
+            ),
+            trace_spans_dropped: counter(
+                "hookgate_trace_spans_dropped_total",
+                "Spans dropped instead of exported (telemetry.otlp), by reason: queue_full or export_failed.",
+                &["reason"],
             ),
             spoofed_headers: counter(
                 "hookgate_spoofed_headers_total",

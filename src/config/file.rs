@@ -128,6 +128,25 @@ pub struct FileConfig {
     pub reload: Option<Section<ReloadFile>>,
     pub routes: Option<List<Section<RouteFile>>>,
     pub journal: Option<Section<JournalFile>>,
+    pub telemetry: Option<Section<TelemetryFile>>,
+}
+
+/// `telemetry`: traces (docs/tracing.md).
+#[derive(Debug, Default, DeriveDeserialize)]
+pub struct TelemetryFile {
+    pub otlp: Option<Section<OtlpFile>>,
+}
+
+/// `telemetry.otlp`: where spans go and which are kept.
+#[derive(Debug, Default, DeriveDeserialize)]
+pub struct OtlpFile {
+    pub endpoint: Leaf,
+    pub protocol: Leaf,
+    pub headers: Option<Section<BTreeMap<String, Value>>>,
+    pub service_name: Leaf,
+    pub sample_ratio: Leaf,
+    pub trust_incoming_context: Leaf,
+    pub max_queue: Leaf,
 }
 
 /// `journal`: what is kept of each request, and for how long.

@@ -84,6 +84,8 @@ pub struct Config {
     pub reload: Reload,
     pub routes: Vec<Arc<Route>>,
     pub journal: journal::Settings,
+    /// `telemetry.otlp`: traces are exported when present.
+    pub otlp: Option<crate::telemetry::OtlpSettings>,
     /// The file this config was read from (`None` when parsed from text).
     pub source: Option<PathBuf>,
     /// Every file this config was built from (itself, secret files, TLS files) with a digest of

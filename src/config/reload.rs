@@ -87,6 +87,7 @@ pub fn restart_only_changes(running: &Config, new: &Config) -> Vec<&'static str>
         ("log.format", running.log.format != new.log.format),
         ("log.level", running.log.level != new.log.level),
         ("store", running.store != new.store),
+        ("telemetry", running.otlp != new.otlp),
     ]
     .into_iter()
     .filter_map(|(key, differs)| differs.then_some(key))

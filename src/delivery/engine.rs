@@ -19,6 +19,7 @@ use crate::journal::{rfc3339, AttemptRecord, Journal};
 use crate::limit;
 use crate::metrics::Metrics;
 use crate::store::{AnyStore, Event, Meta, Selection, Store, StoreError};
+use crate::telemetry;
 use crate::upstream::{self, UpstreamClient};
 
 /// What the journal keeps of an attempt besides its outcome.
@@ -501,9 +502,24 @@ impl Engine {
             }
         };
         let started = std::time::Instant::now();
-        let result =
-            upstream::send_observed(&self.client, &self.metrics, &lane.name, lane.timeout, req)
-                .await;
+        // A span of the trace of the request that brought the event, however much later.
+        let parent = event
+            .trace
+            .as_ref()
+            .and_then(|t| telemetry::resumed(&t.traceparent, &t.tracestate));
+        let traced = upstream::Traced {
+            parent: parent.as_ref(),
+            resend_count: meta.attempts.saturating_sub(1),
+        };
+        let result = upstream::send_observed(
+            &self.client,
+            &self.metrics,
+            &lane.name,
+            lane.timeout,
+            req,
+            traced,
+        )
+        .await;
         let seen = Seen {
             status: result.as_ref().ok().map(|(r, _)| r.status().as_u16()),
             took: started.elapsed(),

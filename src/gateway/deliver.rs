@@ -22,8 +22,9 @@ use super::route::Route;
 use super::{Gateway, Record, Rejection, Reply, State};
 use crate::clock::millis;
 use crate::delivery::{attempt_of, DeliveryMode, Seen};
-use crate::store::{Event, Meta};
-use crate::upstream::{self, Sent};
+use crate::store::{Event, Meta, TraceContext};
+use crate::telemetry;
+use crate::upstream::{self, Sent, Traced};
 
 /// A verified request, cleaned and addressed, ready for its route's delivery.
 pub(super) struct Outbound {
@@ -37,6 +38,8 @@ pub(super) struct Outbound {
     pub received_ms: u64,
     /// Unix seconds, for the attestation.
     pub now: u64,
+    /// The request's server span: the parent of every attempt, now or later.
+    pub trace: Option<opentelemetry::Context>,
 }
 
 impl Outbound {
@@ -51,6 +54,13 @@ impl Outbound {
             self.body.clone(),
             self.provider(),
             &self.key_id,
+            self.trace
+                .as_ref()
+                .and_then(telemetry::carried)
+                .map(|(traceparent, tracestate)| TraceContext {
+                    traceparent,
+                    tracestate,
+                }),
         );
         let meta = Meta {
             id: 0,
@@ -111,9 +121,14 @@ impl Gateway {
         out.attest(state);
         let (route, timeout) = (&out.route.name, out.route.timeout);
         let client = upstream::client();
-        let result = upstream::send_observed(&client, &self.metrics, route, timeout, out.request)
-            .await
-            .map_err(Rejection::from);
+        let traced = Traced {
+            parent: out.trace.as_ref(),
+            resend_count: 0,
+        };
+        let result =
+            upstream::send_observed(&client, &self.metrics, route, timeout, out.request, traced)
+                .await
+                .map_err(Rejection::from);
         let ttl = out.route.dedup.as_ref().map_or(Duration::ZERO, |d| d.ttl);
         self.finish(result, out.hold, ttl).await
     }
@@ -192,11 +207,17 @@ impl Gateway {
         );
         let (route, timeout) = (out.route.name.clone(), out.route.timeout);
         let request = out.request;
+        let trace = out.trace.clone();
         let first_started = std::time::Instant::now();
         tokio::spawn(async move {
             let client = upstream::client();
             let started = std::time::Instant::now();
-            let result = upstream::send_observed(&client, &metrics, &route, timeout, request).await;
+            let traced = Traced {
+                parent: trace.as_ref(),
+                resend_count: 0,
+            };
+            let result =
+                upstream::send_observed(&client, &metrics, &route, timeout, request, traced).await;
             // Either the sender is still waiting and takes the result, or it got 202 and the
             // spooled event's state is in `meta_rx`.
             if let Err(result) = result_tx.send(result) {

@@ -47,6 +47,7 @@ use crate::limit::{self, Limits};
 use crate::metrics::Metrics;
 use crate::schema::Mode;
 use crate::store::{AnyStore, MemoryStore, StoreError};
+use crate::telemetry::{self, ServerSpan};
 use crate::upstream::{self, Forward, Trusted, UpstreamBody};
 use crate::verify::{Verified, VerifyError};
 
@@ -147,6 +148,8 @@ struct Record {
     suspect: Option<Suspect>,
     /// The body as received, once read.
     body: Option<Bytes>,
+    /// The request's server span (`telemetry.otlp` on).
+    span: Option<ServerSpan>,
 }
 
 /// What the journal needs of a finished request besides its [`Record`].
@@ -276,10 +279,24 @@ impl Gateway {
         } else {
             (None, journal::Headers::default())
         };
+        let span = telemetry::tracer().map(|t| {
+            let host = request_host(&req);
+            t.server_span(&telemetry::Incoming {
+                headers: req.headers(),
+                method: req.method(),
+                path: req.uri().path(),
+                tls: conn.tls,
+                client,
+                host: host.as_deref(),
+            })
+        });
         let mut pending = Unfinished {
             gateway: self,
             state: state.clone(),
-            rec: Record::default(),
+            rec: Record {
+                span,
+                ..Record::default()
+            },
             started,
             received_ms: self.clock.now_ms(),
             method: req.method().clone(),
@@ -323,6 +340,16 @@ impl Gateway {
         };
         let elapsed = started.elapsed();
         self.account(&rec, route, outcome, reason, elapsed);
+        if let Some(span) = &rec.span {
+            span.set("webhook.outcome", outcome);
+            if !reason.is_empty() {
+                span.set("webhook.reason", reason);
+            }
+            let delivery_id = rec.verified.as_ref().and_then(|v| v.delivery_id.clone());
+            if let Some(id) = delivery_id {
+                span.set("webhook.delivery_id", id);
+            }
+        }
         let finished = Finished {
             received_ms,
             method: method.clone(),
@@ -357,11 +384,13 @@ impl Gateway {
                 .take()
                 .or(rec.shadowed.as_ref().and_then(Rejection::pointers)),
             diagnosis: None,
+            trace_id: rec.span.as_ref().map(ServerSpan::trace_id),
+            span: rec.span.take().map(|s| (s, std::time::SystemTime::now())),
         };
         match unverified {
             Some(error) => self.diagnose(&state, line, error, rec.suspect.take(), entry),
             None => {
-                line.log();
+                line.close();
                 if let Some(e) = entry {
                     self.journal.record(e);
                 }
@@ -417,6 +446,7 @@ impl Gateway {
             attempts: Vec::new(),
             replay_of: None,
             queue_id: rec.queue_id,
+            trace_id: rec.span.as_ref().map(ServerSpan::trace_id),
         })
     }
 
@@ -436,7 +466,7 @@ impl Gateway {
             let kind = diagnosis.kind();
             Rejection::Unverified(error).count(&metrics, &line.route, Some(kind));
             line.diagnosis = Some((diagnosis.to_string(), took));
-            line.log();
+            line.close();
             if let Some(mut e) = entry {
                 e.diagnosis = Some(diagnosis.to_string());
                 journal.record(e);
@@ -494,6 +524,15 @@ impl Gateway {
         // 1. route
         let route = route::find(&settings.routes, req.uri().path(), host.as_deref())?;
         rec.route = Some(route.name.clone());
+        if let Some(span) = &rec.span {
+            let provider = route.verifier.scheme().name();
+            span.routed(
+                req.method(),
+                &route_template(&route.path),
+                &route.name,
+                provider,
+            );
+        }
         route::allow(req.method())?;
 
         // 2. per-IP limit, before a byte of the body is read.
@@ -507,7 +546,13 @@ impl Gateway {
 
         // 4. verify: on the headers as received, before anything is stripped.
         let now = self.clock.now_secs();
-        let verified = match verify::verify(&route, &parts, payload.raw(), now, &self.metrics) {
+        let stage = telemetry::stage(rec.span.as_ref(), "verify");
+        let verified = verify::verify(&route, &parts, payload.raw(), now, &self.metrics);
+        if let Err(r) = &verified {
+            stage.refused(r.reason());
+        }
+        drop(stage);
+        let verified = match verified {
             Ok(v) => v,
             Err(r) => {
                 if let Rejection::Unverified(e) = r {
@@ -533,7 +578,13 @@ impl Gateway {
         }
 
         // 6. validate: the JSON tree is built here, once, and kept in `payload`.
-        rec.shadowed = validate::validate(&route, &payload)?;
+        let stage = telemetry::stage(rec.span.as_ref(), "validate");
+        let validated = validate::validate(&route, &payload);
+        if let Err(r) = &validated {
+            stage.refused(r.reason());
+        }
+        drop(stage);
+        rec.shadowed = validated?;
 
         // 7. dedup: the key from the headers as received; the claim is held until delivery.
         let received_ms = self.clock.now_ms();
@@ -542,12 +593,22 @@ impl Gateway {
             let key = dedup::key(&route, d, &verified, &parts.headers, &payload);
             rec.dedup_key = Some(key.clone());
             let lease = dedup::lease_ms(&route);
-            hold =
-                dedup::claim(&self.store, &self.metrics, &route, &key, received_ms, lease).await?;
+            let stage = telemetry::stage(rec.span.as_ref(), "dedup");
+            let claimed =
+                dedup::claim(&self.store, &self.metrics, &route, &key, received_ms, lease).await;
+            if let Err(r) = &claimed {
+                stage.refused(r.reason());
+            }
+            drop(stage);
+            hold = claimed?;
         }
 
         // Header hygiene, then the trusted headers.
         rec.spoofed = state.trusted.strip_spoofed(&mut parts.headers);
+        if rec.span.is_some() {
+            // Each attempt carries its own client span's context instead of the sender's.
+            telemetry::strip_context(&mut parts.headers);
+        }
         set_forwarded(&mut parts.headers, client, conn, host);
         set_trusted(&mut parts.headers, &state.trusted, &route, &verified, rec);
 
@@ -564,6 +625,7 @@ impl Gateway {
             hold,
             received_ms,
             now,
+            trace: rec.span.as_ref().map(|s| s.context().clone()),
         };
         self.deliver(state, outbound, rec).await
     }
@@ -635,8 +697,14 @@ impl Drop for Unfinished<'_> {
             schema_shadowed: None,
             schema_pointers: None,
             diagnosis: None,
+            trace_id: self.rec.span.as_ref().map(ServerSpan::trace_id),
+            span: self.rec.span.take().map(|span| {
+                span.set("webhook.outcome", "rejected");
+                span.set("webhook.reason", reason);
+                (span, std::time::SystemTime::now())
+            }),
         }
-        .log();
+        .close();
     }
 }
 
@@ -659,6 +727,9 @@ struct Line {
     schema_pointers: Option<String>,
     /// The signature doctor's diagnosis, and how long it took when it ran.
     diagnosis: Option<(String, Option<Duration>)>,
+    trace_id: Option<String>,
+    /// The server span, ended with the line, and when the answer was made.
+    span: Option<(ServerSpan, std::time::SystemTime)>,
 }
 
 impl Line {
@@ -686,8 +757,29 @@ impl Line {
             schema_pointers = self.schema_pointers.as_deref(),
             diagnosis,
             diagnosis_ms = took.map(duration_ms),
+            trace_id = self.trace_id.as_deref(),
             "request"
         );
+    }
+
+    /// Logs the line and ends the request's span (at the answer's time: a 401's diagnosis
+    /// comes later and is added to the span then).
+    fn close(mut self) {
+        self.log();
+        if let Some((span, answered)) = self.span.take() {
+            if let Some((diagnosis, _)) = &self.diagnosis {
+                span.set("webhook.diagnosis", diagnosis.clone());
+            }
+            span.finish(self.status, self.reason, answered);
+        }
+    }
+}
+
+/// A route's path as `http.route` shows it: `/hooks/*` for a prefix.
+fn route_template(path: &RoutePath) -> String {
+    match path {
+        RoutePath::Exact(p) => p.clone(),
+        RoutePath::Prefix(p) => format!("{p}*"),
     }
 }
 

@@ -145,7 +145,8 @@ impl Gateway {
             DeliveryMode::Queue | DeliveryMode::Hybrid => {
                 let provider = route.verifier.scheme().name();
                 let key_id = original.key_id.clone().unwrap_or_default();
-                let event = upstream::to_event(&request, body.clone(), provider, &key_id);
+                // An operator's replay starts a trace of its own.
+                let event = upstream::to_event(&request, body.clone(), provider, &key_id, None);
                 let meta = Meta {
                     id: 0,
                     route: route.name.to_string(),
@@ -181,9 +182,10 @@ impl Gateway {
     /// gave none).
     async fn send_now(&self, route: &Route, request: Request<Full<Bytes>>) -> (&'static str, u16) {
         let client = upstream::client();
+        let (name, timeout) = (&route.name, route.timeout);
+        let traced = upstream::Traced::default();
         let sent =
-            upstream::send_observed(&client, &self.metrics, &route.name, route.timeout, request)
-                .await;
+            upstream::send_observed(&client, &self.metrics, name, timeout, request, traced).await;
         match sent {
             Ok((res, _)) => {
                 let status = res.status().as_u16();
@@ -246,6 +248,7 @@ impl Gateway {
         e.attempts = Vec::new();
         e.replay_of = Some(original.id.clone());
         e.queue_id = queue_id;
+        e.trace_id = None;
         self.journal.record(e);
     }
 }

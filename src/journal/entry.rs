@@ -58,6 +58,8 @@ pub struct Entry {
     pub replay_of: Option<String>,
     /// The spool's id of a queued event, linking its attempts.
     pub queue_id: Option<u64>,
+    /// The request's trace (`telemetry.otlp` on): 32 hex digits.
+    pub trace_id: Option<String>,
 }
 
 impl Entry {
@@ -88,6 +90,7 @@ impl Entry {
             "last_error": self.attempts.last().and_then(|a| a.error.as_deref()),
             "replay_of": self.replay_of,
             "queue_id": self.queue_id,
+            "trace_id": self.trace_id,
         })
     }
 

@@ -187,6 +187,7 @@ mod tests {
             attempts: vec![],
             replay_of: None,
             queue_id: None,
+            trace_id: None,
         }
     }
 

@@ -51,6 +51,9 @@ struct Stored {
     attempts: Vec<AttemptRecord>,
     replay_of: Option<String>,
     queue_id: Option<u64>,
+    /// Absent in events stored before tracing, or with it off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    trace_id: Option<String>,
 }
 
 fn b64() -> &'static base64::engine::GeneralPurpose {
@@ -91,6 +94,7 @@ pub fn encode(e: &Entry) -> Vec<u8> {
         attempts: e.attempts.clone(),
         replay_of: e.replay_of.clone(),
         queue_id: e.queue_id,
+        trace_id: e.trace_id.clone(),
     };
     serde_json::to_vec(&s).unwrap_or_default()
 }
@@ -133,6 +137,7 @@ pub fn decode(bytes: &[u8]) -> Option<Entry> {
         attempts: s.attempts,
         replay_of: s.replay_of,
         queue_id: s.queue_id,
+        trace_id: s.trace_id,
     })
 }
 
@@ -205,6 +210,7 @@ mod tests {
             attempts: vec![],
             replay_of: None,
             queue_id: Some(7),
+            trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
         };
         let mut back = decode(&encode(&e)).unwrap();
         assert_eq!(back.to_json(), e.to_json());

@@ -44,6 +44,8 @@ pub enum ServerError {
     Tls(#[from] tls::TlsError),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Tracing(#[from] crate::telemetry::OtlpError),
 }
 
 /// Runs the gateway until `shutdown` resolves, then drains in-flight requests for at most
@@ -74,6 +76,23 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 
     let store = AnyStore::open(&config.store)?;
     let metrics = Metrics::new();
+    // Before the first request: with tracing off, nothing of it exists.
+    let tracing = match &config.otlp {
+        Some(otlp) => {
+            let dropped = metrics.trace_spans_dropped.clone();
+            let t = crate::telemetry::install(otlp, dropped)?;
+            tracing::info!(
+                endpoint = otlp
+                    .endpoint
+                    .as_deref()
+                    .unwrap_or("(OTEL_EXPORTER_OTLP_* or http://localhost:4318)"),
+                trust_incoming_context = otlp.trust_incoming_context,
+                "exporting traces over OTLP"
+            );
+            Some(t)
+        }
+        None => None,
+    };
     let server_cfg = config.server.clone();
     // A file size limit (`ulimit -f`, systemd's LimitFSIZE=) reached by the store's file must
     // fail that write (EFBIG: the event is refused with 503, /readyz says why), not kill the
@@ -211,6 +230,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     }
     gateway.journal().close().await;
     sweeper.abort();
+    // The spans of the last requests and attempts, exported within a few seconds.
+    if let Some(t) = tracing {
+        let _ = tokio::task::spawn_blocking(move || t.shutdown()).await;
+    }
     Ok(())
 }
 

@@ -26,7 +26,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 pub use self::memory::MemoryStore;
-pub use self::record::{Event, Malformed, Meta};
+pub use self::record::{Event, Malformed, Meta, TraceContext};
 pub use self::redb::RedbStore;
 pub use self::redis::RedisStore;
 pub use self::settings::{RedisUrl, StoreConfig};
@@ -393,6 +393,7 @@ mod tests {
             body: Bytes::from(vec![n; 10]),
             provider: "github".into(),
             key_id: "k".into(),
+            trace: None,
         }
     }
 

@@ -14,6 +14,16 @@ pub struct Event {
     /// For the attestation, recomputed at each attempt.
     pub provider: String,
     pub key_id: String,
+    /// The W3C context of the request that accepted it (`telemetry.otlp` on), so every later
+    /// attempt is a span of that request's trace. Records written before it have none.
+    pub trace: Option<TraceContext>,
+}
+
+/// A W3C trace context as its two headers' values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceContext {
+    pub traceparent: String,
+    pub tracestate: String,
 }
 
 /// The delivery state of one event.
@@ -37,6 +47,9 @@ pub struct Meta {
 
 /// Record format version, first byte of every value.
 const VERSION: u8 = 1;
+
+/// Marks the optional trace context after an event's body.
+const TRACE_TRAILER: u8 = 1;
 
 /// A stored value could not be read back.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -117,6 +130,13 @@ impl Event {
             w.bytes(v);
         }
         w.bytes(&self.body);
+        // An optional trailer: a record without it (written by an earlier version) reads as
+        // having no trace context, and an earlier version reading this one stops before it.
+        if let Some(t) = &self.trace {
+            w.0.push(TRACE_TRAILER);
+            w.bytes(t.traceparent.as_bytes());
+            w.bytes(t.tracestate.as_bytes());
+        }
         w.0
     }
 
@@ -131,12 +151,24 @@ impl Event {
             headers.push((r.string()?, r.bytes()?.to_vec()));
         }
         let body = Bytes::copy_from_slice(r.bytes()?);
+        let trace = match r.0.split_first() {
+            None => None,
+            Some((&TRACE_TRAILER, rest)) => {
+                r.0 = rest;
+                Some(TraceContext {
+                    traceparent: r.string()?,
+                    tracestate: r.string()?,
+                })
+            }
+            Some(_) => return Err(Malformed),
+        };
         Ok(Self {
             path_and_query,
             headers,
             body,
             provider,
             key_id,
+            trace,
         })
     }
 }
@@ -195,8 +227,21 @@ mod tests {
             body: Bytes::from_static(b"{\"a\":1}"),
             provider: "github".into(),
             key_id: "k1".into(),
+            trace: None,
         };
         assert_eq!(Event::decode(&e.encode()), Ok(e.clone()));
+        let traced = Event {
+            trace: Some(TraceContext {
+                traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into(),
+                tracestate: "k=v".into(),
+            }),
+            ..e.clone()
+        };
+        assert_eq!(Event::decode(&traced.encode()), Ok(traced.clone()));
+        let enc = traced.encode();
+        for cut in [enc.len() - 1, e.encode().len() + 2] {
+            assert_eq!(Event::decode(&enc[..cut]), Err(Malformed), "cut at {cut}");
+        }
         let m = Meta {
             id: 7,
             route: "r".into(),
@@ -215,5 +260,22 @@ mod tests {
             assert_eq!(Event::decode(&enc[..cut]), Err(Malformed), "cut at {cut}");
         }
         assert_eq!(Meta::decode(&[2, 0, 0]), Err(Malformed));
+    }
+
+    /// A record as the previous version wrote it (no trace trailer), byte for byte, still reads.
+    #[test]
+    fn records_without_trace_context_still_read() {
+        let mut old = vec![VERSION];
+        for field in [&b"/up"[..], b"github", b"k1"] {
+            old.extend_from_slice(&(field.len() as u32).to_le_bytes());
+            old.extend_from_slice(field);
+        }
+        old.extend_from_slice(&0u32.to_le_bytes());
+        old.extend_from_slice(&2u32.to_le_bytes());
+        old.extend_from_slice(b"{}");
+        let e = Event::decode(&old).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(e.path_and_query, "/up");
+        assert_eq!(&e.body[..], b"{}");
+        assert_eq!(e.trace, None);
     }
 }

@@ -7,7 +7,7 @@ use http::{HeaderName, HeaderValue, Request, Uri};
 use http_body_util::Full;
 
 use super::{strip_hop_by_hop, Target};
-use crate::store::Event;
+use crate::store::{Event, TraceContext};
 
 /// The sender's request aimed at `target` with `path` (already mapped from the route's path),
 /// its query kept, hop-by-hop headers removed. The body is the exact bytes that were verified.
@@ -33,8 +33,15 @@ pub fn upstream_request(
     Ok(req)
 }
 
-/// What is stored of an upstream request to deliver it later: path, headers, body.
-pub fn to_event(req: &Request<Full<Bytes>>, body: Bytes, provider: &str, key_id: &str) -> Event {
+/// What is stored of an upstream request to deliver it later: path, headers, body, and the
+/// trace context its attempts continue.
+pub fn to_event(
+    req: &Request<Full<Bytes>>,
+    body: Bytes,
+    provider: &str,
+    key_id: &str,
+    trace: Option<TraceContext>,
+) -> Event {
     Event {
         path_and_query: req
             .uri()
@@ -48,6 +55,7 @@ pub fn to_event(req: &Request<Full<Bytes>>, body: Bytes, provider: &str, key_id:
         body,
         provider: provider.to_string(),
         key_id: key_id.to_string(),
+        trace,
     }
 }
 

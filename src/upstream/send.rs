@@ -10,6 +10,7 @@ use http_body_util::Full;
 
 use super::{strip_hop_by_hop, UpstreamBody, UpstreamClient};
 use crate::metrics::Metrics;
+use crate::telemetry;
 
 /// The backend's answer, and how long it took to arrive.
 pub type Sent = (Response<UpstreamBody>, Duration);
@@ -46,15 +47,34 @@ pub async fn send(
     }
 }
 
-/// [`send`], timed under the route's name.
+/// Where an attempt belongs in a trace.
+#[derive(Clone, Copy, Default)]
+pub struct Traced<'a> {
+    /// The server span of the request that brought the event (`None`: a new trace).
+    pub parent: Option<&'a opentelemetry::Context>,
+    /// Attempts made before this one.
+    pub resend_count: u32,
+}
+
+/// [`send`], timed under the route's name, as a client span when tracing is on (its
+/// `traceparent` goes to the backend).
 pub async fn send_observed(
     client: &UpstreamClient,
     metrics: &Metrics,
     route: &str,
     timeout: Duration,
-    req: Request<Full<Bytes>>,
+    mut req: Request<Full<Bytes>>,
+    traced: Traced<'_>,
 ) -> Result<Sent, UpstreamError> {
+    let span = telemetry::client_span(traced.parent, &mut req, traced.resend_count);
     let result = send(client, req, timeout).await;
+    if let Some(span) = span {
+        match &result {
+            Ok((res, _)) => span.finish(Some(res.status().as_u16()), ""),
+            Err(UpstreamError::Timeout) => span.finish(None, "timeout"),
+            Err(UpstreamError::Unreachable(_)) => span.finish(None, "unreachable"),
+        }
+    }
     let (class, elapsed) = match &result {
         Ok((res, d)) => (status_class(res.status()), d.as_secs_f64()),
         Err(UpstreamError::Timeout) => ("timeout", timeout.as_secs_f64()),

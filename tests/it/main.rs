@@ -34,4 +34,5 @@ mod secrets;
 mod server;
 mod store_redb;
 mod tls;
+mod tracing;
 mod vectors_core;

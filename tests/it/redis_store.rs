@@ -26,6 +26,7 @@ fn event(n: u8) -> Event {
         body: Bytes::from(vec![n; 10]),
         provider: "github".into(),
         key_id: "k".into(),
+        trace: None,
     }
 }
 

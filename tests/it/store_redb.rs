@@ -17,6 +17,7 @@ fn event(n: u8) -> Event {
         body: Bytes::from(vec![n; 10]),
         provider: "github".into(),
         key_id: "current".into(),
+        trace: None,
     }
 }
 

@@ -11,6 +11,7 @@ mod schema;
 pub(super) mod secret;
 mod server;
 mod store;
+mod telemetry;
 mod types;
 mod verify;
 
@@ -230,8 +231,11 @@ impl Validator {
         let reload = self.reload(reload.unwrap_or_default());
         let journal = self.section("journal", f.journal, mapping);
         let journal = self.journal(journal.unwrap_or_default());
+        let telemetry = self.section("telemetry", f.telemetry, mapping);
+        let otlp = self.telemetry(telemetry.unwrap_or_default());
         Config {
             journal,
+            otlp,
             server,
             admin,
             log,

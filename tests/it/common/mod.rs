@@ -9,9 +9,10 @@
 //! - [`sdk`]: the providers' official SDKs (`tests/interop/`);
 //! - [`sign`]: request signing and `hookgate sign`;
 //! - [`vectors`]: the shared test vectors;
-//! - [`redis`], [`tls`]: a private `redis-server`, HTTPS.
+//! - [`redis`], [`tls`]: a private `redis-server`, HTTPS;
+//! - [`otlp`]: an OTLP/HTTP collector that keeps the spans it receives.
 //!
-//! Everything but `redis`, `tls` and the Prometheus parser in `metrics` is re-exported here, so a
+//! Everything but `redis`, `tls`, `otlp` and the Prometheus parser in `metrics` is re-exported here, so a
 //! test's `use crate::common::*;` has it. All the tests are one binary (`tests/it/main.rs`), so a
 //! helper no test uses is reported as dead code.
 
@@ -21,6 +22,7 @@ pub mod client;
 pub mod config;
 pub mod gateway;
 pub mod metrics;
+pub mod otlp;
 pub mod redis;
 pub mod sdk;
 pub mod sign;

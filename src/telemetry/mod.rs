@@ -1,9 +1,25 @@
-//! Logging set-up. JSON lines on stdout by default, fields flattened to the top level so a log
-//! pipeline can index `route`, `outcome` and `status` directly.
+//! Logging set-up, and OpenTelemetry traces when `telemetry.otlp` is configured.
+//!
+//! - this file: JSON lines on stdout by default, fields flattened to the top level so a log
+//!   pipeline can index `route`, `outcome` and `status` directly.
+//! - `otlp.rs`: the tracer provider, its bounded span queue and the exporter's thread.
+//! - `client.rs`: the exporter's HTTP client (plain or TLS), run on that thread.
+//! - `trace.rs`: what the request path and the delivery engine ask of tracing: server, stage
+//!   and client spans, W3C context in and out, and the context a queued event keeps.
 
 use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
+
+mod client;
+mod otlp;
+mod trace;
+
+pub use self::otlp::{install, OtlpError, OtlpSettings, Tracing};
+pub use self::trace::{
+    carried, client_span, resumed, stage, strip_context, tracer, ClientSpan, Incoming, ServerSpan,
+    Stage,
+};
 
 /// `log.format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
