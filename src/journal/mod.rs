@@ -16,6 +16,7 @@
 //! - `stored.rs`: the event as redb and Redis keep it, and its later updates.
 //! - `redb.rs`, `redis.rs`: the journal in those stores.
 
+mod compact;
 mod entry;
 mod headers;
 mod query;

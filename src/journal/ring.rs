@@ -1,14 +1,63 @@
-//! The memory journal: a bounded ring, oldest dropped first.
+//! The memory journal: a bounded ring, oldest dropped first. Each event is held packed in one
+//! buffer ([`super::compact`]) beside the few fields the ring itself reads.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
+use super::compact::{pack, unpack};
 use super::entry::{AttemptRecord, Entry};
 use super::query::Query;
 
+/// One event: packed, with what pushing, updating, paging and counting need unpacked.
+struct Slot {
+    packed: Box<[u8]>,
+    received_ms: u64,
+    route: Option<Arc<str>>,
+    outcome: Cow<'static, str>,
+    queue_id: Option<u64>,
+}
+
+impl Slot {
+    fn new(e: &Entry) -> Self {
+        Self {
+            packed: pack(e),
+            received_ms: e.received_ms,
+            route: e.route.clone(),
+            outcome: e.outcome.clone(),
+            queue_id: e.queue_id,
+        }
+    }
+
+    /// The event's id, read in place: it is packed first.
+    fn id(&self) -> &str {
+        let len = self
+            .packed
+            .get(..8)
+            .and_then(|b| b.try_into().ok())
+            .map_or(0, u64::from_le_bytes);
+        let end = usize::try_from(len).map_or(0, |n| n.saturating_add(8));
+        self.packed
+            .get(8..end)
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .unwrap_or_default()
+    }
+
+    /// What cheap fields rule out, before unpacking.
+    fn may_match(&self, q: &Query) -> bool {
+        let eq = |want: &Option<String>, got: Option<&str>| {
+            want.as_deref().is_none_or(|w| Some(w) == got)
+        };
+        eq(&q.route, self.route.as_deref())
+            && eq(&q.outcome, Some(&self.outcome))
+            && q.since_ms.is_none_or(|t| self.received_ms >= t)
+            && q.until_ms.is_none_or(|t| self.received_ms < t)
+            && q.before.as_deref().is_none_or(|b| self.id() < b)
+    }
+}
+
 pub struct Ring {
-    /// Boxed as they come from the request path: a slot is a pointer, so the ring's own
-    /// array (grown by doubling) costs 8 bytes per event, not an entry's size.
-    entries: VecDeque<Box<Entry>>,
+    slots: VecDeque<Slot>,
     max_events: usize,
     max_age_ms: u64,
     /// Attempts that arrived before their event (the engine can be faster than the request's
@@ -34,7 +83,7 @@ pub struct Evicted {
 impl Ring {
     pub fn new(max_events: usize, max_age_ms: u64) -> Self {
         Self {
-            entries: VecDeque::new(),
+            slots: VecDeque::new(),
             max_events: max_events.max(1),
             max_age_ms,
             early: HashMap::new(),
@@ -43,7 +92,7 @@ impl Ring {
 
     /// Events held.
     pub fn count(&self) -> usize {
-        self.entries.len()
+        self.slots.len()
     }
 
     /// Adds `e`, dropping the oldest entries beyond `max_events`.
@@ -54,10 +103,10 @@ impl Ring {
                 e.state = Some(state.into());
             }
         }
-        self.entries.push_back(e);
+        self.slots.push_back(Slot::new(&e));
         let mut out = Evicted::default();
-        while self.entries.len() > self.max_events {
-            self.entries.pop_front();
+        while self.slots.len() > self.max_events {
+            self.slots.pop_front();
             out.full += 1;
         }
         out
@@ -66,11 +115,11 @@ impl Ring {
     /// Drops entries received before `now_ms - max_age`.
     pub fn expire(&mut self, now_ms: u64) -> Evicted {
         let cutoff = now_ms.saturating_sub(self.max_age_ms);
-        let before = self.entries.len();
-        self.entries.retain(|e| e.received_ms >= cutoff);
+        let before = self.slots.len();
+        self.slots.retain(|s| s.received_ms >= cutoff);
         Evicted {
             full: 0,
-            expired: (before - self.entries.len()) as u64,
+            expired: (before - self.slots.len()) as u64,
         }
     }
 
@@ -83,14 +132,15 @@ impl Ring {
         state: &'static str,
     ) {
         let found = self
-            .entries
+            .slots
             .iter_mut()
             .rev()
-            .find(|e| e.queue_id == Some(queue_id) && e.route.as_deref() == Some(route));
-        match found {
-            Some(e) => {
+            .find(|s| s.queue_id == Some(queue_id) && s.route.as_deref() == Some(route));
+        match found.and_then(|s| Some((unpack(&s.packed)?, s))) {
+            Some((mut e, slot)) => {
                 e.attempts.extend(attempt);
                 e.state = Some(state.into());
+                slot.packed = pack(&e);
             }
             None if self.early.len() < MAX_EARLY => self
                 .early
@@ -102,37 +152,34 @@ impl Ring {
     }
 
     pub fn get(&self, id: &str) -> Option<Entry> {
-        self.entries
-            .iter()
-            .rev()
-            .find(|e| e.id == id)
-            .map(|e| Entry::clone(e))
+        let slot = self.slots.iter().rev().find(|s| s.id() == id)?;
+        unpack(&slot.packed)
     }
 
     /// Newest first, at most `limit`.
     pub fn list(&self, q: &Query, limit: usize) -> Vec<Entry> {
-        let mut hits: Vec<&Entry> = self
-            .entries
-            .iter()
-            .map(|e| &**e)
+        let mut candidates: Vec<&Slot> = self.slots.iter().filter(|s| s.may_match(q)).collect();
+        candidates.sort_unstable_by(|a, b| b.id().cmp(a.id()));
+        candidates
+            .into_iter()
+            .filter_map(|s| unpack(&s.packed))
             .filter(|e| q.matches(e))
-            .collect();
-        hits.sort_unstable_by(|a, b| b.id.cmp(&a.id));
-        hits.into_iter().take(limit).cloned().collect()
+            .take(limit)
+            .collect()
     }
 
     /// Outcome counts per route since `since_ms`.
     pub fn counts_since(&self, since_ms: u64) -> Vec<(String, String, u64)> {
         let mut counts: std::collections::BTreeMap<(String, String), u64> = Default::default();
-        for e in self
-            .entries
+        for s in self
+            .slots
             .iter()
             .rev()
-            .take_while(|e| e.received_ms >= since_ms)
+            .take_while(|s| s.received_ms >= since_ms)
         {
-            if let Some(r) = &e.route {
+            if let Some(r) = &s.route {
                 *counts
-                    .entry((r.to_string(), e.outcome.to_string()))
+                    .entry((r.to_string(), s.outcome.to_string()))
                     .or_default() += 1;
             }
         }
@@ -143,11 +190,11 @@ impl Ring {
     pub fn per_minute(&self, now_ms: u64, minutes: u64) -> Vec<(String, String, u64, u64)> {
         let since = now_ms.saturating_sub(minutes * 60_000);
         let mut counts: std::collections::BTreeMap<(String, String, u64), u64> = Default::default();
-        for e in self.entries.iter().filter(|e| e.received_ms >= since) {
-            if let Some(r) = &e.route {
-                let minute = (e.received_ms - since) / 60_000;
+        for s in self.slots.iter().filter(|s| s.received_ms >= since) {
+            if let Some(r) = &s.route {
+                let minute = (s.received_ms - since) / 60_000;
                 *counts
-                    .entry((r.to_string(), e.outcome.to_string(), minute))
+                    .entry((r.to_string(), s.outcome.to_string(), minute))
                     .or_default() += 1;
             }
         }
