@@ -76,10 +76,12 @@ impl<'a> In<'a> {
     }
 }
 
-/// `e` packed into one buffer of its exact size.
-pub fn pack(e: &Entry) -> Box<[u8]> {
+/// `e` packed into `buf` (emptied first; its allocation is reused when it has room).
+pub fn pack_into(e: &Entry, buf: &mut Vec<u8>) {
+    buf.clear();
     let body = e.body.as_ref().map_or(0, Bytes::len);
-    let mut o = Out(Vec::with_capacity(256 + body + e.headers.len() * 48));
+    buf.reserve(256 + body + e.headers.len() * 48);
+    let mut o = Out(std::mem::take(buf));
     o.str(&e.id);
     o.u64(e.received_ms);
     o.opt(e.route.as_deref());
@@ -120,7 +122,15 @@ pub fn pack(e: &Entry) -> Box<[u8]> {
     o.opt(e.replay_of.as_deref());
     o.u64(e.queue_id.map_or(u64::MAX, |q| q));
     o.opt(e.trace_id.as_deref());
-    o.0.into_boxed_slice()
+    *buf = o.0;
+}
+
+/// `e` packed into a new buffer.
+#[cfg(test)]
+pub fn pack(e: &Entry) -> Vec<u8> {
+    let mut buf = Vec::new();
+    pack_into(e, &mut buf);
+    buf
 }
 
 /// A packed event unpacked; `None` only if `b` was not made by [`pack`].

@@ -1,17 +1,19 @@
 //! The memory journal: a bounded ring, oldest dropped first. Each event is held packed in one
-//! buffer ([`super::compact`]) beside the few fields the ring itself reads.
+//! buffer ([`super::compact`]) beside the few fields the ring itself reads. Once the ring is
+//! full, the oldest event's buffer takes the newest: freeing a long-idle buffer and allocating
+//! another cost more than the rest of the journal's work per event.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use super::compact::{pack, unpack};
+use super::compact::{pack_into, unpack};
 use super::entry::{AttemptRecord, Entry};
 use super::query::Query;
 
 /// One event: packed, with what pushing, updating, paging and counting need unpacked.
 struct Slot {
-    packed: Box<[u8]>,
+    packed: Vec<u8>,
     received_ms: u64,
     route: Option<Arc<str>>,
     outcome: Cow<'static, str>,
@@ -19,9 +21,11 @@ struct Slot {
 }
 
 impl Slot {
-    fn new(e: &Entry) -> Self {
+    /// `e` in `buf`, an evicted slot's buffer (or a new one).
+    fn new(e: &Entry, mut buf: Vec<u8>) -> Self {
+        pack_into(e, &mut buf);
         Self {
-            packed: pack(e),
+            packed: buf,
             received_ms: e.received_ms,
             route: e.route.clone(),
             outcome: e.outcome.clone(),
@@ -103,12 +107,20 @@ impl Ring {
                 e.state = Some(state.into());
             }
         }
-        self.slots.push_back(Slot::new(&e));
         let mut out = Evicted::default();
-        while self.slots.len() > self.max_events {
-            self.slots.pop_front();
+        let mut buf = Vec::new();
+        while self.slots.len() >= self.max_events {
+            if let Some(old) = self.slots.pop_front() {
+                buf = old.packed;
+            }
             out.full += 1;
         }
+        // A buffer much larger than needed (an old large body) is not kept on for a small one.
+        let needed = 256 + e.body.as_ref().map_or(0, |b| b.len());
+        if buf.capacity() > 2 * needed + 4096 {
+            buf = Vec::new();
+        }
+        self.slots.push_back(Slot::new(&e, buf));
         out
     }
 
@@ -140,7 +152,7 @@ impl Ring {
             Some((mut e, slot)) => {
                 e.attempts.extend(attempt);
                 e.state = Some(state.into());
-                slot.packed = pack(&e);
+                pack_into(&e, &mut slot.packed);
             }
             None if self.early.len() < MAX_EARLY => self
                 .early
