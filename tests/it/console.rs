@@ -33,42 +33,11 @@ fn with_token(mut c: Value) -> Value {
 }
 
 async fn api(gw: &Gateway, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let auth = format!("Bearer {TOKEN}");
-    let text = body.map(|b| b.to_string()).unwrap_or_default();
-    let r = send(
-        gw.admin(),
-        method,
-        path,
-        &[
-            ("authorization", &auth),
-            ("content-type", "application/json"),
-        ],
-        text.as_bytes(),
-    )
-    .await;
-    (
-        r.status,
-        serde_json::from_slice(&r.body).unwrap_or(Value::Null),
-    )
+    admin_call(gw, TOKEN, method, path, body).await
 }
 
 async fn api_until(gw: &Gateway, path: &str, f: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (status, v) = api(gw, "GET", path, None).await;
-        if status == 200 && f(&v) {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out on {path}: {status} {v}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-fn events(v: &Value) -> Vec<Value> {
-    v["events"].as_array().cloned().unwrap_or_default()
+    admin_until(gw, TOKEN, path, f).await
 }
 
 #[tokio::test]

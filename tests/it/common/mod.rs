@@ -16,6 +16,7 @@
 //! test's `use crate::common::*;` has it. All the tests are one binary (`tests/it/main.rs`), so a
 //! helper no test uses is reported as dead code.
 
+pub mod admin;
 pub mod backends;
 pub mod cli;
 pub mod client;
@@ -29,6 +30,7 @@ pub mod sign;
 pub mod tls;
 pub mod vectors;
 
+pub use admin::*;
 pub use backends::*;
 pub use cli::*;
 pub use client::*;
