@@ -8,8 +8,8 @@
 //! the request's log line and `hookgate_verify_failures_total` are written then, with the
 //! diagnosis. Beyond the budget (or the examiner's queue), or with the doctor off, the diagnosis
 //! is `skipped` and nothing more is done: a flood of forgeries buys at most the budget's worth of
-//! examinations a minute, and a burst of them takes at most one thread's share of the CPU from
-//! the workers, never many threads' worth.
+//! examinations a minute, run on a thread at the lowest CPU priority, so a burst of them takes
+//! only CPU the workers leave idle (or about 1.5% of a core where they are busy).
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -131,6 +131,7 @@ impl Examiner {
         let thread = std::thread::Builder::new()
             .name("hookgate-doctor".into())
             .spawn(move || {
+                lowest_priority();
                 for job in jobs {
                     job(true);
                 }
@@ -159,6 +160,17 @@ impl Examiner {
         {
             job(false);
         }
+    }
+}
+
+/// Puts the calling thread at the lowest CPU priority (nice 19): an examination then runs on
+/// time the workers leave idle, and where they are busy it takes about 1.5% of a core from
+/// them (the scheduler's share for nice 19 beside nice 0), not a whole thread's share. Where
+/// the system refuses, the examiner runs at normal priority, still one thread and budgeted.
+fn lowest_priority() {
+    let tid = rustix::thread::gettid();
+    if let Err(e) = rustix::process::setpriority_process(Some(tid), 19) {
+        tracing::debug!(error = %e, "the signature doctor's thread keeps its priority");
     }
 }
 
