@@ -433,3 +433,34 @@ async fn doctor_event_explains_a_journal_event() {
     );
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// The examiner's thread runs at the lowest CPU priority, so examinations only take CPU the
+/// workers leave idle.
+#[test]
+fn the_examiner_runs_at_the_lowest_priority() {
+    let backend = Backend::start();
+    let routes = vec![route(
+        "mc",
+        "/mc",
+        &backend.url("/recv"),
+        mc_verify(&[("current", "s3cret")]),
+    )];
+    let gw = Gateway::start(config(&Opts::default(), &routes));
+    let tasks = std::path::PathBuf::from(format!("/proc/{}/task", gw.pid()));
+    let mut nice = None;
+    for task in std::fs::read_dir(&tasks).expect("the gateway's threads") {
+        let dir = task.expect("a thread").path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if comm.trim() == "hookgate-doctor" {
+            let stat = std::fs::read_to_string(dir.join("stat")).expect("its stat");
+            // Fields after the command's closing parenthesis; nice is field 19 of stat(5).
+            let rest = stat.rsplit_once(')').expect("a stat line").1;
+            nice = rest.split_whitespace().nth(16).map(str::to_string);
+        }
+    }
+    assert_eq!(
+        nice.as_deref(),
+        Some("19"),
+        "the doctor's thread and its nice value"
+    );
+}
