@@ -15,6 +15,7 @@ pinned to CPU 0; wrk and the backend share CPU 1. Every loop is bounded in time.
 
 Usage: python3 bench/run.py [--rounds 3] [--duration 10] [--conns 16,128] [--quick] [--no-memory]
                            [--extra YAML] [--baseline path/to/hookgate] [--baseline-extra YAML]
+                           [--warmup SECONDS]
 """
 
 import argparse
@@ -344,6 +345,9 @@ def main():
     ap.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     ap.add_argument("--conns", default="16,128")
     ap.add_argument("--quick", action="store_true", help="1 round of 3 s: a smoke run")
+    ap.add_argument("--warmup", type=int, default=1, metavar="SECONDS",
+                    help="seconds of load per contestant before the rounds (at the largest --conns):"
+                         " long enough to fill a journal's ring measures its steady state")
     ap.add_argument("--no-memory", action="store_true")
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--flood", type=int, default=1_000_000, help="distinct addresses in the flood")
@@ -418,6 +422,9 @@ def main():
             r = wrk(url, 4, 1, env)
             if r["errors"]:
                 raise RuntimeError(f"{name}: {r['errors']} errors in warm-up: check its setup")
+        if args.warmup > 1:
+            for name, url in urls.items():
+                wrk(url, max(conns_list), args.warmup, env)
         log(f"body {size} bytes; {args.rounds} rounds x {args.duration}s; conns {conns_list}")
 
         runs = {c: {k: [] for k in urls} for c in conns_list}
