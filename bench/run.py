@@ -37,6 +37,7 @@ BENCH = ROOT / "bench"
 BINARY = ROOT / "target" / "release" / "hookgate"
 SECRET = "bench-secret-0123456789abcdef"
 PROXY_CPU = "0"
+LUA_MODULE = "/usr/lib/nginx/modules/ngx_http_lua_module.so"
 LOAD_CPU = "1"
 
 
@@ -47,6 +48,8 @@ def log(msg):
 def ensure_tools():
     missing = [p for p, b in [("wrk", "wrk"), ("nginx-light", "nginx"), ("gnuplot-nox", "gnuplot")]
                if shutil.which(b) is None and not Path(f"/usr/sbin/{b}").exists()]
+    if not Path(LUA_MODULE).exists():
+        missing.append("libnginx-mod-http-lua")
     if missing:
         log(f"installing {' '.join(missing)} from Debian")
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
@@ -90,9 +93,10 @@ def nginx_bin():
     return shutil.which("nginx") or "/usr/sbin/nginx"
 
 
-def start_nginx(work, name, server_block, cpu):
+def start_nginx(work, name, server_block, cpu, main=""):
     conf = work / f"{name}.conf"
     conf.write_text(f"""
+{main}
 worker_processes 1;
 daemon off;
 pid {work}/{name}.pid;
@@ -136,12 +140,21 @@ def sign(body_file):
     raise RuntimeError("hookgate sign printed no signature header")
 
 
-def hookgate_config(work, port, admin, backend, extra_server="", name="hookgate", extra=""):
+def hookgate_config(work, port, admin, backend, extra_server="", name="hookgate", extra="",
+                    checks=True):
+    """`checks`: the schema and the per-IP and route limits besides verification."""
+    limits = """
+    rate_limit:
+      per_ip: {rate: 1000000/s, burst: 1000000}
+      route: {rate: 1000000/s, burst: 1000000}
+    schema: {builtin: mediaconvert, mode: enforce}""" if checks else ""
     cfg = work / f"{name}.yaml"
     cfg.write_text(f"""
 server:
   listen: 127.0.0.1:{port}
   max_connections: 20000
+  # Every load generator here connects from 127.0.0.1.
+  max_connections_per_ip: 20000
   header_timeout: 60s
   trusted_proxies: [127.0.0.1/32]
 {extra_server}
@@ -153,11 +166,7 @@ routes:
     upstream: http://127.0.0.1:{backend}/webhooks/mediaconvert
     verify:
       scheme: mediaconvert
-      secrets: [{{id: current, value: "{SECRET}"}}]
-    rate_limit:
-      per_ip: {{rate: 1000000/s, burst: 1000000}}
-      route: {{rate: 1000000/s, burst: 1000000}}
-    schema: {{builtin: mediaconvert, mode: enforce}}
+      secrets: [{{id: current, value: "{SECRET}"}}]{limits}
 {extra}
 """)
     return cfg
@@ -183,6 +192,20 @@ def wrk(url, conns, duration, env_extra, cpu=LOAD_CPU, threads=1):
     errors = r["connect"] + r["read"] + r["write"] + r["status"] + r["timeout"]
     return {"rps": r["requests"] / secs, "p50": r["p50_us"] / 1000, "p99": r["p99_us"] / 1000,
             "p999": r["p999_us"] / 1000, "errors": errors, "requests": r["requests"]}
+
+
+def forged_status(url, body_file, header):
+    """The status a contestant answers to the body with a wrong signature."""
+    import urllib.error
+    import urllib.request
+    req = urllib.request.Request(url, data=body_file.read_bytes(), method="POST",
+                                 headers={header: "sha256=" + "0" * 64,
+                                          "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
 
 
 def steal():
@@ -218,6 +241,31 @@ def rss_kib(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     return 0
+
+
+def tree_rss_kib(pid):
+    """RSS of a process and its children (nginx's workers)."""
+    total = rss_kib(pid)
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            total += sum(rss_kib(int(c)) for c in f.read().split())
+    except OSError:
+        pass
+    return total
+
+
+def kept_alive_kib(pid, port, request, count=5000):
+    """What one idle keep-alive connection costs a proxy after one forwarded request: RSS
+    growth with `count` of them open, per connection."""
+    hold_connections(port, 1, request)[0].close()
+    time.sleep(0.5)
+    before = tree_rss_kib(pid)
+    socks = hold_connections(port, count, request)
+    time.sleep(0.5)
+    after = tree_rss_kib(pid)
+    for s in socks:
+        s.close()
+    return (after - before) / count
 
 
 def hold_connections(port, count, request):
@@ -392,15 +440,37 @@ def main():
       proxy_set_header Connection "";
     }}
   }}""", PROXY_CPU))
+        # The same job in nginx: the HMAC checked in Lua (bench/lua/webhook_hmac.lua).
+        lua = free_port()
+        os.environ["WEBHOOK_SECRET"] = SECRET
+        procs.append(start_nginx(work, "lua", f"""
+  lua_package_path "{BENCH}/lua/?.lua;;";
+  upstream backend {{ server 127.0.0.1:{backend}; keepalive 256; }}
+  server {{
+    listen 127.0.0.1:{lua} backlog=4096;
+    client_max_body_size 1m;
+    client_body_buffer_size 1m;
+    location / {{
+      access_by_lua_block {{ require("webhook_hmac")() }}
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }}
+  }}""", PROXY_CPU, main=f"load_module {LUA_MODULE.replace('ngx_http_lua', 'ndk_http')};\n"
+                         f"load_module {LUA_MODULE};\nenv WEBHOOK_SECRET;"))
         body_file = work / "body.json"
         size = make_body(body_file)
         header, value = sign(body_file)
         cfg = hookgate_config(work, hg, hg_admin, backend,
                               extra=args.extra.replace("{work}", str(work)))
         procs.append(start_hookgate(cfg))
+        hv, hv_admin = free_port(), free_port()
+        procs.append(start_hookgate(hookgate_config(work, hv, hv_admin, backend, name="verify",
+                                                    checks=False)))
         # CPU time per request of the proxy under test: the steadiest figure on a shared machine.
-        pids = {"nginx": procs[1].pid, "hookgate": procs[2].pid}
-        for p in (backend, proxy, hg):
+        pids = {"nginx": procs[1].pid, "nginx+lua": procs[2].pid, "hookgate": procs[3].pid,
+                "verify-only": procs[4].pid}
+        for p in (backend, proxy, lua, hg, hv):
             wait_port(p)
         if args.baseline:
             base, base_admin = free_port(), free_port()
@@ -413,10 +483,17 @@ def main():
         urls = {
             "direct": f"http://127.0.0.1:{backend}/webhooks/mediaconvert",
             "nginx": f"http://127.0.0.1:{proxy}/webhooks/mediaconvert",
+            "nginx+lua": f"http://127.0.0.1:{lua}/webhooks/mediaconvert",
             "hookgate": f"http://127.0.0.1:{hg}/webhooks/mediaconvert",
+            "verify-only": f"http://127.0.0.1:{hv}/webhooks/mediaconvert",
         }
         if args.baseline:
             urls["baseline"] = f"http://127.0.0.1:{base}/webhooks/mediaconvert"
+        # Every verifying contestant must refuse a forgery before it is timed.
+        for name in ("nginx+lua", "hookgate", "verify-only"):
+            status = forged_status(urls[name], body_file, header)
+            if status != 401:
+                raise RuntimeError(f"{name} answered {status} to a forged signature, not 401")
         # Warm-up, and a check that every contestant answers 200 to the signed body.
         for name, url in urls.items():
             r = wrk(url, 4, 1, env)
@@ -458,12 +535,15 @@ def main():
                 cpu = f"{m['cpu_us']:.1f}" if m["cpu_us"] else "-"
                 lines.append(f"| {c} | {k} | {m['rps']:.0f} | {m['p50']:.2f} | {m['p99']:.2f} | "
                              f"{m['p999']:.2f} | {m['errors']} | {cpu} |")
-        lines += ["", "| conns | hookgate/nginx req/s | hookgate/nginx p99 | rounds |", "|---|---|---|---|"]
+        lines += ["", "| conns | ratio | req/s (median of rounds; per round) | p99 | CPU per request |",
+                  "|---|---|---|---|---|"]
         for c in conns_list:
-            ratios = [h["rps"] / n["rps"] for h, n in zip(runs[c]["hookgate"], runs[c]["nginx"])]
-            p99r = med[c]["hookgate"]["p99"] / max(1e-9, med[c]["nginx"]["p99"])
-            lines.append(f"| {c} | {statistics.median(ratios):.2f} (rounds: "
-                         f"{', '.join(f'{x:.2f}' for x in ratios)}) | {p99r:.2f} | {args.rounds} |")
+            for a, b in (("hookgate", "nginx+lua"), ("verify-only", "nginx"), ("hookgate", "nginx")):
+                ratios = [x["rps"] / y["rps"] for x, y in zip(runs[c][a], runs[c][b])]
+                p99r = med[c][a]["p99"] / max(1e-9, med[c][b]["p99"])
+                cpu = med[c][a]["cpu_us"] / max(1e-9, med[c][b]["cpu_us"])
+                lines.append(f"| {c} | {a} / {b} | {statistics.median(ratios):.2f} "
+                             f"({', '.join(f'{x:.2f}' for x in ratios)}) | {p99r:.2f} | {cpu:.2f} |")
         if args.baseline:
             lines += ["", "| conns | hookgate/baseline req/s | hookgate/baseline CPU per request |",
                       "|---|---|---|"]
@@ -477,6 +557,15 @@ def main():
                          "compare ratios, not absolute figures.")
         mem = None
         if not args.no_memory:
+            body = body_file.read_bytes()
+            req = (f"POST /webhooks/mediaconvert HTTP/1.1\r\nHost: x\r\n{header}: {value}\r\n"
+                   f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+                   ).encode() + body
+            ports = {"nginx": proxy, "nginx+lua": lua, "hookgate": hg, "verify-only": hv}
+            lines += ["", "| per idle keep-alive connection, after one forwarded request "
+                      "(5,000 open) | KiB |", "|---|---|"]
+            for name, port in ports.items():
+                lines.append(f"| {name} | {kept_alive_kib(pids[name], port, req):.1f} |")
             log("memory: idle, 10,000 idle keep-alive connections, address flood")
             mem = memory(work, backend, body_file, header, value, args.flood)
             lines += ["", "| hookgate memory | RSS MiB |", "|---|---|",
