@@ -179,7 +179,10 @@ impl Serve {
             let in_flight = tracker.begin();
             let gw = gw.clone();
             async move {
-                let res = gw.handle(req, conn_info).await;
+                // Boxed per request: hyper keeps the slot for this future for as long as the
+                // connection lives, so an unboxed one (6.7 KiB) would cost every idle
+                // keep-alive connection that much.
+                let res = Box::pin(gw.handle(req, conn_info)).await;
                 Ok::<_, std::convert::Infallible>(res.map(|b| idle::Tracked::new(b, in_flight)))
             }
         });
