@@ -10,9 +10,10 @@
 //! - [`sign`]: request signing and `hookgate sign`;
 //! - [`vectors`]: the shared test vectors;
 //! - [`redis`], [`tls`]: a private `redis-server`, HTTPS;
+//! - [`redis_ha`]: Sentinel and Cluster deployments of `redis-server`;
 //! - [`otlp`]: an OTLP/HTTP collector that keeps the spans it receives.
 //!
-//! Everything but `redis`, `tls`, `otlp` and the Prometheus parser in `metrics` is re-exported here, so a
+//! Everything but `redis`, `redis_ha`, `tls`, `otlp` and the Prometheus parser in `metrics` is re-exported here, so a
 //! test's `use crate::common::*;` has it. All the tests are one binary (`tests/it/main.rs`), so a
 //! helper no test uses is reported as dead code.
 
@@ -25,6 +26,7 @@ pub mod gateway;
 pub mod metrics;
 pub mod otlp;
 pub mod redis;
+pub mod redis_ha;
 pub mod sdk;
 pub mod sign;
 pub mod tls;
