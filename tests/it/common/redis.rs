@@ -22,6 +22,9 @@ pub struct RedisServer {
     dir: Option<tempfile::TempDir>,
     /// More `redis-server` arguments (a replica's `--replicaof`, a cluster node's settings).
     extra: Vec<String>,
+    /// The server's working directory (`--dir`) unless durable: a replica writes the data it
+    /// syncs there, which no other server may load at start-up.
+    work: tempfile::TempDir,
 }
 
 impl RedisServer {
@@ -33,6 +36,7 @@ impl RedisServer {
             tls: None,
             dir: None,
             extra: Vec::new(),
+            work: tempfile::tempdir().expect("tempdir"),
         };
         server.restart();
         server
@@ -46,6 +50,7 @@ impl RedisServer {
             tls: None,
             dir: None,
             extra: Vec::new(),
+            work: tempfile::tempdir().expect("tempdir"),
         };
         server.restart_with(extra);
         server
@@ -94,6 +99,7 @@ impl RedisServer {
             tls: None,
             dir: Some(tempfile::tempdir().expect("tempdir")),
             extra: Vec::new(),
+            work: tempfile::tempdir().expect("tempdir"),
         };
         server.restart();
         server
@@ -107,6 +113,7 @@ impl RedisServer {
             tls: Some((cert, key)),
             dir: None,
             extra: Vec::new(),
+            work: tempfile::tempdir().expect("tempdir"),
         };
         server.restart();
         server
@@ -152,9 +159,12 @@ impl RedisServer {
             .dir
             .as_ref()
             .map(|d| d.path().to_str().expect("utf-8 path").to_string());
+        let work = self.work.path().to_str().expect("utf-8 path").to_string();
+        // A fresh server starts empty, whatever a replica synced before.
+        let _ = std::fs::remove_file(self.work.path().join("dump.rdb"));
         let mut args = vec!["--bind", "127.0.0.1", "--save", ""];
         match &dir {
-            None => args.extend(["--appendonly", "no"]),
+            None => args.extend(["--appendonly", "no", "--dir", &work]),
             Some(d) => args.extend(["--appendonly", "yes", "--appendfsync", "always", "--dir", d]),
         }
         match &self.tls {

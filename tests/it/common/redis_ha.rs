@@ -161,8 +161,12 @@ impl Cluster {
             .unwrap_or_else(|e| panic!("cannot run redis-cli ({e}); apt-get install redis-tools"));
         assert!(
             out.status.success(),
-            "redis-cli --cluster create: {}",
-            String::from_utf8_lossy(&out.stdout)
+            "redis-cli --cluster create: {}\n{:?}",
+            String::from_utf8_lossy(&out.stdout),
+            nodes
+                .iter()
+                .map(|n| (n.port(), n.command("CLUSTER NODES"), n.command("DBSIZE")))
+                .collect::<Vec<_>>()
         );
         let deadline = Instant::now() + WAIT;
         while !nodes
