@@ -8,6 +8,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::lag::LagProxy;
 use super::redis::{command_on, RedisServer};
 use super::{dead_port, WAIT};
 
@@ -95,10 +96,14 @@ pub struct Sentinels {
 }
 
 impl Sentinels {
-    /// Started, the replica in sync and every sentinel able to fail over.
-    pub fn start() -> Sentinels {
+    /// Started, the replica in sync and every sentinel able to fail over. The replica reads
+    /// its primary through `link`'s delay (a network between two machines), so it lags behind.
+    pub fn start(link: Duration) -> Sentinels {
         let primary = RedisServer::start();
-        let replica = RedisServer::start_replica_of(&primary);
+        let proxy = LagProxy::start(primary.port(), link);
+        let replica =
+            RedisServer::start_with(&["--replicaof", "127.0.0.1", &proxy.port().to_string()]);
+        replica.wait_replicating();
         let sentinels: Vec<Sentinel> = (0..3).map(|_| Sentinel::start(primary.port())).collect();
         let deadline = Instant::now() + Duration::from_secs(30);
         while !sentinels.iter().all(Sentinel::armed) {
