@@ -15,6 +15,9 @@ use redis::{Cmd, Pipeline, RedisError, RedisFuture, Value};
 use super::address::Address;
 use super::sentinel::SentinelConnection;
 
+/// Longest wait for a command's answer (and for a connection) before it counts as failed.
+pub const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
+
 #[derive(Clone)]
 pub enum Connection {
     Single(ConnectionManager),
@@ -26,7 +29,7 @@ pub enum Connection {
 impl Connection {
     /// A connection to `address` whose answers may take up to `response_timeout`.
     pub fn open(address: &Address, response_timeout: Duration) -> Result<Self, RedisError> {
-        let connect_timeout = super::redis::RESPONSE_TIMEOUT;
+        let connect_timeout = RESPONSE_TIMEOUT;
         let manager = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(connect_timeout))
             .set_response_timeout(Some(response_timeout))

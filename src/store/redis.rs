@@ -32,15 +32,12 @@ use std::time::Duration;
 use redis::Script;
 
 use super::address::Address;
-use super::connection::Connection;
+use super::connection::{Connection, RESPONSE_TIMEOUT};
 use super::keys::Keys;
 use super::replication::{self, Write};
 use super::settings::Replicas;
 use super::streams::Streams;
 use super::{Claim, Event, Leases, Meta, Selection, Store, StoreError};
-
-/// Longest wait for a command's answer (and for a connection) before it counts as failed.
-pub const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Connections for the writes followed by `WAIT`, taken in turn. `WAIT` blocks its connection
 /// until the replicas answer: with replicas slow or gone, the writes queued behind it on one
