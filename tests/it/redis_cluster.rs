@@ -133,4 +133,37 @@ async fn cluster_runs_dedup_limits_queue_and_dead_letters() {
     let queue = cluster.keys("{hookgate:queue}*");
     assert_eq!(queue.len(), 1, "{queue:?}");
     assert!(queue[0].1.iter().any(|k| k.ends_with("dead")), "{queue:?}");
+    // The journal's too, written by both replicas (its writer batches in the background).
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let journal = cluster.keys("{hookgate:journal}*");
+        assert!(journal.len() <= 1, "{journal:?}");
+        let recorded = journal.first().map_or(0, |(port, _)| {
+            let n = cluster
+                .nodes
+                .iter()
+                .find(|n| n.port() == *port)
+                .map(|n| n.command("HLEN {hookgate:journal}events"))
+                .unwrap_or_default();
+            n.trim()
+                .trim_start_matches(':')
+                .parse::<usize>()
+                .unwrap_or(0)
+        });
+        // 12 queued (one a duplicate), 6 sync, 1 dead: every request is an event.
+        if recorded >= 19 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the journal holds {recorded} events"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    for gw in [&a, &b] {
+        assert_eq!(
+            gw.metric("hookgate_journal_dropped_total", &[("reason", "store")]),
+            0.0
+        );
+    }
 }
