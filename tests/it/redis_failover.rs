@@ -390,3 +390,64 @@ async fn sentinel_failover_without_min_replicas_loses_events() {
     }
     eprintln!("min_replicas 0:\n{}", report.join("\n"));
 }
+
+/// A planned failover (`SENTINEL FAILOVER`): the old primary stays up as a replica, so the
+/// gateway's connection to it still answers, but refuses writes with `READONLY`. The gateway
+/// asks the sentinels again and accepts events on the new primary; `/readyz` never stays on a
+/// replica.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demoted_primary_is_left_for_the_new_one() {
+    let ha = Sentinels::start(Duration::ZERO);
+    let backend = Backend::start();
+    let opts = Opts {
+        store: Some(json!({"kind": "redis", "url": ha.url()})),
+        ..Opts::default()
+    };
+    let routes = route(
+        "q",
+        "/hooks/q",
+        &backend.url("/up"),
+        mc_verify(&[("k1", SECRET)]),
+    )
+    .merge(json!({"delivery": {"mode": "queue"}}));
+    let gw = Gateway::start(config(&opts, &routes));
+    let r = post_mc(gw.addr(), "/hooks/q", SECRET, &body(0)).await;
+    assert_eq!(r.status, 202, "{}", r.text());
+
+    let sentinel = ha.sentinels[0].port();
+    let reply = crate::common::redis::command_on(
+        sentinel,
+        &format!("SENTINEL FAILOVER {}", crate::common::redis_ha::MASTER),
+    );
+    assert!(reply.starts_with("+OK"), "{reply}");
+    let new_port = ha.replica.port();
+    tokio::task::spawn_blocking({
+        let waiter = SentinelWait::of(&ha);
+        move || waiter.wait(new_port)
+    })
+    .await
+    .expect("waiting for the promotion");
+    // The old primary is demoted: it answers, as a replica.
+    wait_until("the old primary to become a replica", || {
+        ha.primary.command("ROLE").contains("slave")
+    });
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut i = 1;
+    loop {
+        let r = post_mc(gw.addr(), "/hooks/q", SECRET, &body(i)).await;
+        assert!(matches!(r.status, 202 | 503), "{}: {}", r.status, r.text());
+        if r.status == 202 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never accepted on the new primary"
+        );
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(gw.admin_get("/readyz").status, 200);
+    assert!(backend.wait_count(2).await, "both events delivered");
+    no_panic(&gw);
+}
