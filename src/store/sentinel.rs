@@ -188,3 +188,40 @@ impl ConnectionLike for SentinelConnection {
         self.state().master.as_ref().map_or(0, |(_, c)| c.get_db())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_without_connecting_plain_and_tls() {
+        for (tls, scheme) in [(false, "redis"), (true, "rediss")] {
+            let sentinels = [
+                format!("{scheme}://127.0.0.1:1"),
+                format!("{scheme}://[::1]:2"),
+            ];
+            let node = format!("{scheme}://:pw@127.0.0.1/2");
+            let c = SentinelConnection::new(
+                &sentinels,
+                "mymaster",
+                &node,
+                tls,
+                ConnectionManagerConfig::new(),
+            );
+            assert!(c.is_ok(), "{scheme}");
+        }
+    }
+
+    #[test]
+    fn a_demoted_or_unreachable_master_is_looked_up_again() {
+        let readonly = RedisError::from((
+            ErrorKind::Server(redis::ServerErrorKind::ReadOnly),
+            "You can't write against a read only replica.",
+        ));
+        assert!(lost_master(&readonly));
+        let refused = RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert!(lost_master(&refused));
+        let script = RedisError::from((ErrorKind::Extension, "NOSCRIPT", "no such script".into()));
+        assert!(!lost_master(&script));
+    }
+}
