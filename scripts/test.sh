@@ -3,13 +3,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# redis-server for tests/it/redis.rs, tests/it/redis_store.rs and tests/it/redis_queue.rs, which start
-# their own instances on free loopback ports. The package starts a system service on install:
-# stop that one.
-if ! command -v redis-server >/dev/null; then
+# redis-server for tests/it/redis*.rs, which start their own instances on free loopback ports
+# (Sentinel as `redis-server --sentinel`), and redis-cli (redis-tools, which redis-server depends
+# on) that makes the Cluster of tests/it/redis_cluster.rs. The package starts a system service on
+# install: stop that one.
+if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
     echo "== installing redis-server"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends redis-server >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends redis-server redis-tools >/dev/null
     if pid=$(pgrep -x redis-server); then
         kill $pid || true
     fi

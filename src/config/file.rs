@@ -167,6 +167,8 @@ pub struct StoreFile {
     pub url: Leaf,
     pub prefix: Leaf,
     pub lease: Leaf,
+    pub min_replicas: Leaf,
+    pub replica_timeout: Leaf,
 }
 
 #[derive(Debug, Default, DeriveDeserialize)]

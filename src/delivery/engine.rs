@@ -674,7 +674,7 @@ impl Engine {
             Ok(()) => *self.dead_counts().entry(meta.route.clone()).or_default() += 1,
             Err(e) => {
                 tracing::error!(error = %e, id = meta.id, "cannot store a dead letter");
-                self.store_error("dead_letter");
+                self.store_error(e.operation("dead_letter"));
             }
         }
         q.forget(meta.id);

@@ -147,7 +147,7 @@ impl Gateway {
             Err(e) => {
                 self.metrics
                     .store_errors
-                    .with_label_values(&["enqueue"])
+                    .with_label_values(&[e.operation("enqueue")])
                     .inc();
                 tracing::error!(route = %out.route.name, error = %e, "cannot store an event; refusing it so the sender retries");
                 Err(Rejection::StoreFailed)
@@ -167,7 +167,10 @@ impl Gateway {
             if let Some(h) = hold {
                 let expires = self.clock.now_ms().saturating_add(millis(ttl));
                 if let Err(e) = h.delivered(expires).await {
-                    self.metrics.store_errors.with_label_values(&["mark"]).inc();
+                    self.metrics
+                        .store_errors
+                        .with_label_values(&[e.operation("mark")])
+                        .inc();
                     tracing::error!(error = %e, "cannot mark a dedup key delivered");
                 }
             }
@@ -262,7 +265,7 @@ impl Gateway {
                 // could be lost.
                 self.metrics
                     .store_errors
-                    .with_label_values(&["enqueue"])
+                    .with_label_values(&[e.operation("enqueue")])
                     .inc();
                 tracing::error!(route = %out.route.name, error = %e, "cannot store a deferred event; waiting for the backend");
                 self.finish(waited(result_rx.await), out.hold, ttl).await

@@ -144,7 +144,7 @@ impl Journal {
             ))),
             AnyStore::Redis(s) => Backend::Redis(Arc::new(RedisJournal::new(
                 s.connection(),
-                s.prefix(),
+                &s.journal_keys(),
                 settings.max_events,
                 max_age_ms,
             ))),

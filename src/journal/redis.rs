@@ -1,6 +1,9 @@
 //! The journal on Redis, shared by the fleet: any replica lists and replays every replica's
 //! events.
 //!
+//! Key names below are for one server or Sentinel; on a Cluster `<prefix>journal:` reads
+//! `{<prefix>journal}`, one hash tag, so the batch's pipeline and the trim run on one node.
+//!
 //! - `<prefix>journal:ids`: a sorted set of event ids, all of score 0, so it sorts by id (time
 //!   first) and pages by `ZREVRANGEBYLEX`;
 //! - `<prefix>journal:events`: a hash, id -> stored event;
@@ -12,13 +15,13 @@
 //! Each batch is one pipeline, then one script trims what is over `max_events` or older than
 //! `max_age` (counted by whichever replica trims it).
 
-use redis::aio::ConnectionManager;
 use redis::Script;
 
 use super::query::Query;
 use super::ring::Evicted;
 use super::stored::{self, Update};
 use super::{Entry, JournalError};
+use crate::store::Connection;
 
 /// Trims the oldest events. KEYS: ids, events. ARGV: max events, the first id to keep by age.
 const TRIM: &str = include_str!("trim.lua");
@@ -31,18 +34,20 @@ fn backend(e: redis::RedisError) -> JournalError {
 }
 
 pub struct RedisJournal {
-    conn: ConnectionManager,
-    prefix: String,
+    conn: Connection,
+    /// What every key's name starts with.
+    area: String,
     max_events: u64,
     max_age_ms: u64,
     trim: Script,
 }
 
 impl RedisJournal {
-    pub fn new(conn: ConnectionManager, prefix: &str, max_events: usize, max_age_ms: u64) -> Self {
+    /// `area`: what the journal's key names start with (`RedisStore::journal_keys`).
+    pub fn new(conn: Connection, area: &str, max_events: usize, max_age_ms: u64) -> Self {
         Self {
             conn,
-            prefix: prefix.to_string(),
+            area: area.to_string(),
             max_events: (max_events as u64).max(1),
             max_age_ms,
             trim: Script::new(TRIM),
@@ -50,15 +55,15 @@ impl RedisJournal {
     }
 
     fn key(&self, name: &str) -> String {
-        format!("{}journal:{name}", self.prefix)
+        format!("{}{name}", self.area)
     }
 
     fn updates_key(&self, link: &str) -> String {
-        format!("{}journal:u:{link}", self.prefix)
+        format!("{}u:{link}", self.area)
     }
 
     fn minute_key(&self, minute: u64) -> String {
-        format!("{}journal:m:{minute}", self.prefix)
+        format!("{}m:{minute}", self.area)
     }
 
     /// Writes one batch, then trims. Returns what left the journal and how many it holds.
@@ -166,11 +171,7 @@ impl RedisJournal {
     }
 
     /// Applies the queued events' updates, one round trip for the page.
-    async fn merge(
-        &self,
-        conn: &mut ConnectionManager,
-        page: &mut [Entry],
-    ) -> Result<(), JournalError> {
+    async fn merge(&self, conn: &mut Connection, page: &mut [Entry]) -> Result<(), JournalError> {
         let links: Vec<(usize, String)> = page
             .iter()
             .enumerate()

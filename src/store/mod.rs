@@ -10,12 +10,17 @@
 //! in-flight claims live in this process ([`InFlight`]) because a crash ends every request
 //! with it, while delivered marks go to the store and outlive restarts.
 
+mod address;
+mod connection;
 #[cfg(test)]
 pub(crate) mod faulty;
+mod keys;
 mod memory;
 mod record;
 mod redb;
 mod redis;
+mod replication;
+mod sentinel;
 mod settings;
 mod streams;
 
@@ -25,11 +30,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
+pub use self::address::{Address, AddressError};
+pub use self::connection::Connection;
 pub use self::memory::MemoryStore;
 pub use self::record::{Event, Malformed, Meta, TraceContext};
 pub use self::redb::RedbStore;
 pub use self::redis::RedisStore;
-pub use self::settings::{RedisUrl, StoreConfig};
+pub use self::settings::{RedisUrl, Replicas, StoreConfig};
 
 /// A store operation failed. Callers fail open for dedup and refuse (503) for the spool.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +51,25 @@ pub enum StoreError {
     Closed,
     #[error("store: no answer within {0:?}")]
     TimedOut(Duration),
+    /// The write is on the Redis primary, but fewer replicas than `store.min_replicas`
+    /// confirmed it within `store.replica_timeout`: a failover now could lose it.
+    #[error("store: the write reached {got} of {wanted} required replicas within {timeout:?}")]
+    Unreplicated {
+        wanted: u32,
+        got: u32,
+        timeout: Duration,
+    },
+}
+
+impl StoreError {
+    /// The `operation` label of `hookgate_store_errors_total` for a failed `op`: a write
+    /// that did not reach its replicas counts as `replicate`, whatever it was.
+    pub fn operation<'a>(&self, op: &'a str) -> &'a str {
+        match self {
+            Self::Unreplicated { .. } => "replicate",
+            _ => op,
+        }
+    }
 }
 
 /// How long a readiness probe of the store may take: a probe that waits longer (a disk that
@@ -205,9 +231,14 @@ impl AnyStore {
         Ok(match config {
             StoreConfig::Memory => Self::Memory(std::sync::Arc::new(MemoryStore::new())),
             StoreConfig::Redb { path } => Self::Redb(std::sync::Arc::new(RedbStore::open(path)?)),
-            StoreConfig::Redis { url, prefix, lease } => Self::Redis(std::sync::Arc::new(
-                RedisStore::open(&url.0, prefix, *lease)?,
-            )),
+            StoreConfig::Redis {
+                url,
+                prefix,
+                lease,
+                replicas,
+            } => Self::Redis(std::sync::Arc::new(RedisStore::open(
+                &url.0, prefix, *lease, *replicas,
+            )?)),
         })
     }
 

@@ -11,23 +11,38 @@
 //! no skew between replicas. The scripts are in `lua/`, built in. The spool is a stream with a
 //! consumer group ([`super::streams`]).
 //!
-//! A [`ConnectionManager`] reconnects by itself; connecting and each answer are bounded by
-//! [`RESPONSE_TIMEOUT`], so a hung Redis costs a command about a second before the caller's
-//! fallback applies (dedup fails open, the route limit goes local, spooling refuses with 503).
+//! Redis may be one server, a master found through Sentinel or a Cluster ([`Connection`]);
+//! on a Cluster the keys carry hash tags ([`Keys`]). Each connection reconnects by itself;
+//! connecting and each answer are bounded by [`RESPONSE_TIMEOUT`], so a hung Redis costs a
+//! command about a second before the caller's fallback applies (dedup fails open, the route
+//! limit goes local, spooling refuses with 503).
+//!
+//! With `store.min_replicas`, the writes that back a promise (an accepted event, a dedup
+//! mark, a dead letter) are followed by `WAIT` ([`replication`]), over connections of their
+//! own whose answers may take `replica_timeout` longer. An accepted event that too few replicas
+//! confirmed is withdrawn (its entry, event and dedup mark deleted) before the 503, so the
+//! sender's retry is taken afresh instead of being told "duplicate" about an event a failover
+//! could still lose.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Script;
 
+use super::address::Address;
+use super::connection::{Connection, RESPONSE_TIMEOUT};
+use super::keys::Keys;
+use super::replication::{self, Write};
+use super::settings::Replicas;
 use super::streams::Streams;
-use super::{dedup_key, Claim, Event, Leases, Meta, Selection, Store, StoreError};
+use super::{Claim, Event, Leases, Meta, Selection, Store, StoreError};
 
-/// Longest wait for a command's answer (and for a connection) before it counts as failed.
-pub const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
+/// Connections for the writes followed by `WAIT`, taken in turn. `WAIT` blocks its connection
+/// until the replicas answer: with replicas slow or gone, the writes queued behind it on one
+/// connection would wait for every `WAIT` before theirs.
+const ACKED_CONNECTIONS: usize = 4;
 
 const DELIVERED: &str = "delivered";
 
@@ -42,8 +57,14 @@ const RELEASE: &str = include_str!("lua/release.lua");
 const GCRA: &str = include_str!("lua/gcra.lua");
 
 pub struct RedisStore {
-    conn: ConnectionManager,
-    prefix: String,
+    conn: Connection,
+    /// The writes that back a promise, each followed by `WAIT`: `conn` itself when
+    /// `min_replicas` is 0.
+    acked: Vec<Connection>,
+    /// Which of `acked` the next write takes.
+    turn: AtomicUsize,
+    replicas: Replicas,
+    keys: Keys,
     /// Tokens of the claims this process holds, by store key.
     tokens: Mutex<HashMap<String, String>>,
     /// Makes tokens unique within the process; `instance` across processes.
@@ -64,36 +85,48 @@ impl RedisStore {
     /// A store on `url`; connects lazily (on first use), so a Redis that is down at start-up
     /// makes the process unready, not dead. Must run inside a Tokio runtime.
     /// `lease`: how long this replica's heartbeat lasts; others adopt its events once it lapsed.
-    pub fn open(url: &str, prefix: &str, lease: Duration) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url)
-            .map_err(|_| StoreError::Backend("store.url: not a valid Redis URL".into()))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(RESPONSE_TIMEOUT))
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(200));
-        let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(backend)?;
+    pub fn open(
+        url: &str,
+        prefix: &str,
+        lease: Duration,
+        replicas: Replicas,
+    ) -> Result<Self, StoreError> {
+        let address =
+            Address::parse(url).map_err(|e| StoreError::Backend(format!("store.url: {e}")))?;
+        let conn = Connection::open(&address, RESPONSE_TIMEOUT).map_err(backend)?;
+        let acked = if replicas.min == 0 {
+            vec![conn.clone()]
+        } else {
+            (0..ACKED_CONNECTIONS)
+                .map(|_| Connection::open(&address, RESPONSE_TIMEOUT + replicas.timeout))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(backend)?
+        };
+        let keys = Keys::new(prefix, address.clustered());
         Ok(Self {
             conn,
-            prefix: prefix.to_string(),
+            acked,
+            turn: AtomicUsize::new(0),
+            replicas,
+            streams: Streams::new(&keys.queue(), lease, replicas),
+            keys,
             tokens: Mutex::default(),
             counter: AtomicU64::new(0),
             instance: fastrand::u64(..),
             claim: Script::new(CLAIM),
             release: Script::new(RELEASE),
             gcra: Script::new(GCRA),
-            streams: Streams::new(prefix, lease),
         })
     }
 
     /// The connection, for the journal kept beside the store's keys.
-    pub fn connection(&self) -> ConnectionManager {
+    pub fn connection(&self) -> Connection {
         self.conn.clone()
     }
 
-    /// What every key of this store starts with.
-    pub fn prefix(&self) -> &str {
-        &self.prefix
+    /// What the journal's key names start with.
+    pub fn journal_keys(&self) -> String {
+        self.keys.journal()
     }
 
     pub fn lease(&self) -> Duration {
@@ -106,7 +139,13 @@ impl RedisStore {
     }
 
     fn key(&self, route: &str, key: &str) -> String {
-        format!("{}dedup:{}", self.prefix, dedup_key(route, key))
+        self.keys.dedup(route, key)
+    }
+
+    /// The connection for the next write followed by `WAIT`.
+    fn acked(&self) -> Connection {
+        let n = self.turn.fetch_add(1, Ordering::Relaxed);
+        self.acked[n % self.acked.len()].clone()
     }
 
     fn tokens(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
@@ -116,21 +155,42 @@ impl RedisStore {
     /// The fleet's dead letters that `which` selects.
     async fn chosen(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut Connection,
         which: &Selection,
     ) -> Result<Vec<Meta>, StoreError> {
         let all = self.streams.dead_letters(conn).await?;
         Ok(all.into_iter().filter(|m| which.matches(m)).collect())
     }
 
-    /// Answers when Redis does: what `/readyz` asks.
+    /// What `/readyz` asks: every node of a Cluster answers; one server, or Sentinel's
+    /// master, answers as the primary (a demoted primary is a replica: it takes no write,
+    /// and behind Sentinel the master is looked up again).
     pub async fn ping(&self) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
-        redis::cmd("PING")
-            .query_async::<String>(&mut conn)
+        if let Connection::Cluster(_) = conn {
+            return redis::cmd("PING")
+                .query_async::<String>(&mut conn)
+                .await
+                .map(drop)
+                .map_err(backend);
+        }
+        let role: Vec<redis::Value> = redis::cmd("ROLE")
+            .query_async(&mut conn)
             .await
-            .map(drop)
-            .map_err(backend)
+            .map_err(backend)?;
+        let role = role
+            .first()
+            .and_then(|v| redis::from_redis_value_ref::<String>(v).ok());
+        if role.as_deref() == Some("master") {
+            return Ok(());
+        }
+        if let Connection::Sentinel(s) = &self.conn {
+            s.forget_master();
+        }
+        Err(StoreError::Backend(format!(
+            "redis: the server is a {}, not the primary",
+            role.as_deref().unwrap_or("server of unknown role")
+        )))
     }
 
     /// One request against the fleet-wide GCRA bucket of `route` (one request per
@@ -144,13 +204,22 @@ impl RedisStore {
         let mut conn = self.conn.clone();
         let wait: u64 = self
             .gcra
-            .key(format!("{}limit:{route}", self.prefix))
+            .key(self.keys.limit(route))
             .arg(interval_us)
             .arg(burst)
             .invoke_async(&mut conn)
             .await
             .map_err(backend)?;
         Ok((wait > 0).then(|| Duration::from_micros(wait)))
+    }
+
+    /// Marks a dedup key delivered until `expires_ms`, confirmed by the replicas.
+    async fn mark(&self, k: &str, expires_ms: u64) -> Result<(), StoreError> {
+        let mut set = redis::cmd("SET");
+        set.arg(k).arg(DELIVERED).arg("PXAT").arg(expires_ms.max(1));
+        let written: replication::Written<()> =
+            replication::write(&mut self.acked(), &Write::Command(set), self.replicas).await?;
+        written.replicated
     }
 }
 
@@ -213,15 +282,7 @@ impl Store for RedisStore {
     ) -> Result<(), StoreError> {
         let k = self.key(route, key);
         self.tokens().remove(&k);
-        let mut conn = self.conn.clone();
-        redis::cmd("SET")
-            .arg(&k)
-            .arg(DELIVERED)
-            .arg("PXAT")
-            .arg(expires_ms.max(1))
-            .query_async::<()>(&mut conn)
-            .await
-            .map_err(backend)
+        self.mark(&k, expires_ms).await
     }
 
     async fn enqueue(
@@ -234,13 +295,36 @@ impl Store for RedisStore {
             (Some(key), Some(expires)) => Some((self.key(&meta.route, key), expires)),
             _ => None,
         };
-        let mut conn = self.conn.clone();
-        let stored = self
+        let mut conn = self.acked();
+        // On a Cluster the dedup key is in its route's slot, not the queue's: marked after.
+        let (in_script, after) = if self.keys.clustered() {
+            (None, dedup.clone())
+        } else {
+            (dedup.clone(), None)
+        };
+        let (stored, replicated) = self
             .streams
-            .enqueue(&mut conn, event, meta, dedup.clone())
+            .enqueue(&mut conn, event, meta, in_script.clone())
             .await?;
+        if let Err(e) = replicated {
+            let withdrawn = self
+                .streams
+                .withdraw(&mut self.conn.clone(), stored.id, in_script.map(|(k, _)| k))
+                .await;
+            if let Err(w) = withdrawn {
+                tracing::warn!(id = stored.id, error = %w, "cannot withdraw an event too few replicas confirmed; it will be delivered if the primary keeps it");
+            }
+            return Err(e);
+        }
+        if let Some((k, expires)) = after {
+            // The event is stored and replicated: a mark that fails only lets a resent copy
+            // through (delivery is at least once), which a 503 now would cause too.
+            if let Err(e) = self.mark(&k, expires).await {
+                tracing::warn!(route = %stored.route, error = %e, "cannot mark a queued event's dedup key; a resent copy would be delivered again");
+            }
+        }
         if let Some((k, _)) = dedup {
-            // Marked delivered by the script: the claim's token is no longer needed.
+            // Marked delivered: the claim's token is no longer needed.
             self.tokens().remove(&k);
         }
         Ok(stored)
@@ -255,7 +339,7 @@ impl Store for RedisStore {
         self.streams.reschedule(&mut self.conn.clone(), meta).await
     }
     async fn dead_letter(&self, meta: &Meta) -> Result<(), StoreError> {
-        self.streams.dead_letter(&mut self.conn.clone(), meta).await
+        self.streams.dead_letter(&mut self.acked(), meta).await
     }
     /// The fleet's pending events (the engine does not load these: it adopts with `renew`).
     async fn pending(&self) -> Result<Vec<Meta>, StoreError> {
@@ -291,14 +375,14 @@ impl Store for RedisStore {
     }
     async fn paused(&self) -> Result<Vec<String>, StoreError> {
         redis::cmd("SMEMBERS")
-            .arg(format!("{}paused", self.prefix))
+            .arg(self.keys.paused())
             .query_async(&mut self.conn.clone())
             .await
             .map_err(backend)
     }
     async fn set_paused(&self, route: &str, paused: bool) -> Result<(), StoreError> {
         redis::cmd(if paused { "SADD" } else { "SREM" })
-            .arg(format!("{}paused", self.prefix))
+            .arg(self.keys.paused())
             .arg(route)
             .query_async::<()>(&mut self.conn.clone())
             .await

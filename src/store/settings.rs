@@ -17,7 +17,29 @@ pub enum StoreConfig {
         /// How long a replica's heartbeat lasts (`store.lease`): the time to notice a replica
         /// has died, after which another adopts its queued events.
         lease: Duration,
+        /// `WAIT` after the writes that back a promise (`store.min_replicas`).
+        replicas: Replicas,
     },
+}
+
+/// How many replicas must hold a write that backs a promise (a 202, a dedup mark, a dead
+/// letter) before it counts as done, and how long to wait for them (`store.min_replicas`,
+/// `store.replica_timeout`). Redis replicates asynchronously: without this, a primary that
+/// dies right after answering takes the write with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Replicas {
+    /// 0: no `WAIT`.
+    pub min: u32,
+    pub timeout: Duration,
+}
+
+impl Default for Replicas {
+    fn default() -> Self {
+        Self {
+            min: 0,
+            timeout: Duration::from_millis(500),
+        }
+    }
 }
 
 impl StoreConfig {

@@ -1,6 +1,7 @@
 //! The spool on Redis Streams (`store.kind: redis`), shared by every replica.
 //!
-//! Keys, under the store prefix `p`:
+//! Keys, under `p`: the store prefix on one server or Sentinel, `{<prefix>queue}` on a Cluster
+//! (one hash tag, so every script's keys, those it finds as it runs included, share a slot):
 //! - `{p}queue`: a stream with one entry (`id <n>`) per pending event, read by the consumer
 //!   group `hookgate` (named in the scripts). Every entry sits in the pending entries list
 //!   (PEL) of the replica that owns it: the one that accepted, replayed or adopted it.
@@ -35,9 +36,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
 use redis::Script;
 
+use super::connection::Connection;
+use super::replication::{self, Write};
+use super::settings::Replicas;
 use super::{Event, Leases, Meta, StoreError};
 
 /// Where a scan of this replica's own PEL starts (again).
@@ -73,7 +76,8 @@ const ADOPT: &str = include_str!("lua/adopt.lua");
 /// idle longer than the lease. Entries whose event is gone are removed.
 const SCAN: &str = include_str!("lua/scan.lua");
 
-/// ARGV: event key prefix, ids. `{id, meta}` of those still pending.
+/// KEYS: queue (only to say which node of a Cluster runs it). ARGV: event key prefix, ids.
+/// `{id, meta}` of those still pending.
 const METAS: &str = include_str!("lua/metas.lua");
 
 /// KEYS: queue, event hash. ARGV: consumer. The event, if it is pending and this consumer's.
@@ -81,6 +85,10 @@ const EVENT: &str = include_str!("lua/event.lua");
 
 /// KEYS: queue, event hash. Delivered: the entry and the event go.
 const ACK: &str = include_str!("lua/ack.lua");
+
+/// KEYS: queue, event hash, [dedup key]. An accepted event too few replicas confirmed: the
+/// entry, the event and the dedup mark go.
+const WITHDRAW: &str = include_str!("lua/withdraw.lua");
 
 /// KEYS: queue, event hash. ARGV: meta, consumer. Only while the event is pending and this
 /// consumer's: a replica that lost it to an adopter must not rewrite the adopter's schedule.
@@ -107,6 +115,7 @@ pub struct Streams {
     prefix: String,
     consumer: String,
     lease: Duration,
+    replicas: Replicas,
     /// Where the next slice of this replica's own PEL starts.
     cursor: Mutex<String>,
     /// Which events are still this replica's must be checked (its heartbeat lapsed, or a check
@@ -119,6 +128,7 @@ pub struct Streams {
     metas: Script,
     event: Script,
     ack: Script,
+    withdraw: Script,
     reschedule: Script,
     bury: Script,
     list: Script,
@@ -181,11 +191,13 @@ fn consumer_name() -> String {
 }
 
 impl Streams {
-    pub fn new(prefix: &str, lease: Duration) -> Self {
+    /// `prefix`: what every queue key's name starts with ([`super::keys::Keys::queue`]).
+    pub fn new(prefix: &str, lease: Duration, replicas: Replicas) -> Self {
         Self {
             prefix: prefix.to_string(),
             consumer: consumer_name(),
             lease,
+            replicas,
             cursor: Mutex::new(FIRST.to_string()),
             recheck: AtomicBool::new(true),
             enqueue: Script::new(ENQUEUE),
@@ -195,6 +207,7 @@ impl Streams {
             metas: Script::new(METAS),
             event: Script::new(EVENT),
             ack: Script::new(ACK),
+            withdraw: Script::new(WITHDRAW),
             reschedule: Script::new(RESCHEDULE),
             bury: Script::new(BURY),
             list: Script::new(LIST),
@@ -219,7 +232,7 @@ impl Streams {
     /// their next round instead of after the lease. Returns how many events it held.
     pub async fn hand_back(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut Connection,
         owns: &[u64],
     ) -> Result<usize, StoreError> {
         redis::cmd("DEL")
@@ -255,16 +268,17 @@ impl Streams {
     }
 
     /// Stores the event, owned by this process; `dedup` is the key to mark delivered until
-    /// the given unix ms, in the same script.
+    /// the given unix ms, in the same script. Also says whether enough replicas confirmed it.
     pub async fn enqueue(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut Connection,
         event: &Event,
         mut meta: Meta,
         dedup: Option<(String, u64)>,
-    ) -> Result<Meta, StoreError> {
-        let mut call = self.enqueue.key(self.queue());
-        call.key(format!("{}seq", self.prefix))
+    ) -> Result<(Meta, Result<(), StoreError>), StoreError> {
+        let mut call = Write::script(&self.enqueue);
+        call.key(self.queue())
+            .key(format!("{}seq", self.prefix))
             .key(self.heartbeat());
         let expiry = match dedup {
             Some((key, expires_ms)) => {
@@ -279,16 +293,31 @@ impl Streams {
             .arg(meta.encode())
             .arg(expiry)
             .arg(self.lease_ms());
-        let id: String = call.invoke_async(conn).await.map_err(backend)?;
-        meta.id = id_of(&id)?;
-        Ok(meta)
+        let written = replication::write::<String>(conn, &call, self.replicas).await?;
+        meta.id = id_of(&written.value)?;
+        Ok((meta, written.replicated))
     }
 
-    pub async fn event(
+    /// Takes back an event `enqueue` stored but too few replicas confirmed (and its dedup
+    /// mark, when the same script set it).
+    pub async fn withdraw(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut Connection,
         id: u64,
-    ) -> Result<Option<Event>, StoreError> {
+        dedup: Option<String>,
+    ) -> Result<(), StoreError> {
+        let mut call = self.withdraw.key(self.queue());
+        call.key(self.event_key(id));
+        if let Some(k) = dedup {
+            call.key(k);
+        }
+        call.invoke_async::<u8>(conn)
+            .await
+            .map(drop)
+            .map_err(backend)
+    }
+
+    pub async fn event(&self, conn: &mut Connection, id: u64) -> Result<Option<Event>, StoreError> {
         let bytes: Option<Vec<u8>> = self
             .event
             .key(self.queue())
@@ -300,7 +329,7 @@ impl Streams {
         Ok(bytes.map(|b| Event::decode(&b)).transpose()?)
     }
 
-    pub async fn ack(&self, conn: &mut ConnectionManager, id: u64) -> Result<(), StoreError> {
+    pub async fn ack(&self, conn: &mut Connection, id: u64) -> Result<(), StoreError> {
         self.ack
             .key(self.queue())
             .key(self.event_key(id))
@@ -310,11 +339,7 @@ impl Streams {
             .map_err(backend)
     }
 
-    pub async fn reschedule(
-        &self,
-        conn: &mut ConnectionManager,
-        meta: &Meta,
-    ) -> Result<(), StoreError> {
+    pub async fn reschedule(&self, conn: &mut Connection, meta: &Meta) -> Result<(), StoreError> {
         self.reschedule
             .key(self.queue())
             .key(self.event_key(meta.id))
@@ -326,32 +351,24 @@ impl Streams {
             .map_err(backend)
     }
 
-    pub async fn dead_letter(
-        &self,
-        conn: &mut ConnectionManager,
-        meta: &Meta,
-    ) -> Result<(), StoreError> {
-        self.bury
-            .key(self.queue())
+    /// Buries the event, confirmed by the replicas: one they did not confirm stays a dead
+    /// letter on the primary, and pending (so retried) on a replica promoted meanwhile.
+    pub async fn dead_letter(&self, conn: &mut Connection, meta: &Meta) -> Result<(), StoreError> {
+        let mut call = Write::script(&self.bury);
+        call.key(self.queue())
             .key(self.event_key(meta.id))
             .key(self.dead())
             .key(self.dead_count())
             .arg(meta.encode())
             .arg(meta.id)
             .arg(&meta.route)
-            .arg(&self.consumer)
-            .invoke_async::<u8>(conn)
-            .await
-            .map(drop)
-            .map_err(backend)
+            .arg(&self.consumer);
+        let written = replication::write::<u8>(conn, &call, self.replicas).await?;
+        written.replicated
     }
 
     /// Every entry of `stream`, a page per script call.
-    async fn list(
-        &self,
-        conn: &mut ConnectionManager,
-        stream: String,
-    ) -> Result<Vec<Meta>, StoreError> {
+    async fn list(&self, conn: &mut Connection, stream: String) -> Result<Vec<Meta>, StoreError> {
         let mut all = Vec::new();
         let mut start = FIRST.to_string();
         loop {
@@ -373,15 +390,12 @@ impl Streams {
     }
 
     /// Every pending event of the fleet.
-    pub async fn pending(&self, conn: &mut ConnectionManager) -> Result<Vec<Meta>, StoreError> {
+    pub async fn pending(&self, conn: &mut Connection) -> Result<Vec<Meta>, StoreError> {
         self.list(conn, self.queue()).await
     }
 
     /// Every dead letter of the fleet, oldest first.
-    pub async fn dead_letters(
-        &self,
-        conn: &mut ConnectionManager,
-    ) -> Result<Vec<Meta>, StoreError> {
+    pub async fn dead_letters(&self, conn: &mut Connection) -> Result<Vec<Meta>, StoreError> {
         self.list(conn, self.dead()).await
     }
 
@@ -389,7 +403,7 @@ impl Streams {
     /// queue, owned by this process; returns those that were still dead.
     pub async fn replay(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut Connection,
         chosen: Vec<Meta>,
     ) -> Result<Vec<Meta>, StoreError> {
         let mut moved = HashSet::new();
@@ -415,7 +429,7 @@ impl Streams {
     /// Deletes these dead letters; returns those that were still there.
     pub async fn drop_dead(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut Connection,
         chosen: Vec<Meta>,
     ) -> Result<Vec<Meta>, StoreError> {
         let mut gone = HashSet::new();
@@ -436,11 +450,7 @@ impl Streams {
     /// One lease round: beat the heartbeat (and, if it had lapsed, find which of the events
     /// this process `owns` are no longer its own), adopt the events of dead replicas and the
     /// unknown ones in this replica's own PEL, and read the fleet's dead-letter counts.
-    pub async fn renew(
-        &self,
-        conn: &mut ConnectionManager,
-        owns: &[u64],
-    ) -> Result<Leases, StoreError> {
+    pub async fn renew(&self, conn: &mut Connection, owns: &[u64]) -> Result<Leases, StoreError> {
         let mut leases = Leases::default();
         let before: Option<String> = redis::cmd("SET")
             .arg(self.heartbeat())
@@ -496,7 +506,7 @@ impl Streams {
     /// lost (the sender got 503, and its retry is a duplicate) must still be delivered.
     async fn scan_own(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut Connection,
         owns: &[u64],
         leases: &mut Leases,
     ) -> Result<(), StoreError> {
@@ -524,7 +534,7 @@ impl Streams {
         if unknown.is_empty() {
             return Ok(());
         }
-        let mut call = self.metas.prepare_invoke();
+        let mut call = self.metas.key(self.queue());
         call.arg(self.events());
         for id in &unknown {
             call.arg(id);

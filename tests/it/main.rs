@@ -24,6 +24,8 @@ mod limits;
 mod observability;
 mod properties;
 mod redis;
+mod redis_cluster;
+mod redis_failover;
 mod redis_queue;
 mod redis_store;
 mod reliability;

@@ -9,14 +9,14 @@ use crate::common::redis::RedisServer;
 use crate::common::WAIT;
 use bytes::Bytes;
 use hookgate::limit::{Limit, Rate};
-use hookgate::store::{Claim, Event, Meta, RedisStore, Selection, Store};
+use hookgate::store::{Claim, Event, Meta, RedisStore, Replicas, Selection, Store, StoreError};
 
 fn open(redis: &RedisServer) -> RedisStore {
     open_leased(redis, Duration::from_secs(1))
 }
 
 fn open_leased(redis: &RedisServer, lease: Duration) -> RedisStore {
-    RedisStore::open(&redis.url(), "test:", lease).expect("open")
+    RedisStore::open(&redis.url(), "test:", lease, Replicas::default()).expect("open")
 }
 
 fn event(n: u8) -> Event {
@@ -491,4 +491,51 @@ async fn unknown_entries_in_own_pending_list_are_adopted() {
         let l = a.renew(&[known.id, stranded.id]).await.unwrap();
         assert!(l.adopted.is_empty() && l.lost.is_empty(), "{l:?}");
     }
+}
+
+/// `min_replicas: 1` on a server without a replica: every write that backs a promise reports
+/// it was not confirmed. An accepted event is then withdrawn (no entry, no event, no dedup
+/// mark left to deliver or to call a retry a duplicate); once a replica is attached, the same
+/// writes pass.
+#[tokio::test]
+async fn writes_wait_for_their_replicas() {
+    let redis = RedisServer::start();
+    let replicas = Replicas {
+        min: 1,
+        timeout: Duration::from_millis(100),
+    };
+    let s = RedisStore::open(&redis.url(), "test:", Duration::from_secs(1), replicas).unwrap();
+    let t = now_ms();
+    assert_eq!(s.claim("r", "k", t, 60_000).await.unwrap(), Claim::New);
+    let err = s
+        .enqueue(&event(1), meta("r", Some("k")), Some(t + 60_000))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Unreplicated {
+                wanted: 1,
+                got: 0,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(int(&redis, "XLEN test:queue"), 0);
+    assert!(redis.command("KEYS test:event:*").starts_with("*0"));
+    assert!(s.pending().await.unwrap().is_empty());
+    assert_eq!(int(&redis, "EXISTS \"test:dedup:r\\x00k\""), 0);
+    let err = s.mark_delivered("r", "k", t + 60_000).await.unwrap_err();
+    assert!(matches!(err, StoreError::Unreplicated { .. }), "{err}");
+
+    let _replica = RedisServer::start_replica_of(&redis);
+    let m = s
+        .enqueue(&event(2), meta("r", Some("k2")), Some(t + 60_000))
+        .await
+        .unwrap();
+    assert_eq!(s.pending().await.unwrap(), vec![m.clone()]);
+    s.dead_letter(&m).await.unwrap();
+    assert_eq!(s.dead_letters().await.unwrap().len(), 1);
+    s.mark_delivered("r", "k3", t + 60_000).await.unwrap();
 }

@@ -5,13 +5,18 @@ use std::io::{ErrorKind, Read};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::config::file::StoreFile;
-use crate::store::{RedisUrl, StoreConfig};
+use serde_json::Value;
+
+use crate::config::file::{Leaf, StoreFile};
+use crate::store::{Address, RedisUrl, Replicas, StoreConfig};
 
 use super::{Checks, Validator};
 
 /// The shortest `store.lease`: lease rounds run every third of it, a few Redis round trips each.
 const MIN_LEASE: Duration = Duration::from_secs(1);
+
+/// The most `store.min_replicas` may ask for: beyond it, a typo rather than a topology.
+const MAX_REPLICAS: u64 = 100;
 
 /// The first bytes of every redb database file: redb refuses to open a file that has others.
 const REDB_SIGNATURE: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9, 0x0D, 0x0A];
@@ -112,6 +117,8 @@ impl Validator {
             ("store.url", f.url.is_some()),
             ("store.prefix", f.prefix.is_some()),
             ("store.lease", f.lease.is_some()),
+            ("store.min_replicas", f.min_replicas.is_some()),
+            ("store.replica_timeout", f.replica_timeout.is_some()),
         ];
         let kind = self.text("store.kind", f.kind, "memory, redb or redis");
         let path = self.text(
@@ -129,7 +136,13 @@ impl Validator {
         };
         let set = |key: &str| given.iter().any(|(k, set)| *k == key && *set);
         if kind != "redis" {
-            for key in ["store.url", "store.prefix", "store.lease"] {
+            for key in [
+                "store.url",
+                "store.prefix",
+                "store.lease",
+                "store.min_replicas",
+                "store.replica_timeout",
+            ] {
                 if set(key) {
                     self.problem(
                         key,
@@ -169,23 +182,24 @@ impl Validator {
                     );
                 }
                 let url = url.unwrap_or_default();
-                match redis::Client::open(url.as_str()) {
-                    _ if url.is_empty() => self.problem(
-                        "store.url",
-                        "missing; set it, e.g. redis://127.0.0.1:6379/0 (rediss:// for TLS)",
-                    ),
-                    _ if !(url.starts_with("redis://") || url.starts_with("rediss://")) => self
-                        .problem(
+                let clustered = if url.is_empty() {
+                    if !self.spoiled("store.url") {
+                        self.problem(
                             "store.url",
-                            "must start with redis:// or rediss:// (TLS); e.g. redis://127.0.0.1:6379/0",
-                        ),
-                    // The parser's message may echo the URL, password included: not shown.
-                    Err(_) => self.problem(
-                        "store.url",
-                        "not a valid Redis URL; e.g. redis://:PASSWORD@HOST:6379/0",
-                    ),
-                    Ok(_) => {}
-                }
+                            "missing; set it, e.g. redis://127.0.0.1:6379/0 (rediss:// for TLS, redis+sentinel://h1:26379,h2:26379/mymaster/0 for Sentinel, redis+cluster://h1:6379,h2:6379 for a Cluster)",
+                        );
+                    }
+                    false
+                } else {
+                    // The messages never quote the URL: it may hold a password.
+                    match Address::parse(&url) {
+                        Ok(a) => a.clustered(),
+                        Err(e) => {
+                            self.problem("store.url", e.to_string());
+                            false
+                        }
+                    }
+                };
                 let prefix = prefix.unwrap_or_else(|| "hookgate:".into());
                 if prefix.is_empty() {
                     self.problem(
@@ -193,6 +207,13 @@ impl Validator {
                         "empty; every key would share the database's namespace; e.g. hookgate:",
                     );
                 }
+                if clustered && prefix.contains(['{', '}']) {
+                    self.problem(
+                        "store.prefix",
+                        "on a Cluster hookgate puts its own hash tags (braces) in key names; remove the braces, e.g. hookgate:",
+                    );
+                }
+                let replicas = self.replicas(f.min_replicas, f.replica_timeout);
                 let lease = self.duration("store.lease", f.lease, 30);
                 if lease < MIN_LEASE {
                     self.problem(
@@ -207,6 +228,7 @@ impl Validator {
                     url: RedisUrl(url),
                     prefix,
                     lease,
+                    replicas,
                 }
             }
             other => {
@@ -217,6 +239,29 @@ impl Validator {
                 StoreConfig::Memory
             }
         }
+    }
+}
+
+impl Validator {
+    /// `store.min_replicas` (a whole number, 0 by default) and `store.replica_timeout`.
+    fn replicas(&mut self, min: Leaf, timeout: Leaf) -> Replicas {
+        let mut r = Replicas::default();
+        match min {
+            None => {}
+            Some(_) if self.spoiled("store.min_replicas") => {}
+            Some(Value::Number(n)) => match n.as_u64() {
+                Some(n) if n <= MAX_REPLICAS => r.min = n as u32,
+                _ => self.problem(
+                    "store.min_replicas",
+                    format!("`{n}` must be a whole number from 0 to {MAX_REPLICAS}: how many replicas must confirm a write before it counts (0: none, the default)"),
+                ),
+            },
+            Some(other) => self.wrong_type("store.min_replicas", "a whole number such as 1", &other),
+        }
+        if timeout.is_some() {
+            r.timeout = self.duration("store.replica_timeout", timeout, 1);
+        }
+        r
     }
 }
 
@@ -260,12 +305,19 @@ mod tests {
             "store: {{kind: redis, url: \"rediss://:pw@cache:6380/2\"}}\n{ROUTE}    dedup: {{}}\n"
         ))
         .unwrap();
-        let StoreConfig::Redis { url, prefix, lease } = &c.store else {
+        let StoreConfig::Redis {
+            url,
+            prefix,
+            lease,
+            replicas,
+        } = &c.store
+        else {
             panic!("{:?}", c.store);
         };
         assert_eq!(url.0, "rediss://:pw@cache:6380/2");
         assert_eq!(prefix, "hookgate:");
         assert_eq!(*lease, Duration::from_secs(30));
+        assert_eq!(*replicas, Replicas::default());
         // The password never shows in debug output.
         assert!(!format!("{:?}", c.store).contains("pw"));
         for (store, key) in [
@@ -328,10 +380,56 @@ mod tests {
                 "store.lease: only for kind redis",
             ),
             ("{lease: 30s}", "store.lease: only for kind redis"),
+            (
+                "{kind: redis, url: \"redis://x\", min_replicas: -1}",
+                "store.min_replicas: `-1` must be a whole number from 0 to 100",
+            ),
+            (
+                "{kind: redis, url: \"redis://x\", min_replicas: two}",
+                "store.min_replicas: expected a whole number",
+            ),
+            (
+                "{kind: redis, url: \"redis://x\", replica_timeout: 0s}",
+                "store.replica_timeout: `0s`: zero is not allowed",
+            ),
+            (
+                "{kind: redb, min_replicas: 1}",
+                "store.min_replicas: only for kind redis",
+            ),
+            (
+                "{kind: redis, url: \"redis+sentinel://h1:26379\"}",
+                "store.url: names no master",
+            ),
+            (
+                "{kind: redis, url: \"redis+cluster://a:1,b:x\"}",
+                "store.url: host `b:x` has no valid port",
+            ),
+            (
+                "{kind: redis, url: \"redis+cluster://a:1\", prefix: \"{h}:\"}",
+                "store.prefix: on a Cluster",
+            ),
         ] {
             let p = problems(&format!("store: {store}\n{ROUTE}"));
             assert!(p.iter().any(|p| p.starts_with(key)), "{key} not in {p:?}");
         }
+        // Sentinel and Cluster URLs, and replica-acknowledged writes.
+        let c = parse(&format!(
+            "store: {{kind: redis, url: \"rediss+sentinel://:secretpw@s1:26379,s2:26380/mymaster/1\", min_replicas: 1, replica_timeout: 250ms}}\n{ROUTE}"
+        ))
+        .unwrap();
+        assert!(
+            matches!(c.store, StoreConfig::Redis { replicas, .. } if replicas == Replicas { min: 1, timeout: Duration::from_millis(250) })
+        );
+        assert!(!format!("{:?}", c.store).contains("secretpw"));
+        assert!(parse(&format!(
+            "store: {{kind: redis, url: \"redis+cluster://a:7000,b:7001\"}}\n{ROUTE}"
+        ))
+        .is_ok());
+        // A bad URL's message never shows its password.
+        let p = problems(&format!(
+            "store: {{kind: redis, url: \"redis+sentinel://:secretpw@h1:x/m\"}}\n{ROUTE}"
+        ));
+        assert!(p.iter().all(|p| !p.contains("secretpw")), "{p:?}");
         // The memory store still refuses them, naming both durable kinds.
         let p = problems(&format!("{ROUTE}    delivery: {{mode: queue}}\n"));
         assert!(

@@ -10,9 +10,11 @@
 //! - [`sign`]: request signing and `hookgate sign`;
 //! - [`vectors`]: the shared test vectors;
 //! - [`redis`], [`tls`]: a private `redis-server`, HTTPS;
+//! - [`redis_ha`]: Sentinel and Cluster deployments of `redis-server`; [`lag`]: a TCP proxy
+//!   that delays one direction (a replica that lags behind its primary);
 //! - [`otlp`]: an OTLP/HTTP collector that keeps the spans it receives.
 //!
-//! Everything but `redis`, `tls`, `otlp` and the Prometheus parser in `metrics` is re-exported here, so a
+//! Everything but `redis`, `redis_ha`, `lag`, `tls`, `otlp` and the Prometheus parser in `metrics` is re-exported here, so a
 //! test's `use crate::common::*;` has it. All the tests are one binary (`tests/it/main.rs`), so a
 //! helper no test uses is reported as dead code.
 
@@ -22,9 +24,11 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod gateway;
+pub mod lag;
 pub mod metrics;
 pub mod otlp;
 pub mod redis;
+pub mod redis_ha;
 pub mod sdk;
 pub mod sign;
 pub mod tls;

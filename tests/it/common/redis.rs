@@ -20,6 +20,11 @@ pub struct RedisServer {
     tls: Option<(PathBuf, PathBuf)>,
     /// Durable: an append-only file here, fsync'd before each write is acknowledged.
     dir: Option<tempfile::TempDir>,
+    /// More `redis-server` arguments (a replica's `--replicaof`, a cluster node's settings).
+    extra: Vec<String>,
+    /// The server's working directory (`--dir`) unless durable: a replica writes the data it
+    /// syncs there, which no other server may load at start-up.
+    work: tempfile::TempDir,
 }
 
 impl RedisServer {
@@ -30,9 +35,59 @@ impl RedisServer {
             child: None,
             tls: None,
             dir: None,
+            extra: Vec::new(),
+            work: tempfile::tempdir().expect("tempdir"),
         };
         server.restart();
         server
+    }
+
+    /// A server started with these extra arguments.
+    pub fn start_with(extra: &[&str]) -> RedisServer {
+        let mut server = RedisServer {
+            port: dead_port(),
+            child: None,
+            tls: None,
+            dir: None,
+            extra: Vec::new(),
+            work: tempfile::tempdir().expect("tempdir"),
+        };
+        server.restart_with(extra);
+        server
+    }
+
+    /// A replica of `primary`, once its link to the primary is up and the first sync done.
+    pub fn start_replica_of(primary: &RedisServer) -> RedisServer {
+        let port = primary.port.to_string();
+        let replica = RedisServer::start_with(&["--replicaof", "127.0.0.1", &port]);
+        replica.wait_replicating();
+        replica
+    }
+
+    /// Waits until this replica's link to its primary is up (bounded).
+    pub fn wait_replicating(&self) {
+        let deadline = Instant::now() + WAIT;
+        while !self
+            .command("INFO replication")
+            .contains("master_link_status:up")
+        {
+            assert!(
+                Instant::now() < deadline,
+                "replica on port {} did not sync with its primary",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts again on the same port with other extra arguments.
+    pub fn restart_with(&mut self, extra: &[&str]) {
+        self.extra = extra.iter().map(|s| s.to_string()).collect();
+        self.restart();
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// A server that keeps its data across [`RedisServer::stop`] and [`RedisServer::restart`]:
@@ -43,6 +98,8 @@ impl RedisServer {
             child: None,
             tls: None,
             dir: Some(tempfile::tempdir().expect("tempdir")),
+            extra: Vec::new(),
+            work: tempfile::tempdir().expect("tempdir"),
         };
         server.restart();
         server
@@ -55,6 +112,8 @@ impl RedisServer {
             child: None,
             tls: Some((cert, key)),
             dir: None,
+            extra: Vec::new(),
+            work: tempfile::tempdir().expect("tempdir"),
         };
         server.restart();
         server
@@ -100,9 +159,12 @@ impl RedisServer {
             .dir
             .as_ref()
             .map(|d| d.path().to_str().expect("utf-8 path").to_string());
+        let work = self.work.path().to_str().expect("utf-8 path").to_string();
+        // A fresh server starts empty, whatever a replica synced before.
+        let _ = std::fs::remove_file(self.work.path().join("dump.rdb"));
         let mut args = vec!["--bind", "127.0.0.1", "--save", ""];
         match &dir {
-            None => args.extend(["--appendonly", "no"]),
+            None => args.extend(["--appendonly", "no", "--dir", &work]),
             Some(d) => args.extend(["--appendonly", "yes", "--appendfsync", "always", "--dir", d]),
         }
         match &self.tls {
@@ -124,6 +186,7 @@ impl RedisServer {
         }
         let child = Command::new("redis-server")
             .args(&args)
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -152,13 +215,7 @@ impl RedisServer {
 
     /// Sends one command (inline protocol) and returns the raw reply.
     pub fn command(&self, line: &str) -> String {
-        let mut s = TcpStream::connect(self.addr()).expect("connect to redis");
-        s.set_read_timeout(Some(Duration::from_secs(2))).ok();
-        s.write_all(format!("{line}\r\n").as_bytes())
-            .expect("write");
-        let mut buf = [0u8; 4096];
-        let n = s.read(&mut buf).unwrap_or(0);
-        String::from_utf8_lossy(&buf[..n]).into_owned()
+        command_on(self.port, line)
     }
 
     /// PING answered; for a TLS server, the port accepting connections.
@@ -176,6 +233,19 @@ impl RedisServer {
         let mut buf = [0u8; 16];
         matches!(s.read(&mut buf), Ok(n) if buf[..n].starts_with(b"+PONG"))
     }
+}
+
+/// Sends one command (inline protocol) to the Redis or Sentinel on `port` and returns the
+/// raw reply (what one read brings: enough for the short replies tests look at).
+pub fn command_on(port: u16, line: &str) -> String {
+    let mut s =
+        TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port))).expect("connect to redis");
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok();
+    s.write_all(format!("{line}\r\n").as_bytes())
+        .expect("write");
+    let mut buf = vec![0u8; 64 * 1024];
+    let n = s.read(&mut buf).unwrap_or(0);
+    String::from_utf8_lossy(&buf[..n]).into_owned()
 }
 
 impl Drop for RedisServer {
