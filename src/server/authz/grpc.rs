@@ -1,5 +1,5 @@
 //! `envoy.service.auth.v3.Authorization/Check` (Envoy's `grpc_service`, Istio's
-//! `envoyExtAuthzGrpc`), with the message types of `envoy-types`.
+//! `envoyExtAuthzGrpc`): tonic's gRPC framing and codec over the messages of `pb.rs`.
 //!
 //! A `CheckRequest` is rebuilt into the request it describes (`attributes.request.http`:
 //! method, path with query, host, `header_map` or `headers`, `raw_body` or `body`) and run
@@ -8,78 +8,68 @@
 //! `denied_response` with the status, headers and body the gateway would have sent.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use envoy_types::pb::envoy::config::core::v3::{address, HeaderValue, HeaderValueOption};
-use envoy_types::pb::envoy::r#type::v3::HttpStatus;
-use envoy_types::pb::envoy::service::auth::v3::attribute_context::HttpRequest;
-use envoy_types::pb::envoy::service::auth::v3::authorization_server::{
-    Authorization, AuthorizationServer,
-};
-use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
-use envoy_types::pb::envoy::service::auth::v3::{
-    CheckRequest, CheckResponse, DeniedHttpResponse, OkHttpResponse,
-};
-use envoy_types::pb::google::protobuf::{value::Kind, BoolValue, Struct, Value};
-use envoy_types::pb::google::rpc;
 use http::{header, HeaderMap, HeaderName, Method, Request, Response, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use tonic::codegen::Service;
+use tonic::server::{Grpc, UnaryService};
+use tonic::Status as GrpcStatus;
 
 use super::http::PARTIAL_BODY;
+use super::pb::{
+    BoolValue, CheckRequest, CheckResponse, DeniedHttpResponse, HeaderValue, HeaderValueOption,
+    HttpRequest, HttpResponse, HttpStatus, OkHttpResponse, Status, Struct, Value,
+};
 use crate::gateway::authz::{Allowed, Caller, Check};
 use crate::gateway::{Body, Conn, Gateway, Mode};
+
+/// The one method served.
+const CHECK: &str = "/envoy.service.auth.v3.Authorization/Check";
 
 /// gRPC's codes for a check's answer: Envoy lets the request through only on `OK`.
 const OK: i32 = 0;
 const PERMISSION_DENIED: i32 = 7;
 
-/// The tonic service for one connection.
-pub(super) type Server = AuthorizationServer<Checker>;
-
-/// Answers checks for one connection of the proxy.
+/// Answers the checks of one connection of the proxy.
+#[derive(Clone)]
 pub(super) struct Checker {
     gateway: Arc<Gateway>,
     conn: Conn,
+    /// Largest `CheckRequest` accepted.
+    max_message: usize,
 }
 
-pub(super) fn server(gateway: Arc<Gateway>, conn: Conn, max_message: usize) -> Server {
-    AuthorizationServer::new(Checker { gateway, conn }).max_decoding_message_size(max_message)
-}
-
-/// gRPC requests say so in their content type (`application/grpc`, `application/grpc+proto`).
-pub(super) fn is_grpc<B>(req: &Request<B>) -> bool {
-    req.headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
-}
-
-/// Runs one gRPC call on `server`.
-pub(super) async fn call(
-    server: &mut Server,
-    req: Request<Incoming>,
-) -> Response<tonic::body::Body> {
-    match server.call(req).await {
-        Ok(res) => res,
-        // The generated service never fails as a service: errors are gRPC statuses.
-        Err(never) => match never {},
+impl Checker {
+    pub(super) fn new(gateway: Arc<Gateway>, conn: Conn, max_message: usize) -> Self {
+        Self {
+            gateway,
+            conn,
+            max_message,
+        }
     }
-}
 
-#[async_trait::async_trait]
-impl Authorization for Checker {
-    async fn check(
-        &self,
-        request: tonic::Request<CheckRequest>,
-    ) -> Result<tonic::Response<CheckResponse>, tonic::Status> {
-        let check = request.into_inner();
+    /// Runs one gRPC call: framing, decoding, `grpc-status` and errors are tonic's.
+    pub(super) async fn call(self, req: Request<Incoming>) -> Response<tonic::body::Body> {
+        if req.uri().path() != CHECK {
+            return GrpcStatus::unimplemented("only envoy.service.auth.v3.Authorization/Check")
+                .into_http();
+        }
+        let codec = tonic_prost::ProstCodec::<CheckResponse, CheckRequest>::default();
+        let max = self.max_message;
+        let mut grpc = Grpc::new(codec).max_decoding_message_size(max);
+        grpc.unary(self, req).await
+    }
+
+    async fn check(self, check: CheckRequest) -> CheckResponse {
         let Some(original) = original(check) else {
             // Not a request hookgate could rebuild (a path that is no URI): nothing to verify.
             tracing::warn!(target: "hookgate::authz", peer = %self.conn.peer, "check without a usable attributes.request.http; denied");
-            return Ok(tonic::Response::new(denied(400, Vec::new(), String::new())));
+            return denied(400, Vec::new(), String::new());
         };
         let mode = Mode::Authz(Check {
             caller: Caller::Grpc,
@@ -89,8 +79,29 @@ impl Authorization for Checker {
             .gateway
             .run(original.request, self.conn, original.client, mode)
             .await;
-        Ok(tonic::Response::new(answer(res).await))
+        answer(res).await
     }
+}
+
+impl UnaryService<CheckRequest> for Checker {
+    type Response = CheckResponse;
+    type Future =
+        Pin<Box<dyn Future<Output = Result<tonic::Response<CheckResponse>, GrpcStatus>> + Send>>;
+
+    fn call(&mut self, request: tonic::Request<CheckRequest>) -> Self::Future {
+        let checker = self.clone();
+        Box::pin(async move {
+            let answer = checker.check(request.into_inner()).await;
+            Ok(tonic::Response::new(answer))
+        })
+    }
+}
+
+/// gRPC requests say so in their content type (`application/grpc`, `application/grpc+proto`).
+pub(super) fn is_grpc<B>(req: &Request<B>) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
 }
 
 /// The request a check describes.
@@ -105,11 +116,8 @@ fn original(check: CheckRequest) -> Option<Original> {
     let client = attributes
         .source
         .and_then(|s| s.address)
-        .and_then(|a| a.address)
-        .and_then(|a| match a {
-            address::Address::SocketAddress(s) => s.address.parse().ok(),
-            _ => None,
-        });
+        .and_then(|a| a.socket_address)
+        .and_then(|s| s.address.parse().ok());
     let http = attributes.request?.http?;
     let HttpRequest {
         method,
@@ -127,7 +135,7 @@ fn original(check: CheckRequest) -> Option<Original> {
         Some(m) => {
             for h in m.headers {
                 let value = if h.raw_value.is_empty() {
-                    h.value.into_bytes()
+                    h.value
                 } else {
                     h.raw_value
                 };
@@ -137,7 +145,7 @@ fn original(check: CheckRequest) -> Option<Original> {
         // Repeated names arrive joined with `,`, as HTTP allows.
         None => {
             for (k, v) in headers {
-                append(&mut map, &k, v.into_bytes());
+                append(&mut map, &k, v);
             }
         }
     }
@@ -217,12 +225,10 @@ fn ok(allowed: &Allowed) -> CheckResponse {
     let headers_to_remove = allowed.remove.iter().map(|n| n.to_string()).collect();
     let mut fields = HashMap::new();
     let mut put = |key: &str, value: &str| {
-        fields.insert(
-            key.to_string(),
-            Value {
-                kind: Some(Kind::StringValue(value.to_string())),
-            },
-        );
+        let value = Value {
+            string_value: Some(value.to_string()),
+        };
+        fields.insert(key.to_string(), value);
     };
     put("route", &allowed.route);
     put("provider", allowed.provider);
@@ -234,14 +240,13 @@ fn ok(allowed: &Allowed) -> CheckResponse {
         put("dedup_key", key);
     }
     CheckResponse {
-        status: Some(rpc::Status {
+        status: Some(Status {
             code: OK,
-            ..Default::default()
+            message: String::new(),
         }),
-        http_response: Some(HttpResponse::OkResponse(OkHttpResponse {
+        http_response: Some(HttpResponse::Ok(OkHttpResponse {
             headers,
             headers_to_remove,
-            ..Default::default()
         })),
         dynamic_metadata: Some(Struct { fields }),
     }
@@ -249,11 +254,11 @@ fn ok(allowed: &Allowed) -> CheckResponse {
 
 fn denied(status: u16, headers: Vec<HeaderValueOption>, body: String) -> CheckResponse {
     CheckResponse {
-        status: Some(rpc::Status {
+        status: Some(Status {
             code: PERMISSION_DENIED,
-            ..Default::default()
+            message: String::new(),
         }),
-        http_response: Some(HttpResponse::DeniedResponse(DeniedHttpResponse {
+        http_response: Some(HttpResponse::Denied(DeniedHttpResponse {
             status: Some(HttpStatus {
                 code: i32::from(status),
             }),
@@ -265,34 +270,26 @@ fn denied(status: u16, headers: Vec<HeaderValueOption>, body: String) -> CheckRe
 }
 
 /// A header that replaces any copy of it (`append: false`).
-#[allow(deprecated)]
 fn option(key: &str, value: &str) -> HeaderValueOption {
     HeaderValueOption {
         header: Some(HeaderValue {
             key: key.to_string(),
-            value: value.to_string(),
+            value: value.as_bytes().to_vec(),
             raw_value: Vec::new(),
         }),
-        // The field the ext_authz contract names; Envoy reads it before `append_action`.
         append: Some(BoolValue { value: false }),
-        ..Default::default()
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use envoy_types::pb::envoy::config::core::v3::HeaderMap as PbHeaderMap;
-    use envoy_types::pb::envoy::service::auth::v3::{attribute_context, AttributeContext};
-
+    use super::super::pb::{self, AttributeContext, HeaderMap as PbHeaderMap};
     use super::*;
 
     fn check(http: HttpRequest) -> CheckRequest {
         CheckRequest {
             attributes: Some(AttributeContext {
-                request: Some(attribute_context::Request {
-                    http: Some(http),
-                    ..Default::default()
-                }),
+                request: Some(pb::Request { http: Some(http) }),
                 ..Default::default()
             }),
         }
@@ -301,8 +298,8 @@ mod tests {
     #[test]
     fn raw_headers_and_bytes_win() {
         let mut headers = HashMap::new();
-        headers.insert(":path".to_string(), "/ignored".to_string());
-        headers.insert("x-a".to_string(), "from-map".to_string());
+        headers.insert(":path".to_string(), b"/ignored".to_vec());
+        headers.insert("x-a".to_string(), b"from-map".to_vec());
         let o = original(check(HttpRequest {
             method: "POST".into(),
             path: "/hooks/a?x=1".into(),
@@ -312,19 +309,18 @@ mod tests {
                 headers: vec![
                     HeaderValue {
                         key: "x-a".into(),
-                        value: String::new(),
+                        value: Vec::new(),
                         raw_value: b"raw".to_vec(),
                     },
                     HeaderValue {
                         key: "bad name".into(),
-                        value: "v".into(),
+                        value: b"v".to_vec(),
                         raw_value: Vec::new(),
                     },
                 ],
             }),
-            body: "text".into(),
+            body: b"text".to_vec(),
             raw_body: vec![0xff, 0x00],
-            ..Default::default()
         }))
         .unwrap();
         let r = &o.request;
@@ -339,23 +335,23 @@ mod tests {
     #[test]
     fn a_short_body_is_partial() {
         let mut headers = HashMap::new();
-        headers.insert("content-length".to_string(), "10".to_string());
+        headers.insert("content-length".to_string(), b"10".to_vec());
         let short = original(check(HttpRequest {
             method: "POST".into(),
             path: "/a".into(),
             headers: headers.clone(),
-            body: "12345".into(),
+            body: b"12345".to_vec(),
             ..Default::default()
         }))
         .unwrap();
         assert!(short.partial);
-        headers.insert("content-length".to_string(), "5".to_string());
-        headers.insert(PARTIAL_BODY.to_string(), "true".to_string());
+        headers.insert("content-length".to_string(), b"5".to_vec());
+        headers.insert(PARTIAL_BODY.to_string(), b"true".to_vec());
         let flagged = original(check(HttpRequest {
             method: "POST".into(),
             path: "/a".into(),
             headers,
-            body: "12345".into(),
+            body: b"12345".to_vec(),
             ..Default::default()
         }))
         .unwrap();

@@ -3,13 +3,14 @@
 //! `http_service`, Traefik's forwardAuth).
 //!
 //! hyper serves the port (HTTP/1.1 and h2c, as the proxy listener does) and each request is
-//! dispatched on its `content-type`: `application/grpc*` goes to tonic's generated
-//! `AuthorizationServer`, called as a plain service, and anything else is an HTTP check. This
-//! keeps one connection stack (limits, timeouts, graceful shutdown) for both, and needs none of
-//! tonic's own transport or router.
+//! dispatched on its `content-type`: `application/grpc*` goes to the gRPC service (tonic's
+//! framing and codec, `grpc.rs`), anything else is an HTTP check (`http.rs`). This keeps one
+//! connection stack (limits, timeouts, graceful shutdown) for both, and needs none of tonic's
+//! own transport or router.
 
 mod grpc;
 mod http;
+mod pb;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -65,14 +66,14 @@ pub(super) async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let conn = Conn { peer, tls: false };
-        let checker = grpc::server(gateway.clone(), conn, max_message);
+        let checker = grpc::Checker::new(gateway.clone(), conn, max_message);
         let gw = gateway.clone();
         let service = service_fn(move |req: ::http::Request<Incoming>| {
             let gw = gw.clone();
-            let mut checker = checker.clone();
+            let checker = checker.clone();
             async move {
                 let res = if grpc::is_grpc(&req) {
-                    grpc::call(&mut checker, req).await.map(Either::Left)
+                    checker.call(req).await.map(Either::Left)
                 } else {
                     http::check(&gw, req, conn).await.map(Either::Right)
                 };
