@@ -34,6 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run  # noqa: E402  (the contestants and helpers of bench/run.py)
 
 PATH = "/webhooks/mediaconvert"
+# Where `cargo build --release` puts the binary (CARGO_TARGET_DIR honoured).
+run.BINARY = Path(os.environ.get("CARGO_TARGET_DIR", run.ROOT / "target")) / "release" / "hookgate"
 
 
 def ensure_h2load():
@@ -121,7 +123,7 @@ def main():
         port, admin, authz = run.free_port(), run.free_port(), run.free_port()
         cfg = run.hookgate_config(work, port, admin, backend,
                                   extra=f"authz: {{listen: \"127.0.0.1:{authz}\"}}")
-        hg = run.start_hookgate(cfg)
+        hg = run.start_hookgate(cfg, binary=run.BINARY)
         procs.append(hg)
         for p in (backend, port, admin, authz):
             run.wait_port(p)

@@ -56,6 +56,17 @@ use crate::verify::{Verified, VerifyError};
 /// What hookgate answers with: its own small bodies, or the backend's streamed through.
 pub type Body = Either<Full<Bytes>, UpstreamBody>;
 
+/// A request body the stages can read: a connection's, or the one a proxy's check carried.
+pub trait RequestBody:
+    http_body::Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+{
+}
+
+impl<B> RequestBody for B where
+    B: http_body::Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+{
+}
+
 /// The connection a request came in on.
 #[derive(Debug, Clone, Copy)]
 pub struct Conn {
@@ -313,27 +324,19 @@ impl Gateway {
     }
 
     /// Runs one request through every stage and accounts for it: one log line, its metrics.
-    pub async fn handle<B>(&self, req: Request<B>, conn: Conn) -> Response<Body>
-    where
-        B: http_body::Body<Data = Bytes>,
-        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    {
+    pub async fn handle<B: RequestBody>(&self, req: Request<B>, conn: Conn) -> Response<Body> {
         self.run(req, conn, None, Mode::Inline).await
     }
 
     /// [`Gateway::handle`] in either mode. `client`: the sender's address when the caller knows
     /// it better than the connection does (a proxy's check names the original client).
-    pub async fn run<B>(
+    pub async fn run<B: RequestBody>(
         &self,
         req: Request<B>,
         conn: Conn,
         client: Option<IpAddr>,
         mode: Mode,
-    ) -> Response<Body>
-    where
-        B: http_body::Body<Data = Bytes>,
-        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    {
+    ) -> Response<Body> {
         let started = Instant::now();
         let state = self.state.load_full();
         let trusted_proxies = &state.settings.trusted_proxies;
@@ -603,7 +606,7 @@ impl Gateway {
 
     /// Stages 1 to 8, in order; the first refusal ends the request. Verify-only mode answers
     /// after stage 7 instead of delivering.
-    async fn pipeline<B>(
+    async fn pipeline<B: RequestBody>(
         &self,
         state: &State,
         req: Request<B>,
@@ -611,11 +614,7 @@ impl Gateway {
         client: IpAddr,
         rec: &mut Record,
         mode: Mode,
-    ) -> Result<Reply, Rejection>
-    where
-        B: http_body::Body<Data = Bytes>,
-        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    {
+    ) -> Result<Reply, Rejection> {
         let admitted = match self.admit(state, req, client, rec, mode).await? {
             Gate::Passed(a) => a,
             Gate::Challenge(json) => return Ok(Reply::Answered(json)),
@@ -629,18 +628,14 @@ impl Gateway {
     }
 
     /// Stages 1 to 7: what every request passes, whatever answers it afterwards.
-    async fn admit<B>(
+    async fn admit<B: RequestBody>(
         &self,
         state: &State,
         req: Request<B>,
         client: IpAddr,
         rec: &mut Record,
         mode: Mode,
-    ) -> Result<Gate, Rejection>
-    where
-        B: http_body::Body<Data = Bytes>,
-        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    {
+    ) -> Result<Gate, Rejection> {
         let settings = &state.settings;
         let host = request_host(&req);
 

@@ -5,11 +5,9 @@
 //! allowed, forged, duplicate, rate-limited, schema-refused and truncated, with spoofed trusted
 //! headers that never survive; counted, logged and journaled with `mode="authz"`.
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::process::Command;
 
 use base64::Engine;
 
@@ -90,34 +88,10 @@ fn ask_grpc(addr: SocketAddr, checks: Vec<Value>) -> Vec<Value> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let python = root.join(".venv/bin/python");
     assert!(python.exists(), "{} is missing: {SETUP}", python.display());
-    let mut child = Command::new(&python)
-        .arg(root.join("tests/authz/check.py"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{}: {e}; {SETUP}", python.display()));
+    let mut cmd = Command::new(&python);
+    cmd.arg(root.join("tests/authz/check.py"));
     let input = json!({"addr": addr.to_string(), "checks": checks});
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.to_string().as_bytes())
-        .expect("write stdin");
-    let deadline = Instant::now() + WAIT;
-    while child.try_wait().expect("try_wait").is_none() {
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            panic!("check.py did not finish within {WAIT:?}");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().expect("output");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "check.py failed: {stderr}\n{SETUP}");
-    let v: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("check.py: bad JSON ({e}): {stderr}"));
-    v.as_array().expect("a JSON list").clone()
+    run_json(cmd, "tests/authz/check.py", SETUP, &input)
 }
 
 /// `[name, value, append]` triples of a gRPC answer, by lowercase name.
@@ -410,81 +384,49 @@ fn traefik(uri: &str, headers: Vec<(String, String)>) -> Vec<(String, String)> {
     h
 }
 
+/// A Traefik check of a POST to `uri` with these headers and body.
+async fn ask_traefik(
+    addr: SocketAddr,
+    uri: &str,
+    headers: Vec<(String, String)>,
+    body: &[u8],
+) -> Resp {
+    ask_http(addr, "GET", "/authz", &traefik(uri, headers), body).await
+}
+
 #[tokio::test]
 async fn http_checks_as_traefik_forward_auth_sends_them() {
     let gw = gateway("allow_marked");
     let addr = gw.authz();
     let one = br#"{"id":1}"#;
-    let res = ask_http(
-        addr,
-        "GET",
-        "/authz",
-        &traefik("/hooks/mc?src=t", signed(one)),
-        one,
-    )
-    .await;
+    let res = ask_traefik(addr, "/hooks/mc?src=t", signed(one), one).await;
     assert_eq!(res.status, 200, "{}", res.text());
     assert_eq!(res.header("x-webhook-verified").as_deref(), Some("true"));
     assert_eq!(res.header("x-webhook-route").as_deref(), Some("mc"));
     assert!(res.header("x-webhook-duplicate").is_none());
     // Duplicate: let through marked (Traefik allows every 2xx), for the backend to drop.
-    let res = ask_http(
-        addr,
-        "GET",
-        "/authz",
-        &traefik("/hooks/mc", signed(one)),
-        one,
-    )
-    .await;
+    let res = ask_traefik(addr, "/hooks/mc", signed(one), one).await;
     assert_eq!(res.status, 200, "{}", res.text());
     assert_eq!(res.header("x-webhook-duplicate").as_deref(), Some("true"));
     assert_eq!(res.header("x-webhook-id").as_deref(), Some("1"));
     // Forged: Traefik passes the answer to the sender.
     let two = br#"{"id":2}"#;
-    let res = ask_http(addr, "GET", "/authz", &traefik("/hooks/mc", forged()), two).await;
+    let res = ask_traefik(addr, "/hooks/mc", forged(), two).await;
     assert_eq!((res.status, res.text().as_str()), (401, INVALID_SIGNATURE));
     for name in ["x-webhook-verified", "x-webhook-duplicate"] {
         assert!(res.header(name).is_none(), "{name} on a refusal");
     }
     // Rate-limited by the X-Forwarded-For client.
-    let first = ask_http(
-        addr,
-        "GET",
-        "/authz",
-        &traefik("/hooks/tight", signed(one)),
-        one,
-    )
-    .await;
+    let first = ask_traefik(addr, "/hooks/tight", signed(one), one).await;
     assert_eq!(first.status, 200);
-    let second = ask_http(
-        addr,
-        "GET",
-        "/authz",
-        &traefik("/hooks/tight", signed(one)),
-        one,
-    )
-    .await;
+    let second = ask_traefik(addr, "/hooks/tight", signed(one), one).await;
     assert_eq!(second.status, 429);
     // Schema.
     let bad = br#"{"id":[]}"#;
-    let res = ask_http(
-        addr,
-        "GET",
-        "/authz",
-        &traefik("/hooks/mc", signed(bad)),
-        bad,
-    )
-    .await;
+    let res = ask_traefik(addr, "/hooks/mc", signed(bad), bad).await;
     assert_eq!(res.status, 422);
     // Without forwardBody the body is empty: it cannot verify.
-    let res = ask_http(
-        addr,
-        "GET",
-        "/authz",
-        &traefik("/hooks/mc", signed(two)),
-        b"",
-    )
-    .await;
+    let res = ask_traefik(addr, "/hooks/mc", signed(two), b"").await;
     assert_eq!(res.status, 401);
 
     let journal = admin_until(&gw, TOKEN, "/api/events?outcome=duplicate", |v| {
