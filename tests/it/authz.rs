@@ -49,6 +49,15 @@ fn gateway(http_duplicate: &str) -> Gateway {
     Gateway::start_with_files(c, &[("order.json", ORDER_SCHEMA)])
 }
 
+/// The trusted headers of the first allowed order on route `mc`.
+const TRUSTED: [(&str, &str); 5] = [
+    ("x-webhook-verified", "true"),
+    ("x-webhook-provider", "mediaconvert"),
+    ("x-webhook-route", "mc"),
+    ("x-webhook-key-id", "k"),
+    ("x-webhook-id", "1"),
+];
+
 /// The headers of a signed delivery, plus spoofed trusted headers in three spellings.
 fn signed(body: &[u8]) -> Vec<(String, String)> {
     vec![
@@ -146,13 +155,7 @@ async fn grpc_checks_as_envoy_sends_them() {
         (Some(true), Some(0)),
         "{a}"
     );
-    for (name, value) in [
-        ("x-webhook-verified", "true"),
-        ("x-webhook-provider", "mediaconvert"),
-        ("x-webhook-route", "mc"),
-        ("x-webhook-key-id", "k"),
-        ("x-webhook-id", "1"),
-    ] {
+    for (name, value) in TRUSTED {
         let h = grpc_header(a, name).unwrap_or_else(|| panic!("{name} not set: {a}"));
         assert_eq!(h[1], value, "{a}");
         assert_eq!(
@@ -276,27 +279,24 @@ fn envoy_http(headers: Vec<(String, String)>) -> Vec<(String, String)> {
     h
 }
 
+/// An Envoy `http_service` check of a POST to `path` with these headers and body.
+async fn ask_envoy(
+    addr: SocketAddr,
+    path: &str,
+    headers: Vec<(String, String)>,
+    body: &[u8],
+) -> Resp {
+    ask_http(addr, "POST", path, &envoy_http(headers), body).await
+}
+
 #[tokio::test]
 async fn http_checks_as_envoy_http_service_sends_them() {
     let gw = gateway("deny_202");
     let addr = gw.authz();
     let one = br#"{"id":1}"#;
-    let res = ask_http(
-        addr,
-        "POST",
-        "/authz/hooks/mc",
-        &envoy_http(signed(one)),
-        one,
-    )
-    .await;
+    let res = ask_envoy(addr, "/authz/hooks/mc", signed(one), one).await;
     assert_eq!(res.status, 200, "{}", res.text());
-    for (name, value) in [
-        ("x-webhook-verified", "true"),
-        ("x-webhook-provider", "mediaconvert"),
-        ("x-webhook-route", "mc"),
-        ("x-webhook-key-id", "k"),
-        ("x-webhook-id", "1"),
-    ] {
+    for (name, value) in TRUSTED {
         assert_eq!(res.header(name).as_deref(), Some(value), "{name}");
     }
     let remove = res
@@ -307,14 +307,7 @@ async fn http_checks_as_envoy_http_service_sends_them() {
     assert_eq!(remove, ["x-webhook-delivery", "x_webhook_route"]);
 
     // Duplicate: 202, which Envoy hands to the sender instead of allowing.
-    let res = ask_http(
-        addr,
-        "POST",
-        "/authz/hooks/mc",
-        &envoy_http(signed(one)),
-        one,
-    )
-    .await;
+    let res = ask_envoy(addr, "/authz/hooks/mc", signed(one), one).await;
     assert_eq!(
         (res.status, res.text().as_str()),
         (202, r#"{"status":"duplicate"}"#)
@@ -322,19 +315,12 @@ async fn http_checks_as_envoy_http_service_sends_them() {
     assert!(res.header("x-webhook-verified").is_none());
     // Forged.
     let two = br#"{"id":2}"#;
-    let res = ask_http(addr, "POST", "/authz/hooks/mc", &envoy_http(forged()), two).await;
+    let res = ask_envoy(addr, "/authz/hooks/mc", forged(), two).await;
     assert_eq!((res.status, res.text().as_str()), (401, INVALID_SIGNATURE));
     assert!(res.header("connection").is_none_or(|c| c != "close"));
     // Schema.
     let bad = br#"{"id":"x"}"#;
-    let res = ask_http(
-        addr,
-        "POST",
-        "/authz/hooks/mc",
-        &envoy_http(signed(bad)),
-        bad,
-    )
-    .await;
+    let res = ask_envoy(addr, "/authz/hooks/mc", signed(bad), bad).await;
     assert_eq!(res.status, 422, "{}", res.text());
     // Rate-limited: the client is the last X-Forwarded-For hop.
     let mut h = envoy_http(signed(one));
@@ -350,7 +336,7 @@ async fn http_checks_as_envoy_http_service_sends_them() {
     let res = ask_http(addr, "POST", "/authz/hooks/mc", &h, &two[..4]).await;
     assert_eq!(res.status, 413);
     // Not a check: outside the prefix.
-    let res = ask_http(addr, "POST", "/hooks/mc", &envoy_http(signed(two)), two).await;
+    let res = ask_envoy(addr, "/hooks/mc", signed(two), two).await;
     assert_eq!(res.status, 404);
     // Not POST: 405, as inline.
     let res = ask_http(addr, "GET", "/authz/hooks/mc", &envoy_http(Vec::new()), b"").await;
