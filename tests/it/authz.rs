@@ -255,6 +255,17 @@ async fn grpc_checks_as_envoy_sends_them() {
     assert_eq!(status, 409);
 }
 
+/// Spoofed trusted headers never come back in an answer, in any spelling.
+fn no_spoof_echoed(res: &Resp) {
+    for (name, value) in &res.headers {
+        assert_ne!(value, "spoofed", "{name} echoed");
+        assert!(
+            !name.eq_ignore_ascii_case("x-webhook-delivery") && !name.contains('_'),
+            "{name} set"
+        );
+    }
+}
+
 /// An HTTP check; `headers` as the proxy sends them.
 async fn ask_http(
     addr: SocketAddr,
@@ -296,6 +307,7 @@ async fn http_checks_as_envoy_http_service_sends_them() {
     let one = br#"{"id":1}"#;
     let res = ask_envoy(addr, "/authz/hooks/mc", signed(one), one).await;
     assert_eq!(res.status, 200, "{}", res.text());
+    no_spoof_echoed(&res);
     for (name, value) in TRUSTED {
         assert_eq!(res.header(name).as_deref(), Some(value), "{name}");
     }
@@ -387,6 +399,7 @@ async fn http_checks_as_traefik_forward_auth_sends_them() {
     let one = br#"{"id":1}"#;
     let res = ask_traefik(addr, "/hooks/mc?src=t", signed(one), one).await;
     assert_eq!(res.status, 200, "{}", res.text());
+    no_spoof_echoed(&res);
     assert_eq!(res.header("x-webhook-verified").as_deref(), Some("true"));
     assert_eq!(res.header("x-webhook-route").as_deref(), Some("mc"));
     assert!(res.header("x-webhook-duplicate").is_none());
@@ -395,6 +408,7 @@ async fn http_checks_as_traefik_forward_auth_sends_them() {
     assert_eq!(res.status, 200, "{}", res.text());
     assert_eq!(res.header("x-webhook-duplicate").as_deref(), Some("true"));
     assert_eq!(res.header("x-webhook-id").as_deref(), Some("1"));
+    no_spoof_echoed(&res);
     // Forged: Traefik passes the answer to the sender.
     let two = br#"{"id":2}"#;
     let res = ask_traefik(addr, "/hooks/mc", forged(), two).await;
