@@ -28,5 +28,7 @@ fi
 bash tests/interop/setup.sh
 # Selenium for the browser test.
 bash tests/console/setup.sh
+# Envoy's ext_authz client (envoy-data-plane, grpclib) for tests/it/authz.rs.
+bash tests/authz/setup.sh
 
 cargo test --all-targets

@@ -35,6 +35,9 @@
 //!    answer streams back (502 unreachable, 504 too slow). `queue` routes store the event
 //!    durably and answer 202 (503 when the store cannot take it); `hybrid` routes answer 202 when the backend misses the deadline.
 //!
+//! In verify-only mode (`authz`, `server::authz`) a proxy asks instead: stages 1 to 7 run the
+//! same, and the answer says which trusted headers to set, or how to refuse, instead of stage 8.
+//!
 //! Every request is counted, timed and logged once.
 #![forbid(unsafe_code)]
 

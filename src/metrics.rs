@@ -116,8 +116,8 @@ impl Metrics {
             ),
             requests: counter(
                 "hookgate_requests_total",
-                "Requests by route and outcome.",
-                &["route", "outcome", "reason"],
+                "Requests by route and outcome; mode: gateway (inline) or authz (a proxy's check).",
+                &["route", "outcome", "reason", "mode"],
             ),
             verify_failures: counter(
                 "hookgate_verify_failures_total",
@@ -156,8 +156,8 @@ impl Metrics {
             ),
             request_duration: histogram(
                 "hookgate_request_duration_seconds",
-                "Whole-request duration.",
-                &["route", "outcome"],
+                "Whole-request duration; mode: gateway or authz.",
+                &["route", "outcome", "mode"],
             ),
             upstream_duration: histogram(
                 "hookgate_upstream_duration_seconds",
@@ -234,7 +234,8 @@ impl Metrics {
     /// Zero series for a route's alerting inputs, so alert expressions have data before its
     /// first webhook. `queued`: the route delivers in the background (queue gauges too).
     pub fn prime_route(&self, route: &str, queued: bool) {
-        self.requests.with_label_values(&[route, "forwarded", ""]);
+        self.requests
+            .with_label_values(&[route, "forwarded", "", "gateway"]);
         // The doctor's findings that need someone to act: a sender or a proxy to fix.
         for diagnosis in ["unknown", "retired_secret", "body_altered"] {
             self.verify_failures

@@ -129,6 +129,15 @@ pub struct FileConfig {
     pub routes: Option<List<Section<RouteFile>>>,
     pub journal: Option<Section<JournalFile>>,
     pub telemetry: Option<Section<TelemetryFile>>,
+    pub authz: Option<Section<AuthzFile>>,
+}
+
+/// `authz`: the verify-only listener for Envoy ext_authz and Traefik forwardAuth (docs/authz.md).
+#[derive(Debug, Default, DeriveDeserialize)]
+pub struct AuthzFile {
+    pub listen: Leaf,
+    pub http_path_prefix: Leaf,
+    pub http_duplicate: Leaf,
 }
 
 /// `telemetry`: traces (docs/tracing.md).

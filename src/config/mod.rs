@@ -86,6 +86,8 @@ pub struct Config {
     pub journal: journal::Settings,
     /// `telemetry.otlp`: traces are exported when present.
     pub otlp: Option<crate::telemetry::OtlpSettings>,
+    /// `authz`: the verify-only listener, when the section is present.
+    pub authz: Option<gateway::authz::Settings>,
     /// The file this config was read from (`None` when parsed from text).
     pub source: Option<PathBuf>,
     /// Every file this config was built from (itself, secret files, TLS files) with a digest of
@@ -215,6 +217,7 @@ impl Config {
             trusted_proxies: self.server.trusted_proxies.clone(),
             forward: self.forward.clone(),
             journal: self.journal.clone(),
+            authz: self.authz.clone(),
         }
     }
 

@@ -5,12 +5,15 @@
 //!
 //! - `route.rs` (1), `body.rs` (3), `verify.rs` (4), `validate.rs` (6), `dedup.rs` (7),
 //!   `deliver.rs` (8: sync, queue, hybrid); the limits (2, 5) are [`crate::limit`]'s.
+//! - `authz.rs`: verify-only mode, where stages 1 to 7 run the same and a proxy is told the
+//!   decision instead of stage 8.
 //! - `reject.rs`: every refusal as (status, reason, outcome, body, metric), in one place.
 //! - `diagnose.rs`: after a 401, the signature doctor within the route's budget, once the
 //!   sender has its answer.
 //! - `client_ip.rs`: the sender's address behind trusted proxies.
 //! - `payload.rs`: the body's bytes and its JSON tree, parsed once.
 
+pub mod authz;
 mod body;
 mod client_ip;
 mod dedup;
@@ -31,7 +34,6 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{Either, Full};
-use hyper::body::Incoming;
 
 pub use self::client_ip::resolve as client_ip;
 use self::diagnose::{Budgets, Examiner, Suspect};
@@ -45,7 +47,7 @@ use crate::doctor::Diagnosis;
 use crate::journal::{self, Entry, Journal};
 use crate::limit::{self, Limits};
 use crate::metrics::Metrics;
-use crate::schema::Mode;
+use crate::schema::Mode as SchemaMode;
 use crate::store::{AnyStore, MemoryStore, StoreError};
 use crate::telemetry::{self, ServerSpan};
 use crate::upstream::{self, Forward, Trusted, UpstreamBody};
@@ -53,6 +55,17 @@ use crate::verify::{Verified, VerifyError};
 
 /// What hookgate answers with: its own small bodies, or the backend's streamed through.
 pub type Body = Either<Full<Bytes>, UpstreamBody>;
+
+/// A request body the stages can read: a connection's, or the one a proxy's check carried.
+pub trait RequestBody:
+    http_body::Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+{
+}
+
+impl<B> RequestBody for B where
+    B: http_body::Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+{
+}
 
 /// The connection a request came in on.
 #[derive(Debug, Clone, Copy)]
@@ -71,6 +84,27 @@ pub struct Settings {
     pub forward: Forward,
     /// Fixed at start: a reload does not resize the journal.
     pub journal: journal::Settings,
+    /// `authz`: its listener is fixed at start; the rest applies on reload.
+    pub authz: Option<authz::Settings>,
+}
+
+/// How a request is answered once it passed stages 1 to 7.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Delivered to the route's upstream (stage 8).
+    Inline,
+    /// A proxy asks whether to let it through (`authz`).
+    Authz(authz::Check),
+}
+
+impl Mode {
+    /// The `mode` label of metrics and logs.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Inline => "gateway",
+            Self::Authz(_) => "authz",
+        }
+    }
 }
 
 /// One config and what is derived from it; swapped whole on reload, so a request runs start to
@@ -174,6 +208,29 @@ enum Reply {
     Answered(String),
     /// Stored for background delivery: 202. `deferred`: hybrid, after the deadline.
     Spooled { deferred: bool },
+    /// Verify-only: the proxy may let it through, with these headers.
+    Allowed(authz::Allowed),
+}
+
+/// What stages 1 to 7 made of a request that passed them.
+struct Admitted {
+    route: Arc<Route>,
+    parts: http::request::Parts,
+    payload: Payload,
+    verified: Verified,
+    /// The dedup claim, settled by delivery (or at once, in verify-only mode).
+    hold: Option<dedup::Hold>,
+    received_ms: u64,
+    /// Unix seconds at verification.
+    now: u64,
+    host: Option<String>,
+}
+
+/// How stages 1 to 7 ended when nothing refused.
+enum Gate {
+    Passed(Box<Admitted>),
+    /// A sender's own challenge (Zoom's URL validation), answered with this JSON.
+    Challenge(String),
 }
 
 impl Gateway {
@@ -267,11 +324,24 @@ impl Gateway {
     }
 
     /// Runs one request through every stage and accounts for it: one log line, its metrics.
-    pub async fn handle(&self, req: Request<Incoming>, conn: Conn) -> Response<Body> {
+    pub async fn handle<B: RequestBody>(&self, req: Request<B>, conn: Conn) -> Response<Body> {
+        self.run(req, conn, None, Mode::Inline).await
+    }
+
+    /// [`Gateway::handle`] in either mode. `client`: the sender's address when the caller knows
+    /// it better than the connection does (a proxy's check names the original client).
+    pub async fn run<B: RequestBody>(
+        &self,
+        req: Request<B>,
+        conn: Conn,
+        client: Option<IpAddr>,
+        mode: Mode,
+    ) -> Response<Body> {
         let started = Instant::now();
         let state = self.state.load_full();
         let trusted_proxies = &state.settings.trusted_proxies;
-        let client = client_ip(conn.peer.ip(), req.headers(), trusted_proxies);
+        let client =
+            client.unwrap_or_else(|| client_ip(conn.peer.ip(), req.headers(), trusted_proxies));
         // The journal's copy of what arrived; nothing is copied when the journal is off.
         let (query, headers) = if self.journal.settings().enabled {
             let headers = journal::Headers::capture(req.headers());
@@ -305,10 +375,11 @@ impl Gateway {
             headers,
             client,
             h2: req.version() == http::Version::HTTP_2,
+            mode,
             done: false,
         };
         let result = self
-            .pipeline(&state, req, conn, client, &mut pending.rec)
+            .pipeline(&state, req, conn, client, &mut pending.rec, mode)
             .await;
         pending.done = true;
         let mut rec = std::mem::take(&mut pending.rec);
@@ -328,6 +399,7 @@ impl Gateway {
                 "queued",
                 if deferred { "deferred" } else { "" },
             ),
+            Ok(Reply::Allowed(allowed)) => (allowed.response().map(Either::Left), "allowed", ""),
             Err(r) => {
                 match &r {
                     // Counted with its diagnosis, below.
@@ -335,11 +407,15 @@ impl Gateway {
                     other => other.count(&self.metrics, route, None),
                 }
                 rec.refused_at = r.pointers();
-                (r.response().map(Either::Left), r.outcome(), r.reason())
+                let res = match mode {
+                    Mode::Inline => r.response(),
+                    Mode::Authz(check) => authz::refusal(&r, check, &state, &rec),
+                };
+                (res.map(Either::Left), r.outcome(), r.reason())
             }
         };
         let elapsed = started.elapsed();
-        self.account(&rec, route, outcome, reason, elapsed);
+        self.account(&rec, route, outcome, reason, elapsed, mode);
         if let Some(span) = &rec.span {
             span.set("webhook.outcome", outcome);
             if !reason.is_empty() {
@@ -362,9 +438,10 @@ impl Gateway {
             status: response.status().as_u16(),
             duration: elapsed,
         };
-        let entry = self.journal_entry(&state, &rec, finished);
+        let entry = self.journal_entry(&state, &rec, finished, mode);
         let verified = rec.verified.take();
         let line = Line {
+            mode: mode.label(),
             route: rec.route.clone().unwrap_or_else(|| Arc::from("none")),
             method,
             path,
@@ -400,12 +477,21 @@ impl Gateway {
     }
 
     /// The journal event of a finished request; `None` for a refusal beyond its route's rate.
-    fn journal_entry(&self, state: &State, rec: &Record, seen: Finished) -> Option<Entry> {
+    fn journal_entry(
+        &self,
+        state: &State,
+        rec: &Record,
+        seen: Finished,
+        mode: Mode,
+    ) -> Option<Entry> {
         if !self.journal.settings().enabled {
             return None;
         }
         let route_name = rec.route.as_deref();
-        let refused = !matches!(seen.outcome, "forwarded" | "queued" | "answered");
+        let refused = !matches!(
+            seen.outcome,
+            "forwarded" | "queued" | "answered" | "allowed"
+        );
         if refused && !self.journal.admit_refusal(route_name.unwrap_or("none")) {
             return None;
         }
@@ -447,6 +533,7 @@ impl Gateway {
             replay_of: None,
             queue_id: rec.queue_id,
             trace_id: rec.span.as_ref().map(ServerSpan::trace_id),
+            authz: mode != Mode::Inline,
         })
     }
 
@@ -489,10 +576,18 @@ impl Gateway {
     }
 
     /// The metrics every request updates, whatever its outcome.
-    fn account(&self, rec: &Record, route: &str, outcome: &str, reason: &str, took: Duration) {
+    fn account(
+        &self,
+        rec: &Record,
+        route: &str,
+        outcome: &str,
+        reason: &str,
+        took: Duration,
+        mode: Mode,
+    ) {
         let m = &self.metrics;
         if rec.shadowed.is_some() {
-            let shadow = [route, Mode::Shadow.label()];
+            let shadow = [route, SchemaMode::Shadow.label()];
             m.schema_failures.with_label_values(&shadow).inc();
         }
         if rec.spoofed > 0 {
@@ -502,22 +597,45 @@ impl Gateway {
                 .inc_by(spoofed);
         }
         m.requests
-            .with_label_values(&[route, outcome, reason])
+            .with_label_values(&[route, outcome, reason, mode.label()])
             .inc();
         m.request_duration
-            .with_label_values(&[route, outcome])
+            .with_label_values(&[route, outcome, mode.label()])
             .observe(took.as_secs_f64());
     }
 
-    /// Stages 1 to 8, in order; the first refusal ends the request.
-    async fn pipeline(
+    /// Stages 1 to 8, in order; the first refusal ends the request. Verify-only mode answers
+    /// after stage 7 instead of delivering.
+    async fn pipeline<B: RequestBody>(
         &self,
         state: &State,
-        req: Request<Incoming>,
+        req: Request<B>,
         conn: Conn,
         client: IpAddr,
         rec: &mut Record,
+        mode: Mode,
     ) -> Result<Reply, Rejection> {
+        let admitted = match self.admit(state, req, client, rec, mode).await? {
+            Gate::Passed(a) => a,
+            Gate::Challenge(json) => return Ok(Reply::Answered(json)),
+        };
+        match mode {
+            Mode::Inline => self.forward(state, *admitted, conn, client, rec).await,
+            Mode::Authz(check) => Ok(Reply::Allowed(
+                self.allow(state, *admitted, check, rec).await,
+            )),
+        }
+    }
+
+    /// Stages 1 to 7: what every request passes, whatever answers it afterwards.
+    async fn admit<B: RequestBody>(
+        &self,
+        state: &State,
+        req: Request<B>,
+        client: IpAddr,
+        rec: &mut Record,
+        mode: Mode,
+    ) -> Result<Gate, Rejection> {
         let settings = &state.settings;
         let host = request_host(&req);
 
@@ -538,7 +656,13 @@ impl Gateway {
         // 2. per-IP limit, before a byte of the body is read.
         state.limits.check_ip(&route.name, client)?;
 
-        // 3. body
+        // 3. body. A proxy that cut the body short says so; such a body can never verify.
+        if let Mode::Authz(check) = mode {
+            if check.partial {
+                authz::warn_partial(&route.name);
+                return Err(Rejection::PartialBody);
+            }
+        }
         let (mut parts, incoming) = req.into_parts();
         let (max, timeout) = (settings.max_body_bytes, settings.body_timeout);
         let payload = Payload::new(body::read(incoming, &parts.headers, max, timeout).await?);
@@ -566,12 +690,13 @@ impl Gateway {
         rec.verified = Some(verified.clone());
         // A sender's own challenge (Zoom's URL validation) is answered here, not forwarded.
         if let Some(json) = verified.challenge.clone() {
-            return Ok(Reply::Answered(json));
+            return Ok(Gate::Challenge(json));
         }
 
         // 5. route limit: only verified traffic counts. A queue route spools instead of
-        // refusing: its bucket paces the deliveries (see `delivery`), not the intake.
-        if route.delivery.mode != DeliveryMode::Queue {
+        // refusing: its bucket paces the deliveries (see `delivery`), not the intake. A check
+        // has no spool to fall back on, so it is always limited.
+        if route.delivery.mode != DeliveryMode::Queue || mode != Mode::Inline {
             let limit = route.rate_limit.route.as_ref();
             let store = &self.store;
             limit::check_route(store, &state.limits, &route.name, limit, &self.metrics).await?;
@@ -602,6 +727,37 @@ impl Gateway {
             drop(stage);
             hold = claimed?;
         }
+        Ok(Gate::Passed(Box::new(Admitted {
+            route,
+            parts,
+            payload,
+            verified,
+            hold,
+            received_ms,
+            now,
+            host,
+        })))
+    }
+
+    /// Stage 8 and the header hygiene before it.
+    async fn forward(
+        &self,
+        state: &State,
+        admitted: Admitted,
+        conn: Conn,
+        client: IpAddr,
+        rec: &mut Record,
+    ) -> Result<Reply, Rejection> {
+        let Admitted {
+            route,
+            mut parts,
+            payload,
+            verified,
+            hold,
+            received_ms,
+            now,
+            host,
+        } = admitted;
 
         // Header hygiene, then the trusted headers.
         rec.spoofed = state.trusted.strip_spoofed(&mut parts.headers);
@@ -647,6 +803,7 @@ struct Unfinished<'a> {
     headers: journal::Headers,
     client: IpAddr,
     h2: bool,
+    mode: Mode,
     done: bool,
 }
 
@@ -663,7 +820,7 @@ impl Drop for Unfinished<'_> {
         let route = self.rec.route.clone().unwrap_or_else(|| Arc::from("none"));
         let elapsed = self.started.elapsed();
         let gw = self.gateway;
-        gw.account(&self.rec, &route, "rejected", reason, elapsed);
+        gw.account(&self.rec, &route, "rejected", reason, elapsed, self.mode);
         let finished = Finished {
             received_ms: self.received_ms,
             method: self.method.clone(),
@@ -676,11 +833,12 @@ impl Drop for Unfinished<'_> {
             status: reject::CLIENT_CLOSED,
             duration: elapsed,
         };
-        if let Some(entry) = gw.journal_entry(&self.state, &self.rec, finished) {
+        if let Some(entry) = gw.journal_entry(&self.state, &self.rec, finished, self.mode) {
             gw.journal.record(entry);
         }
         let verified = self.rec.verified.take();
         Line {
+            mode: self.mode.label(),
             route,
             method: std::mem::take(&mut self.method),
             path: std::mem::take(&mut self.path),
@@ -710,6 +868,8 @@ impl Drop for Unfinished<'_> {
 
 /// One request's log line, written once it is complete (after the doctor, for a 401).
 struct Line {
+    /// `gateway` or `authz`.
+    mode: &'static str,
     route: Arc<str>,
     method: Method,
     path: String,
@@ -740,6 +900,7 @@ impl Line {
         };
         tracing::info!(
             target: "hookgate::request",
+            mode = self.mode,
             route = &*self.route,
             method = %self.method,
             path = self.path,
@@ -796,7 +957,7 @@ pub fn duration_ms(d: Duration) -> f64 {
 }
 
 /// The host the sender addressed: the request target's authority, else `Host`.
-fn request_host(req: &Request<Incoming>) -> Option<String> {
+fn request_host<B>(req: &Request<B>) -> Option<String> {
     req.uri()
         .authority()
         .map(|a| a.as_str().to_owned())
@@ -818,7 +979,7 @@ fn set_forwarded(headers: &mut HeaderMap, client: IpAddr, conn: Conn, host: Opti
     upstream::set_forwarded(headers, client, proto, original_host);
 }
 
-/// The trusted headers only hookgate sets: verified, provider, route, key id, dedup key.
+/// The trusted headers only hookgate sets, replacing any inbound copy.
 fn set_trusted(
     headers: &mut HeaderMap,
     trusted: &Trusted,
@@ -826,18 +987,35 @@ fn set_trusted(
     verified: &Verified,
     rec: &Record,
 ) {
+    for (name, value) in trusted_headers(trusted, route, &verified.key_id, rec.dedup_key.as_deref())
+    {
+        headers.insert(name, value);
+    }
+}
+
+/// The trusted headers of a verified request: verified, provider, route, key id and the dedup
+/// key (when dedup is on). A value that cannot be a header value is left out.
+fn trusted_headers(
+    trusted: &Trusted,
+    route: &Route,
+    key_id: &str,
+    dedup_key: Option<&str>,
+) -> Vec<(http::HeaderName, HeaderValue)> {
     let provider = route.verifier.scheme().name();
-    headers.insert(trusted.verified.clone(), HeaderValue::from_static("true"));
-    headers.insert(trusted.provider.clone(), HeaderValue::from_static(provider));
+    let mut set = vec![
+        (trusted.verified.clone(), HeaderValue::from_static("true")),
+        (trusted.provider.clone(), HeaderValue::from_static(provider)),
+    ];
     if let Ok(v) = HeaderValue::from_str(&route.name) {
-        headers.insert(trusted.route.clone(), v);
+        set.push((trusted.route.clone(), v));
     }
-    if let Ok(v) = HeaderValue::from_str(&verified.key_id) {
-        headers.insert(trusted.key_id.clone(), v);
+    if let Ok(v) = HeaderValue::from_str(key_id) {
+        set.push((trusted.key_id.clone(), v));
     }
-    if let Some(Ok(v)) = rec.dedup_key.as_deref().map(HeaderValue::from_str) {
-        headers.insert(trusted.id.clone(), v);
+    if let Some(Ok(v)) = dedup_key.map(HeaderValue::from_str) {
+        set.push((trusted.id.clone(), v));
     }
+    set
 }
 
 fn answer(json: String) -> Response<Full<Bytes>> {
@@ -861,6 +1039,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use http_body_util::BodyExt;
+    use hyper::body::Incoming;
     use hyper::service::service_fn;
     use hyper_util::rt::TokioIo;
 
@@ -985,7 +1164,7 @@ mod tests {
         assert_eq!(
             metrics
                 .requests
-                .with_label_values(&["q", "failed", "store"])
+                .with_label_values(&["q", "failed", "store", "gateway"])
                 .get(),
             1
         );

@@ -24,6 +24,9 @@ pub enum Rejection {
     MethodNotAllowed,
     #[error("body larger than max_body_bytes")]
     TooLarge,
+    /// Verify-only mode: the proxy sent only part of the body, which can never verify.
+    #[error("the proxy sent only part of the body")]
+    PartialBody,
     #[error("body not received within body_timeout")]
     BodyTimeout,
     #[error("body could not be read")]
@@ -109,7 +112,7 @@ impl Rejection {
         match self {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooLarge | Self::PartialBody => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::BadBody => StatusCode::BAD_REQUEST,
             // Never sent (the stream is gone); nginx's "client closed request", for the log.
@@ -136,6 +139,7 @@ impl Rejection {
             Self::NotFound => "no_route",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::TooLarge => "too_large",
+            Self::PartialBody => "partial_body",
             Self::BodyTimeout => "body_timeout",
             Self::BadBody => "bad_body",
             Self::StreamReset => "stream_reset",
@@ -171,7 +175,7 @@ impl Rejection {
         let fixed = match self {
             Self::NotFound => r#"{"error":"not found"}"#,
             Self::MethodNotAllowed => r#"{"error":"method not allowed"}"#,
-            Self::TooLarge => r#"{"error":"payload too large"}"#,
+            Self::TooLarge | Self::PartialBody => r#"{"error":"payload too large"}"#,
             Self::BodyTimeout => r#"{"error":"request timeout"}"#,
             Self::BadBody => r#"{"error":"bad request"}"#,
             Self::StreamReset => r#"{"error":"cancelled"}"#,

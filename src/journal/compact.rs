@@ -122,6 +122,7 @@ pub fn pack_into(e: &Entry, buf: &mut Vec<u8>) {
     o.opt(e.replay_of.as_deref());
     o.u64(e.queue_id.map_or(u64::MAX, |q| q));
     o.opt(e.trace_id.as_deref());
+    o.0.push(u8::from(e.authz));
     *buf = o.0;
 }
 
@@ -182,6 +183,7 @@ pub fn unpack(b: &[u8]) -> Option<Entry> {
     let replay_of = i.opt_string()?;
     let queue_id = Some(i.u64()?).filter(|&q| q != u64::MAX);
     let trace_id = i.opt_string()?;
+    let authz = i.u8()? == 1;
     Some(Entry {
         id,
         received_ms,
@@ -207,6 +209,7 @@ pub fn unpack(b: &[u8]) -> Option<Entry> {
         replay_of,
         queue_id,
         trace_id,
+        authz,
     })
 }
 
@@ -249,6 +252,7 @@ mod tests {
             replay_of: Some("0000".into()),
             queue_id: Some(7),
             trace_id: Some("abc".into()),
+            authz: false,
         };
         let packed = pack(&e);
         let back = unpack(&packed).unwrap();

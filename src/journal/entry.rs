@@ -60,12 +60,24 @@ pub struct Entry {
     pub queue_id: Option<u64>,
     /// The request's trace (`telemetry.otlp` on): 32 hex digits.
     pub trace_id: Option<String>,
+    /// A proxy's check (verify-only mode): hookgate decided, the proxy delivered.
+    pub authz: bool,
 }
 
 impl Entry {
     /// Whether the request passed verification: only such events can be replayed.
+    /// A check's event is not: the proxy delivered it, and hookgate may not deliver it again.
     pub fn accepted(&self) -> bool {
-        self.key_id.is_some() && self.route.is_some()
+        self.key_id.is_some() && self.route.is_some() && !self.authz
+    }
+
+    /// `gateway` or `authz`.
+    pub fn mode(&self) -> &'static str {
+        if self.authz {
+            "authz"
+        } else {
+            "gateway"
+        }
     }
 
     /// The list view: everything but headers, body and attempts (their number and the last
@@ -75,6 +87,7 @@ impl Entry {
             "id": self.id,
             "received_at": rfc3339(self.received_ms),
             "route": self.route.as_deref(),
+            "mode": self.mode(),
             "method": self.method.as_str(),
             "path": self.path,
             "provider": self.provider,

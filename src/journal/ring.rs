@@ -247,6 +247,7 @@ mod tests {
             replay_of: None,
             queue_id: None,
             trace_id: None,
+            authz: false,
         }
     }
 

@@ -54,6 +54,9 @@ struct Stored {
     /// Absent in events stored before tracing, or with it off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     trace_id: Option<String>,
+    /// `authz` for a proxy's check; absent for the gateway's own requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    mode: Option<String>,
 }
 
 fn b64() -> &'static base64::engine::GeneralPurpose {
@@ -95,6 +98,7 @@ pub fn encode(e: &Entry) -> Vec<u8> {
         replay_of: e.replay_of.clone(),
         queue_id: e.queue_id,
         trace_id: e.trace_id.clone(),
+        mode: e.authz.then(|| "authz".to_string()),
     };
     serde_json::to_vec(&s).unwrap_or_default()
 }
@@ -138,6 +142,7 @@ pub fn decode(bytes: &[u8]) -> Option<Entry> {
         replay_of: s.replay_of,
         queue_id: s.queue_id,
         trace_id: s.trace_id,
+        authz: s.mode.as_deref() == Some("authz"),
     })
 }
 
@@ -211,6 +216,7 @@ mod tests {
             replay_of: None,
             queue_id: Some(7),
             trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
+            authz: false,
         };
         let mut back = decode(&encode(&e)).unwrap();
         assert_eq!(back.to_json(), e.to_json());

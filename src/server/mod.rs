@@ -8,6 +8,7 @@
 
 mod admin;
 mod api;
+mod authz;
 mod console;
 mod idle;
 mod listen;
@@ -65,6 +66,20 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             addr: config.admin.listen,
             source,
         })?;
+    // The verify-only listener, when configured; its address is fixed for the process's life.
+    let authz_listener = match &config.authz {
+        Some(a) => Some(
+            TcpListener::bind(a.listen)
+                .await
+                .map_err(|source| ServerError::Bind {
+                    what: "authz.listen",
+                    addr: a.listen,
+                    source,
+                })?,
+        ),
+        None => None,
+    };
+    let authz_local = authz_listener.as_ref().and_then(|l| l.local_addr().ok());
     let local = listeners.local_addr;
     let admin_local = admin_listener
         .local_addr()
@@ -160,6 +175,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         version = env!("CARGO_PKG_VERSION"),
         listen = %local,
         admin = %admin_local,
+        authz = authz_local.map(|a| a.to_string()),
         tls = acceptor.is_some(),
         workers,
         routes = %route_summary(&gateway.state().settings.routes),
@@ -176,6 +192,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         shutdown_grace_ms: grace.clone(),
     });
     let (stop, stopped) = watch::channel(false);
+    let authz_task = authz_listener.map(|listener| {
+        tokio::spawn(authz::serve(
+            listener,
+            gateway.clone(),
+            shared.permits.clone(),
+            server_cfg.header_timeout,
+            stopped.clone(),
+            server_cfg.shutdown_grace,
+        ))
+    });
     let mut sockets = listeners.sockets.into_iter();
     let first = sockets.next();
     // Workers 1..n: a thread each, with its own single-threaded runtime, listener and upstream
@@ -208,6 +234,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     reload_task.abort();
     if let Some(first) = first {
         let _ = first.await;
+    }
+    if let Some(task) = authz_task {
+        let _ = task.await;
     }
     // Worker threads drain on their own runtimes; wait for them off this one.
     let _ = tokio::task::spawn_blocking(move || {

@@ -142,7 +142,7 @@ pub async fn run(
     evictor.abort();
 }
 
-fn builder(header_timeout: Duration) -> auto::Builder<TokioExecutor> {
+pub(super) fn builder(header_timeout: Duration) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -257,7 +257,7 @@ fn count_refused(
     gateway
         .metrics()
         .requests
-        .with_label_values(&["none", "rejected", reason])
+        .with_label_values(&["none", "rejected", reason, "gateway"])
         .inc();
     tracing::info!(
         target: "hookgate::request",

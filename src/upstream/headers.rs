@@ -50,6 +50,8 @@ pub struct Trusted {
     pub attempt: HeaderName,
     /// An operator's replay: the original event's journal id.
     pub replay: HeaderName,
+    /// Verify-only mode: a duplicate let through for the backend to drop.
+    pub duplicate: HeaderName,
 }
 
 impl Trusted {
@@ -70,24 +72,29 @@ impl Trusted {
             delivery: name("Delivery"),
             attempt: name("Attempt"),
             replay: name("Replay"),
+            duplicate: name("Duplicate"),
         }
     }
 
     /// Removes every inbound header that could pass for one of ours, whatever its case or
     /// `_`/`-` spelling, and returns how many there were.
     pub fn strip_spoofed(&self, headers: &mut HeaderMap) -> usize {
-        let spoofed: Vec<HeaderName> = headers
-            .keys()
-            .filter(|k| self.imitates(k.as_str()))
-            .cloned()
-            .collect();
         let mut count = 0;
-        for name in spoofed {
+        for (name, _) in self.spoofed(headers) {
             if let header::Entry::Occupied(e) = headers.entry(name) {
                 count += e.remove_entry_mult().1.count();
             }
         }
         count
+    }
+
+    /// The inbound names that could pass for one of ours, each with how many values it has.
+    pub fn spoofed(&self, headers: &HeaderMap) -> Vec<(HeaderName, usize)> {
+        headers
+            .keys()
+            .filter(|k| self.imitates(k.as_str()))
+            .map(|k| (k.clone(), headers.get_all(k).iter().count()))
+            .collect()
     }
 
     fn imitates(&self, name: &str) -> bool {

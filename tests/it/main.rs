@@ -7,6 +7,7 @@
 mod common;
 
 mod abuse;
+mod authz;
 mod cli;
 mod config;
 mod conformance;

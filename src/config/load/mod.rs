@@ -1,6 +1,7 @@
 //! From the file's loose mirror to runtime types, collecting every problem on the way: one
 //! file per area of the config, each adding `Validator` methods.
 
+mod authz;
 mod delivery;
 mod env;
 mod journal;
@@ -233,7 +234,13 @@ impl Validator {
         let journal = self.journal(journal.unwrap_or_default());
         let telemetry = self.section("telemetry", f.telemetry, mapping);
         let otlp = self.telemetry(telemetry.unwrap_or_default());
+        let authz = self.section("authz", f.authz, mapping);
+        let authz = authz.map(|a| self.authz(a));
+        if let (Some(a), Checks::StartUp) = (&authz, self.checks) {
+            self.authz_apart(a, &server, &admin);
+        }
         Config {
+            authz,
             journal,
             otlp,
             server,

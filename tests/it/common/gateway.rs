@@ -172,6 +172,17 @@ impl Gateway {
         self.admin
     }
 
+    /// The verify-only listener's address (`authz.listen`), from the `listening` line.
+    pub fn authz(&self) -> SocketAddr {
+        let g = self.out.0.lock().unwrap();
+        g.stdout
+            .iter()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|v| v["message"] == "listening")
+            .and_then(|v| v["authz"].as_str()?.parse().ok())
+            .expect("a `listening` line with `authz`: is the authz section in the config?")
+    }
+
     /// `http://<addr><path>`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)

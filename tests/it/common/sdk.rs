@@ -39,15 +39,22 @@ pub fn tools() -> (PathBuf, PathBuf) {
 
 /// Runs `program script mode` with `input` on stdin (bounded by [`WAIT`]); its JSON output.
 pub fn run_script(program: &Path, script: &str, mode: &str, input: &Value) -> Vec<Value> {
-    let mut child = Command::new(program)
-        .arg(root().join("tests/interop").join(script))
+    let mut cmd = Command::new(program);
+    cmd.arg(root().join("tests/interop").join(script))
         .arg(mode)
-        .current_dir(root().join("tests/interop"))
+        .current_dir(root().join("tests/interop"));
+    run_json(cmd, &format!("{script} {mode}"), SETUP, input)
+}
+
+/// Runs `cmd` with `input` as JSON on stdin, bounded by [`WAIT`]; the JSON list it prints.
+/// `what` names it in failures, `setup` says how to install what it needs.
+pub fn run_json(mut cmd: Command, what: &str, setup: &str, input: &Value) -> Vec<Value> {
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("{}: {e}; {SETUP}", program.display()));
+        .unwrap_or_else(|e| panic!("{what}: {e}; {setup}"));
     child
         .stdin
         .take()
@@ -58,18 +65,15 @@ pub fn run_script(program: &Path, script: &str, mode: &str, input: &Value) -> Ve
     while child.try_wait().expect("try_wait").is_none() {
         if Instant::now() >= deadline {
             let _ = child.kill();
-            panic!("{script} {mode} did not finish within {WAIT:?}");
+            panic!("{what} did not finish within {WAIT:?}");
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let out = child.wait_with_output().expect("output");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "{script} {mode} failed: {stderr}\n{SETUP}"
-    );
+    assert!(out.status.success(), "{what} failed: {stderr}\n{setup}");
     serde_json::from_slice::<Value>(&out.stdout)
-        .unwrap_or_else(|e| panic!("{script} {mode}: bad JSON ({e}): {stderr}"))
+        .unwrap_or_else(|e| panic!("{what}: bad JSON ({e}): {stderr}"))
         .as_array()
         .expect("a JSON list")
         .clone()
