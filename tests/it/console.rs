@@ -18,13 +18,7 @@ const TOKEN: &str = "console-token-abc";
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 fn mc(name: &str, upstream: &str, extra: Value) -> Value {
-    route(
-        name,
-        &format!("/hooks/{name}"),
-        upstream,
-        mc_verify(&[("k1", SECRET)]),
-    )
-    .merge(extra)
+    hooks_route(name, upstream, SECRET, extra)
 }
 
 fn with_token(mut c: Value) -> Value {

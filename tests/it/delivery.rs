@@ -41,15 +41,6 @@ fn admin_url(gw: &Gateway) -> String {
     format!("http://{}", gw.admin())
 }
 
-/// Polls (bounded) until `f` holds.
-fn wait_until(what: &str, timeout: Duration, f: impl Fn() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// 202 once stored; the backend gets the exact body with `X-Webhook-Delivery: queued` and
 /// `X-Webhook-Attempt: 1`; a copy sent after acceptance is a duplicate even before delivery.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

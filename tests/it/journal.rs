@@ -11,13 +11,7 @@ const SECRET: &str = "journal-secret-0123";
 const TOKEN: &str = "admin-token-abc";
 
 fn mc(name: &str, upstream: &str, extra: Value) -> Value {
-    route(
-        name,
-        &format!("/hooks/{name}"),
-        upstream,
-        mc_verify(&[("k1", SECRET)]),
-    )
-    .merge(extra)
+    hooks_route(name, upstream, SECRET, extra)
 }
 
 fn with_token(mut c: Value) -> Value {

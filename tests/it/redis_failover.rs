@@ -20,6 +20,8 @@ use crate::common::redis_ha::Sentinels;
 use crate::common::*;
 
 const SECRET: &str = "failover-secret";
+/// Failover and promotion take longer than a start-up.
+const FAILOVER_WAIT: Duration = Duration::from_secs(30);
 /// Events sent in all.
 const EVENTS: usize = 2000;
 /// The primary is killed (SIGKILL) once this many have been answered, while the next ones are
@@ -114,7 +116,7 @@ async fn failover(min_replicas: u32) -> Run {
     let gws = gateways(&ha, min_replicas, &format!("http://127.0.0.1:{port}/up"));
     let addrs: Vec<_> = gws.iter().map(Gateway::addr).collect();
     for gw in &gws {
-        wait_until("the gateway to be ready", || {
+        wait_until("the gateway to be ready", FAILOVER_WAIT, || {
             gw.admin_get("/readyz").status == 200
         });
     }
@@ -165,7 +167,7 @@ async fn failover(min_replicas: u32) -> Run {
 
     // Readiness returns: each gateway answers from the new primary.
     for gw in &gws {
-        wait_until("the gateway to be ready again", || {
+        wait_until("the gateway to be ready again", FAILOVER_WAIT, || {
             gw.admin_get("/readyz").status == 200
         });
     }
@@ -228,7 +230,7 @@ async fn failover(min_replicas: u32) -> Run {
         .filter(|i| seen.get(&body(**i)).is_some_and(|n| *n > 1))
         .count();
     for gw in &gws {
-        no_panic(gw);
+        gw.assert_no_panic();
     }
     Run {
         accepted: accepted.len(),
@@ -278,25 +280,6 @@ impl SentinelWait {
 fn queue_is_empty(redis: &RedisServer) -> bool {
     redis.command("XLEN hookgate:queue").trim() == ":0"
         && redis.command("KEYS hookgate:event:*").starts_with("*0")
-}
-
-/// Polls (bounded) until `f` holds.
-fn wait_until(what: &str, f: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn no_panic(gw: &Gateway) {
-    assert!(gw.is_running(), "a gateway exited");
-    let panicked: Vec<String> = gw
-        .stderr()
-        .into_iter()
-        .filter(|l| l.contains("panicked"))
-        .collect();
-    assert!(panicked.is_empty(), "{panicked:?}");
 }
 
 /// `min_replicas: 1` on a primary with no replica: the event is refused with 503 (never 202),
@@ -349,7 +332,7 @@ async fn unconfirmed_write_is_refused_and_withdrawn() {
     assert_eq!(r.status, 202, "{}", r.text());
     assert!(backend.wait_count(1).await);
     assert_eq!(backend.single().body, event);
-    no_panic(&gw);
+    gw.assert_no_panic();
 }
 
 /// `min_replicas: 1`: the primary is killed with 1,000 of 2,000 events answered; every 202'd
@@ -428,7 +411,7 @@ async fn demoted_primary_is_left_for_the_new_one() {
     .await
     .expect("waiting for the promotion");
     // The old primary is demoted: it answers, as a replica.
-    wait_until("the old primary to become a replica", || {
+    wait_until("the old primary to become a replica", FAILOVER_WAIT, || {
         ha.primary.command("ROLE").contains("slave")
     });
 
@@ -449,5 +432,5 @@ async fn demoted_primary_is_left_for_the_new_one() {
     }
     assert_eq!(gw.admin_get("/readyz").status, 200);
     assert!(backend.wait_count(2).await, "both events delivered");
-    no_panic(&gw);
+    gw.assert_no_panic();
 }

@@ -42,17 +42,8 @@ fn int(redis: &RedisServer, command: &str) -> i64 {
         .unwrap_or_else(|_| panic!("{command}: {reply}"))
 }
 
-/// Polls (bounded) until `f` holds.
-fn wait_until(what: &str, f: impl Fn() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn wait_ready(gw: &Gateway, want: u16) {
-    wait_until(&format!("/readyz {want}"), || {
+    wait_until(&format!("/readyz {want}"), WAIT, || {
         gw.admin_get("/readyz").status == want
     });
 }
@@ -70,16 +61,6 @@ fn bodies(backend: &Backend) -> HashMap<Vec<u8>, usize> {
         *seen.entry(r.body).or_insert(0) += 1;
     }
     seen
-}
-
-fn no_panic(gw: &Gateway) {
-    assert!(gw.is_running(), "the gateway exited");
-    let panicked: Vec<String> = gw
-        .stderr()
-        .into_iter()
-        .filter(|l| l.contains("panicked"))
-        .collect();
-    assert!(panicked.is_empty(), "{panicked:?}");
 }
 
 /// 202 once Redis holds the event; the backend gets it once, byte for byte, as a queued
@@ -119,7 +100,7 @@ async fn queued_on_redis_delivered_once_and_removed() {
         &[("route", "q"), ("result", "delivered")],
         |v| v == 1.0,
     );
-    wait_until("the queue entry and the event to leave Redis", || {
+    wait_until("the queue entry and the event to leave Redis", WAIT, || {
         queue_is_empty(&redis)
     });
     assert_eq!(a.metric("hookgate_queue_depth", &[("route", "q")]), 0.0);
@@ -178,7 +159,7 @@ async fn killed_replica_events_are_delivered_by_another_once() {
         |v| v == N as f64,
     );
     // Every entry acknowledged and deleted: nothing is left that anyone could deliver again.
-    wait_until("the queue to empty", || queue_is_empty(&redis));
+    wait_until("the queue to empty", WAIT, || queue_is_empty(&redis));
     let seen = bodies(&backend);
     assert_eq!(seen.len(), N, "every event arrived");
     for body in &sent {
@@ -191,7 +172,7 @@ async fn killed_replica_events_are_delivered_by_another_once() {
     }
     assert_eq!(backend.requests().len(), N);
     assert_eq!(b.metric("hookgate_queue_depth", &[("route", "q")]), 0.0);
-    no_panic(&b);
+    b.assert_no_panic();
 }
 
 /// A replica shut down (SIGTERM) with events still queued hands them back: its heartbeat is
@@ -249,7 +230,7 @@ async fn shutdown_hands_queued_events_to_another_replica() {
         &[("route", "q"), ("result", "delivered")],
         |v| v == N as f64,
     );
-    wait_until("the queue to empty", || queue_is_empty(&redis));
+    wait_until("the queue to empty", WAIT, || queue_is_empty(&redis));
     assert_eq!(backend.requests().len(), N);
 }
 
@@ -341,7 +322,7 @@ async fn dead_letters_are_the_fleets_and_dlq_works_against_any_replica() {
         gw.wait_metric("hookgate_dead_letters", &[("route", "q")], |v| v == 0.0);
         assert_eq!(gw.metric("hookgate_dead_letters", &[("route", "q")]), 0.0);
     }
-    wait_until("nothing left in Redis", || {
+    wait_until("nothing left in Redis", WAIT, || {
         queue_is_empty(&redis) && int(&redis, "XLEN hookgate:dead") == 0
     });
     assert_eq!(backend.requests().len(), seen + 1);
@@ -366,7 +347,7 @@ async fn hybrid_on_redis_settles_the_first_attempt() {
         &[("route", "q"), ("result", "delivered")],
         |v| v == 1.0,
     );
-    wait_until("the event to leave Redis", || queue_is_empty(&redis));
+    wait_until("the event to leave Redis", WAIT, || queue_is_empty(&redis));
     assert_eq!(backend.requests().len(), 1);
     let got = backend.single();
     assert_eq!(got.header("x-webhook-delivery").as_deref(), Some("sync"));
@@ -437,7 +418,7 @@ async fn queue_answers_503_while_redis_is_down_then_202() {
         &[("route", "q"), ("result", "delivered")],
         |v| v == 2.0,
     );
-    wait_until("the queue to empty", || queue_is_empty(&redis));
+    wait_until("the queue to empty", WAIT, || queue_is_empty(&redis));
     let seen = bodies(&backend);
     assert_eq!(seen.get(b"{\"up\":1}".as_slice()), Some(&1));
     assert!(seen.contains_key(waiting.as_slice()));
@@ -445,7 +426,7 @@ async fn queue_answers_503_while_redis_is_down_then_202() {
         seen.keys().all(|b| !b.starts_with(b"{\"down\"")),
         "refused events never reach the backend"
     );
-    no_panic(&gw);
+    gw.assert_no_panic();
 }
 
 /// Redis killed and restarted (with its append-only file, fsync'd on every write) while a
@@ -502,11 +483,11 @@ async fn redis_restart_mid_load_loses_no_accepted_event() {
     );
     assert!(refused >= 1, "some refused while Redis was down");
     assert!(accepted.len() > 40, "load ran: {}", accepted.len());
-    wait_until("every accepted event delivered", || {
+    wait_until("every accepted event delivered", WAIT, || {
         let seen = bodies(&backend);
         accepted.iter().all(|b| seen.contains_key(*b))
     });
-    wait_until("the queue to empty", || queue_is_empty(&redis));
+    wait_until("the queue to empty", WAIT, || queue_is_empty(&redis));
     let seen = bodies(&backend);
     for body in &accepted {
         assert_eq!(
@@ -519,5 +500,5 @@ async fn redis_restart_mid_load_loses_no_accepted_event() {
     // A refused event can still have been stored (Redis died after running the write, before
     // answering): then it is delivered, once. Nothing was delivered twice either way.
     assert!(seen.values().all(|&n| n == 1), "{seen:?}");
-    no_panic(&gw);
+    gw.assert_no_panic();
 }

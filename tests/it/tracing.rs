@@ -23,13 +23,7 @@ fn otlp(collector_endpoint: &str, extra: Value) -> Value {
 }
 
 fn mc_route(name: &str, upstream: &str, extra: Value) -> Value {
-    route(
-        name,
-        &format!("/hooks/{name}"),
-        upstream,
-        mc_verify(&[("k1", SECRET)]),
-    )
-    .merge(extra)
+    hooks_route(name, upstream, SECRET, extra)
 }
 
 /// A forwarded request: the server span continues the sender's trace with the HTTP and

@@ -199,6 +199,17 @@ pub fn redb_store(path: &Path) -> Value {
 }
 
 /// One route with a 2 s upstream timeout; `verify` as made by [`verify`] or [`mc_verify`].
+/// A MediaConvert route at `/hooks/<name>` with one key `k1`, plus `extra` keys.
+pub fn hooks_route(name: &str, upstream: &str, secret: &str, extra: Value) -> Value {
+    route(
+        name,
+        &format!("/hooks/{name}"),
+        upstream,
+        mc_verify(&[("k1", secret)]),
+    )
+    .merge(extra)
+}
+
 pub fn route(name: &str, path: &str, upstream: &str, verify: Value) -> Value {
     route_with_timeout(name, path, upstream, "2s", verify)
 }

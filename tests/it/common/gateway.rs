@@ -270,6 +270,17 @@ impl Gateway {
     }
 
     /// Whether the process is still running.
+    /// Still running, and no line of its output says it panicked.
+    pub fn assert_no_panic(&self) {
+        assert!(self.is_running(), "the gateway exited");
+        let panicked: Vec<String> = self
+            .stderr()
+            .into_iter()
+            .filter(|l| l.contains("panicked"))
+            .collect();
+        assert!(panicked.is_empty(), "{panicked:?}");
+    }
+
     pub fn is_running(&self) -> bool {
         matches!(self.child.lock().unwrap().try_wait(), Ok(None))
     }

@@ -50,5 +50,17 @@ use std::time::Duration;
 /// How long to wait for anything that has a signal (start-up, a log line, a metric).
 pub const WAIT: Duration = Duration::from_secs(15);
 
+/// Polls every 20 ms until `f` holds; fails the test after `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, f: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + timeout;
+    while !f() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// The exact body of every signature refusal.
 pub const INVALID_SIGNATURE: &str = r#"{"error":"invalid signature"}"#;

@@ -28,30 +28,28 @@ pub struct RedisServer {
 }
 
 impl RedisServer {
-    /// Starts a server on a free port and waits until it answers PING.
-    pub fn start() -> RedisServer {
-        let mut server = RedisServer {
+    /// On a free port, not yet running; `dir` keeps its data across restarts.
+    fn unstarted(tls: Option<(PathBuf, PathBuf)>, dir: Option<tempfile::TempDir>) -> RedisServer {
+        RedisServer {
             port: dead_port(),
             child: None,
-            tls: None,
-            dir: None,
+            tls,
+            dir,
             extra: Vec::new(),
             work: tempfile::tempdir().expect("tempdir"),
-        };
+        }
+    }
+
+    /// Starts a server on a free port and waits until it answers PING.
+    pub fn start() -> RedisServer {
+        let mut server = RedisServer::unstarted(None, None);
         server.restart();
         server
     }
 
     /// A server started with these extra arguments.
     pub fn start_with(extra: &[&str]) -> RedisServer {
-        let mut server = RedisServer {
-            port: dead_port(),
-            child: None,
-            tls: None,
-            dir: None,
-            extra: Vec::new(),
-            work: tempfile::tempdir().expect("tempdir"),
-        };
+        let mut server = RedisServer::unstarted(None, None);
         server.restart_with(extra);
         server
     }
@@ -93,28 +91,14 @@ impl RedisServer {
     /// A server that keeps its data across [`RedisServer::stop`] and [`RedisServer::restart`]:
     /// `appendonly yes`, `appendfsync always` (a write is on disk before Redis answers it).
     pub fn start_durable() -> RedisServer {
-        let mut server = RedisServer {
-            port: dead_port(),
-            child: None,
-            tls: None,
-            dir: Some(tempfile::tempdir().expect("tempdir")),
-            extra: Vec::new(),
-            work: tempfile::tempdir().expect("tempdir"),
-        };
+        let mut server = RedisServer::unstarted(None, Some(tempfile::tempdir().expect("tempdir")));
         server.restart();
         server
     }
 
     /// A server that speaks only TLS, with this certificate (PEM files).
     pub fn start_tls(cert: PathBuf, key: PathBuf) -> RedisServer {
-        let mut server = RedisServer {
-            port: dead_port(),
-            child: None,
-            tls: Some((cert, key)),
-            dir: None,
-            extra: Vec::new(),
-            work: tempfile::tempdir().expect("tempdir"),
-        };
+        let mut server = RedisServer::unstarted(Some((cert, key)), None);
         server.restart();
         server
     }
