@@ -482,7 +482,8 @@ async fn redis_restart_mid_load_loses_no_accepted_event() {
         answers.iter().map(|(_, s)| *s).collect::<Vec<_>>()
     );
     assert!(refused >= 1, "some refused while Redis was down");
-    assert!(accepted.len() > 40, "load ran: {}", accepted.len());
+    // Each delivery is a distinct accepted event: 20 before the kill, 20 after the restart.
+    assert!(accepted.len() >= 40, "load ran: {}", accepted.len());
     wait_until("every accepted event delivered", WAIT, || {
         let seen = bodies(&backend);
         accepted.iter().all(|b| seen.contains_key(*b))
