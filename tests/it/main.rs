@@ -35,6 +35,7 @@ mod schema;
 mod schemes;
 mod secrets;
 mod server;
+mod sidecar;
 mod store_redb;
 mod tls;
 mod tracing;
