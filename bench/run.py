@@ -35,6 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 BINARY = ROOT / "target" / "release" / "hookgate"
+FLOOR = ROOT / "target" / "release" / "examples" / "floor"
 SECRET = "bench-secret-0123456789abcdef"
 PROXY_CPU = "0"
 LUA_MODULE = "/usr/lib/nginx/modules/ngx_http_lua_module.so"
@@ -421,6 +422,8 @@ def main():
     if not args.no_build:
         log("cargo build --release")
         subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+        subprocess.run(["cargo", "build", "--release", "--quiet", "--example", "floor"], cwd=ROOT,
+                       check=True)
 
     work = Path(tempfile.mkdtemp(prefix="hookgate-bench-"))
     procs = []
@@ -467,10 +470,15 @@ def main():
         hv, hv_admin = free_port(), free_port()
         procs.append(start_hookgate(hookgate_config(work, hv, hv_admin, backend, name="verify",
                                                     checks=False)))
+        # The floor: the least a verifying hyper proxy does (bench/floor.rs).
+        fl = free_port()
+        procs.append(subprocess.Popen(["taskset", "-c", PROXY_CPU, str(FLOOR), str(fl),
+                                       f"127.0.0.1:{backend}", SECRET],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         # CPU time per request of the proxy under test: the steadiest figure on a shared machine.
         pids = {"nginx": procs[1].pid, "nginx+lua": procs[2].pid, "hookgate": procs[3].pid,
-                "verify-only": procs[4].pid}
-        for p in (backend, proxy, lua, hg, hv):
+                "verify-only": procs[4].pid, "floor": procs[5].pid}
+        for p in (backend, proxy, lua, hg, hv, fl):
             wait_port(p)
         if args.baseline:
             base, base_admin = free_port(), free_port()
@@ -486,11 +494,12 @@ def main():
             "nginx+lua": f"http://127.0.0.1:{lua}/webhooks/mediaconvert",
             "hookgate": f"http://127.0.0.1:{hg}/webhooks/mediaconvert",
             "verify-only": f"http://127.0.0.1:{hv}/webhooks/mediaconvert",
+            "floor": f"http://127.0.0.1:{fl}/webhooks/mediaconvert",
         }
         if args.baseline:
             urls["baseline"] = f"http://127.0.0.1:{base}/webhooks/mediaconvert"
         # Every verifying contestant must refuse a forgery before it is timed.
-        for name in ("nginx+lua", "hookgate", "verify-only"):
+        for name in ("nginx+lua", "hookgate", "verify-only", "floor"):
             status = forged_status(urls[name], body_file, header)
             if status != 401:
                 raise RuntimeError(f"{name} answered {status} to a forged signature, not 401")
@@ -538,7 +547,8 @@ def main():
         lines += ["", "| conns | ratio | req/s (median of rounds; per round) | p99 | CPU per request |",
                   "|---|---|---|---|---|"]
         for c in conns_list:
-            for a, b in (("hookgate", "nginx+lua"), ("verify-only", "nginx"), ("hookgate", "nginx")):
+            for a, b in (("hookgate", "nginx+lua"), ("verify-only", "nginx"), ("hookgate", "nginx"),
+                         ("floor", "nginx"), ("verify-only", "floor"), ("hookgate", "floor")):
                 ratios = [x["rps"] / y["rps"] for x, y in zip(runs[c][a], runs[c][b])]
                 p99r = med[c][a]["p99"] / max(1e-9, med[c][b]["p99"])
                 cpu = med[c][a]["cpu_us"] / max(1e-9, med[c][b]["cpu_us"])
@@ -561,7 +571,8 @@ def main():
             req = (f"POST /webhooks/mediaconvert HTTP/1.1\r\nHost: x\r\n{header}: {value}\r\n"
                    f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
                    ).encode() + body
-            ports = {"nginx": proxy, "nginx+lua": lua, "hookgate": hg, "verify-only": hv}
+            ports = {"nginx": proxy, "nginx+lua": lua, "hookgate": hg, "verify-only": hv,
+                     "floor": fl}
             lines += ["", "| per idle keep-alive connection, after one forwarded request "
                       "(5,000 open) | KiB |", "|---|---|"]
             for name, port in ports.items():
