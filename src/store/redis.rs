@@ -329,10 +329,10 @@ impl Store for RedisStore {
         }
         Ok(stored)
     }
-    async fn event(&self, id: u64) -> Result<Option<Event>, StoreError> {
+    async fn event(&self, _route: &str, id: u64) -> Result<Option<Event>, StoreError> {
         self.streams.event(&mut self.conn.clone(), id).await
     }
-    async fn ack(&self, id: u64) -> Result<(), StoreError> {
+    async fn ack(&self, _route: &str, id: u64) -> Result<(), StoreError> {
         self.streams.ack(&mut self.conn.clone(), id).await
     }
     async fn reschedule(&self, meta: &Meta) -> Result<(), StoreError> {
@@ -367,11 +367,13 @@ impl Store for RedisStore {
         let chosen = self.chosen(&mut conn, which).await?;
         self.streams.drop_dead(&mut conn, chosen).await
     }
-    async fn renew(&self, owns: &[u64]) -> Result<Leases, StoreError> {
-        self.streams.renew(&mut self.conn.clone(), owns).await
+    async fn renew(&self, owns: &[(String, u64)]) -> Result<Leases, StoreError> {
+        let ids: Vec<u64> = owns.iter().map(|(_, id)| *id).collect();
+        self.streams.renew(&mut self.conn.clone(), &ids).await
     }
-    async fn hand_back(&self, owns: &[u64]) -> Result<usize, StoreError> {
-        self.streams.hand_back(&mut self.conn.clone(), owns).await
+    async fn hand_back(&self, owns: &[(String, u64)]) -> Result<usize, StoreError> {
+        let ids: Vec<u64> = owns.iter().map(|(_, id)| *id).collect();
+        self.streams.hand_back(&mut self.conn.clone(), &ids).await
     }
     async fn paused(&self) -> Result<Vec<String>, StoreError> {
         redis::cmd("SMEMBERS")
