@@ -46,9 +46,9 @@ pub struct Engine {
     plan: ArcSwap<Plan>,
     queues: Mutex<HashMap<String, Arc<RouteQueue>>>,
     dead: Mutex<HashMap<String, i64>>,
-    /// Shared store: delivered events whose ack failed, retried each lease round (until then
-    /// they stay renewed, so no other replica delivers them again).
-    unacked: Mutex<HashSet<u64>>,
+    /// Shared store: delivered events whose ack failed, by id with their route, retried each
+    /// lease round (until then they stay renewed, so no other replica delivers them again).
+    unacked: Mutex<HashMap<u64, String>>,
     /// Set once the events are being handed back at shutdown: no lease round may renew them
     /// after. `rounds` is held by a lease round and by the hand-back, so they never overlap.
     closing: AtomicBool,
@@ -294,9 +294,13 @@ impl Engine {
             counts.extend(leases.dead);
         }
         // After the heartbeat: however many acks are waiting, they cannot make it lapse.
-        let unacked: Vec<u64> = self.unacked().iter().copied().collect();
-        for id in unacked {
-            match self.store.ack(id).await {
+        let unacked: Vec<(u64, String)> = self
+            .unacked()
+            .iter()
+            .map(|(id, route)| (*id, route.clone()))
+            .collect();
+        for (id, route) in unacked {
+            match self.store.ack(&route, id).await {
                 Ok(()) => drop(self.unacked().remove(&id)),
                 Err(_) => {
                     self.store_error("ack");
@@ -306,14 +310,25 @@ impl Engine {
         }
     }
 
-    /// Every event this process holds: indexed, in flight, or delivered but not acknowledged.
-    fn owned(&self) -> Vec<u64> {
-        let mut owns: Vec<u64> = self
+    /// Every event this process holds, as `(route, id)`: indexed, in flight, or delivered but
+    /// not acknowledged.
+    fn owned(&self) -> Vec<(String, u64)> {
+        let mut owns: Vec<(String, u64)> = self
             .queues()
             .iter()
-            .flat_map(|(_, q)| q.index().items.keys().copied().collect::<Vec<_>>())
+            .flat_map(|(route, q)| {
+                q.index()
+                    .items
+                    .keys()
+                    .map(|id| (route.clone(), *id))
+                    .collect::<Vec<_>>()
+            })
             .collect();
-        owns.extend(self.unacked().iter().copied());
+        owns.extend(
+            self.unacked()
+                .iter()
+                .map(|(id, route)| (route.clone(), *id)),
+        );
         owns
     }
 
@@ -342,7 +357,7 @@ impl Engine {
         }
     }
 
-    fn unacked(&self) -> std::sync::MutexGuard<'_, HashSet<u64>> {
+    fn unacked(&self) -> std::sync::MutexGuard<'_, HashMap<u64, String>> {
         self.unacked.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -478,7 +493,7 @@ impl Engine {
                 return;
             }
         }
-        let event = match self.store.event(meta.id).await {
+        let event = match self.store.event(&meta.route, meta.id).await {
             Ok(Some(e)) => e,
             Ok(None) => {
                 q.forget(meta.id);
@@ -610,13 +625,13 @@ impl Engine {
         }
         match decision {
             Decision::Done => {
-                if let Err(e) = self.store.ack(meta.id).await {
+                if let Err(e) = self.store.ack(&meta.route, meta.id).await {
                     // Still pending in the store: delivered again after a restart. A shared
                     // store is asked again each lease round, and meanwhile keeps it renewed.
                     tracing::error!(error = %e, id = meta.id, "cannot remove a delivered event");
                     self.store_error("ack");
                     if self.store.lease().is_some() {
-                        self.unacked().insert(meta.id);
+                        self.unacked().insert(meta.id, meta.route.clone());
                     }
                 }
                 q.forget(meta.id);

@@ -20,10 +20,10 @@ impl Store for FaultyStore {
     async fn enqueue(&self, _: &Event, _: Meta, _: Option<u64>) -> Result<Meta, StoreError> {
         fail()
     }
-    async fn event(&self, _: u64) -> Result<Option<Event>, StoreError> {
+    async fn event(&self, _: &str, _: u64) -> Result<Option<Event>, StoreError> {
         fail()
     }
-    async fn ack(&self, _: u64) -> Result<(), StoreError> {
+    async fn ack(&self, _: &str, _: u64) -> Result<(), StoreError> {
         fail()
     }
     async fn reschedule(&self, _: &Meta) -> Result<(), StoreError> {

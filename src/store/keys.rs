@@ -1,15 +1,20 @@
-//! The names of the store's keys in Redis.
+//! The names of the store's keys in Redis, and the one place that decides how they differ
+//! between one server (or Sentinel) and a Cluster.
 //!
 //! On one server or behind Sentinel they are as they have always been (`<prefix>queue`,
-//! `<prefix>dedup:<route>\0<key>`, ...), so an upgrade finds its queue where it left it. On a
-//! Cluster every key carries a hash tag (the part in braces, which alone picks the slot), so
-//! each script's keys share a slot:
-//! - the queue's keys (stream, events, heartbeats, dead letters, id counter) and the journal's
-//!   keys each share one tag, `{<prefix>queue}` and `{<prefix>journal}`: their scripts find
-//!   keys as they run (an event named by a stream entry, a replica's heartbeat), so those keys
-//!   must all be in the slot the script runs on;
-//! - a route's dedup keys and its limit share the tag `{<prefix>route:<name>}`: the keys of one
-//!   route are in one slot, and routes spread over the cluster's nodes.
+//! `<prefix>dedup:<route>\0<key>`, ...): one queue holds every route's events, so an upgrade
+//! finds its queue where it left it. On a Cluster every key carries a hash tag (the part in
+//! braces, which alone picks the slot), so each script's keys share a slot:
+//! - everything of one route shares the tag `{<prefix>route:<name>}`: its dedup keys, its
+//!   limit and its own queue (stream, events, heartbeats, dead letters, dead count). The queue's
+//!   scripts find keys as they run (an event named by a stream entry, a replica's heartbeat),
+//!   so those keys must be in the slot the script runs on; and one slot per route lets an
+//!   event and its dedup mark be written by one script, while routes spread over the nodes;
+//! - the event id counter has a tag of its own, `{<prefix>seq}`: ids stay unique across
+//!   routes, as the store addresses events by id;
+//! - `<prefix>routes` lists the routes that ever had a queue, so the fleet walks every
+//!   route's queue, those of routes removed from the configuration since included;
+//! - the journal's keys share the tag `{<prefix>journal}`.
 
 /// The key layout of one store.
 #[derive(Debug, Clone)]
@@ -26,19 +31,30 @@ impl Keys {
         }
     }
 
-    /// Whether keys carry hash tags (a Cluster): a route's dedup key is then in another slot
-    /// than the queue's.
-    pub fn clustered(&self) -> bool {
-        self.clustered
-    }
-
-    /// What the queue's key names start with.
-    pub fn queue(&self) -> String {
+    /// What the queue keys holding `route`'s events start with: the prefix itself on one
+    /// server (one queue for every route), the route's tag on a Cluster (a queue per route).
+    pub fn queue(&self, route: &str) -> String {
         if self.clustered {
-            format!("{{{}queue}}", self.prefix)
+            self.route(route)
         } else {
             self.prefix.clone()
         }
+    }
+
+    /// The event id counter, shared by every route. On one server the enqueue script
+    /// increments it; on a Cluster it is in a slot of its own, incremented just before.
+    pub fn seq(&self) -> String {
+        if self.clustered {
+            format!("{{{}seq}}", self.prefix)
+        } else {
+            format!("{}seq", self.prefix)
+        }
+    }
+
+    /// The set of routes that ever had a queue, when each route has its own (a Cluster):
+    /// `None` when one queue holds every route.
+    pub fn routes(&self) -> Option<String> {
+        self.clustered.then(|| format!("{}routes", self.prefix))
     }
 
     /// What the journal's key names start with.
@@ -95,7 +111,10 @@ mod tests {
     #[test]
     fn single_server_names_are_unchanged() {
         let k = Keys::new("hookgate:", false);
-        assert_eq!(k.queue(), "hookgate:");
+        assert_eq!(k.queue("a"), "hookgate:");
+        assert_eq!(k.queue("b"), "hookgate:");
+        assert_eq!(k.seq(), "hookgate:seq");
+        assert_eq!(k.routes(), None);
         assert_eq!(k.journal(), "hookgate:journal:");
         assert_eq!(k.dedup("r", "k"), "hookgate:dedup:r\0k");
         assert_eq!(k.limit("r"), "hookgate:limit:r");
@@ -103,10 +122,16 @@ mod tests {
     }
 
     #[test]
-    fn cluster_names_share_a_tag_per_area_and_route() {
+    fn cluster_names_share_a_tag_per_route() {
         let k = Keys::new("hookgate:", true);
-        assert_eq!(tag(&format!("{}event:12", k.queue())), "hookgate:queue");
-        assert_eq!(tag(&format!("{}alive:x", k.queue())), "hookgate:queue");
+        assert_eq!(
+            tag(&format!("{}event:12", k.queue("a"))),
+            "hookgate:route:a"
+        );
+        assert_eq!(tag(&format!("{}alive:x", k.queue("a"))), "hookgate:route:a");
+        assert_eq!(tag(&format!("{}dead", k.queue("b"))), "hookgate:route:b");
+        assert_eq!(tag(&k.seq()), "hookgate:seq");
+        assert_eq!(k.routes().as_deref(), Some("hookgate:routes"));
         assert_eq!(tag(&format!("{}ids", k.journal())), "hookgate:journal");
         assert_eq!(tag(&k.dedup("a", "{x}")), "hookgate:route:a");
         assert_eq!(tag(&k.limit("a")), "hookgate:route:a");

@@ -137,7 +137,7 @@ impl Store for MemoryStore {
         Ok(meta)
     }
 
-    async fn event(&self, id: u64) -> Result<Option<Event>, StoreError> {
+    async fn event(&self, _route: &str, id: u64) -> Result<Option<Event>, StoreError> {
         let s = self.spool();
         Ok(s.pending
             .get(&id)
@@ -145,7 +145,7 @@ impl Store for MemoryStore {
             .map(|(e, _)| e.clone()))
     }
 
-    async fn ack(&self, id: u64) -> Result<(), StoreError> {
+    async fn ack(&self, _route: &str, id: u64) -> Result<(), StoreError> {
         self.spool().pending.remove(&id);
         Ok(())
     }

@@ -147,12 +147,18 @@ pub trait Store: Send + Sync {
         dedup_expires_ms: Option<u64>,
     ) -> impl Future<Output = Result<Meta, StoreError>> + Send;
 
-    /// The event of a pending or dead id. On a shared store, only a pending event this process
-    /// owns: `None` tells the caller another process has it (or it is gone).
-    fn event(&self, id: u64) -> impl Future<Output = Result<Option<Event>, StoreError>> + Send;
+    /// The event of a pending or dead id of `route` (a Redis Cluster keeps each route's
+    /// events apart; the other stores go by the id alone). On a shared store, only a pending
+    /// event this process owns: `None` tells the caller another process has it (or it is
+    /// gone).
+    fn event(
+        &self,
+        route: &str,
+        id: u64,
+    ) -> impl Future<Output = Result<Option<Event>, StoreError>> + Send;
 
     /// Delivered: forget the event.
-    fn ack(&self, id: u64) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn ack(&self, route: &str, id: u64) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Saves the delivery state after a failed attempt.
     fn reschedule(&self, meta: &Meta) -> impl Future<Output = Result<(), StoreError>> + Send;
@@ -182,10 +188,13 @@ pub trait Store: Send + Sync {
     /// Forgets delivered marks that expired; returns how many.
     fn purge_expired(&self, now_ms: u64) -> impl Future<Output = Result<usize, StoreError>> + Send;
 
-    /// Shared stores: renews this process's hold on the pending events (it `owns` these) and
-    /// adopts those of processes that stopped renewing theirs. Local stores have a single
-    /// owner: nothing to do.
-    fn renew(&self, owns: &[u64]) -> impl Future<Output = Result<Leases, StoreError>> + Send {
+    /// Shared stores: renews this process's hold on the pending events (it `owns` these, as
+    /// `(route, id)`) and adopts those of processes that stopped renewing theirs. Local stores
+    /// have a single owner: nothing to do.
+    fn renew(
+        &self,
+        owns: &[(String, u64)],
+    ) -> impl Future<Output = Result<Leases, StoreError>> + Send {
         let _ = owns;
         async { Ok(Leases::default()) }
     }
@@ -208,7 +217,10 @@ pub trait Store: Send + Sync {
 
     /// Shared stores, at shutdown: makes the pending events this process `owns` adoptable by
     /// the others now rather than after the lease. Returns how many it handed back.
-    fn hand_back(&self, owns: &[u64]) -> impl Future<Output = Result<usize, StoreError>> + Send {
+    fn hand_back(
+        &self,
+        owns: &[(String, u64)],
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send {
         let _ = owns;
         async { Ok(0) }
     }
@@ -332,11 +344,11 @@ impl Store for AnyStore {
     ) -> Result<Meta, StoreError> {
         dispatch!(self, s => s.enqueue(event, meta, dedup_expires_ms).await)
     }
-    async fn event(&self, id: u64) -> Result<Option<Event>, StoreError> {
-        dispatch!(self, s => s.event(id).await)
+    async fn event(&self, route: &str, id: u64) -> Result<Option<Event>, StoreError> {
+        dispatch!(self, s => s.event(route, id).await)
     }
-    async fn ack(&self, id: u64) -> Result<(), StoreError> {
-        dispatch!(self, s => s.ack(id).await)
+    async fn ack(&self, route: &str, id: u64) -> Result<(), StoreError> {
+        dispatch!(self, s => s.ack(route, id).await)
     }
     async fn reschedule(&self, meta: &Meta) -> Result<(), StoreError> {
         dispatch!(self, s => s.reschedule(meta).await)
@@ -359,10 +371,10 @@ impl Store for AnyStore {
     async fn purge_expired(&self, now_ms: u64) -> Result<usize, StoreError> {
         dispatch!(self, s => s.purge_expired(now_ms).await)
     }
-    async fn renew(&self, owns: &[u64]) -> Result<Leases, StoreError> {
+    async fn renew(&self, owns: &[(String, u64)]) -> Result<Leases, StoreError> {
         dispatch!(self, s => s.renew(owns).await)
     }
-    async fn hand_back(&self, owns: &[u64]) -> Result<usize, StoreError> {
+    async fn hand_back(&self, owns: &[(String, u64)]) -> Result<usize, StoreError> {
         dispatch!(self, s => s.hand_back(owns).await)
     }
     async fn paused(&self) -> Result<Vec<String>, StoreError> {
@@ -536,7 +548,7 @@ mod tests {
                 Claim::Duplicate,
                 "{kind}"
             );
-            assert_eq!(s.event(b.id).await.unwrap(), Some(event(2)), "{kind}");
+            assert_eq!(s.event("r", b.id).await.unwrap(), Some(event(2)), "{kind}");
             assert_eq!(s.pending().await.unwrap().len(), 3, "{kind}");
 
             let mut retry = a.clone();
@@ -547,15 +559,15 @@ mod tests {
             let pending = s.pending().await.unwrap();
             assert!(pending.contains(&retry), "{kind}");
 
-            s.ack(b.id).await.unwrap();
-            assert_eq!(s.event(b.id).await.unwrap(), None, "{kind}");
+            s.ack("r", b.id).await.unwrap();
+            assert_eq!(s.event("r", b.id).await.unwrap(), None, "{kind}");
 
             s.dead_letter(&retry).await.unwrap();
             s.dead_letter(&c).await.unwrap();
             assert_eq!(s.pending().await.unwrap().len(), 0, "{kind}");
             assert_eq!(s.dead_letters().await.unwrap().len(), 2, "{kind}");
             // Dead letters keep their event for replay.
-            assert_eq!(s.event(a.id).await.unwrap(), Some(event(1)), "{kind}");
+            assert_eq!(s.event("r", a.id).await.unwrap(), Some(event(1)), "{kind}");
 
             let replayed = s
                 .replay(&Selection::Route("r".into()), 7_000)
@@ -573,7 +585,7 @@ mod tests {
                 .unwrap();
             assert_eq!(dropped.len(), 1, "{kind}");
             assert!(s.dead_letters().await.unwrap().is_empty(), "{kind}");
-            assert_eq!(s.event(c.id).await.unwrap(), None, "{kind}");
+            assert_eq!(s.event("other", c.id).await.unwrap(), None, "{kind}");
         }
     }
 
@@ -603,7 +615,7 @@ mod tests {
             .expect("reopen");
         assert_eq!(s.pending().await.unwrap(), vec![a.clone()]);
         assert_eq!(s.dead_letters().await.unwrap(), vec![dead.clone()]);
-        assert_eq!(s.event(a.id).await.unwrap(), Some(event(1)));
+        assert_eq!(s.event("r", a.id).await.unwrap(), Some(event(1)));
         assert_eq!(s.claim("r", "k1", 5, 1).await.unwrap(), Claim::Duplicate);
         // New ids continue after the highest stored one.
         let next = s.enqueue(&event(3), meta("r", None), None).await.unwrap();

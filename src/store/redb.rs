@@ -514,7 +514,7 @@ impl Store for RedbStore {
         }
     }
 
-    async fn event(&self, id: u64) -> Result<Option<Event>, StoreError> {
+    async fn event(&self, _route: &str, id: u64) -> Result<Option<Event>, StoreError> {
         self.read(move |db| {
             let tx = db.begin_read().map_err(backend)?;
             let t = tx.open_table(EVENTS).map_err(backend)?;
@@ -527,7 +527,7 @@ impl Store for RedbStore {
         .await
     }
 
-    async fn ack(&self, id: u64) -> Result<(), StoreError> {
+    async fn ack(&self, _route: &str, id: u64) -> Result<(), StoreError> {
         self.write(Op::Ack(id)).await.map(|_| ())
     }
 

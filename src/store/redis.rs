@@ -12,17 +12,19 @@
 //! consumer group ([`super::streams`]).
 //!
 //! Redis may be one server, a master found through Sentinel or a Cluster ([`Connection`]);
-//! on a Cluster the keys carry hash tags ([`Keys`]). Each connection reconnects by itself;
+//! on a Cluster the keys carry hash tags, one per route, and each route has its own queue in
+//! the slot of its dedup keys and limit ([`Keys`]). Each connection reconnects by itself;
 //! connecting and each answer are bounded by [`RESPONSE_TIMEOUT`], so a hung Redis costs a
 //! command about a second before the caller's fallback applies (dedup fails open, the route
 //! limit goes local, spooling refuses with 503).
 //!
 //! With `store.min_replicas`, the writes that back a promise (an accepted event, a dedup
 //! mark, a dead letter) are followed by `WAIT` ([`replication`]), over connections of their
-//! own whose answers may take `replica_timeout` longer. An accepted event that too few replicas
-//! confirmed is withdrawn (its entry, event and dedup mark deleted) before the 503, so the
-//! sender's retry is taken afresh instead of being told "duplicate" about an event a failover
-//! could still lose.
+//! own whose answers may take `replica_timeout` longer. An event and its dedup mark are stored
+//! by one script (on a Cluster too: they share their route's slot). An accepted event that too
+//! few replicas confirmed is withdrawn (its entry, event and dedup mark deleted) before the
+//! 503, so the sender's retry is taken afresh instead of being told "duplicate" about an event
+//! a failover could still lose.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -108,7 +110,7 @@ impl RedisStore {
             acked,
             turn: AtomicUsize::new(0),
             replicas,
-            streams: Streams::new(&keys.queue(), lease, replicas),
+            streams: Streams::new(keys.clone(), lease, replicas),
             keys,
             tokens: Mutex::default(),
             counter: AtomicU64::new(0),
@@ -296,44 +298,32 @@ impl Store for RedisStore {
             _ => None,
         };
         let mut conn = self.acked();
-        // On a Cluster the dedup key is in its route's slot, not the queue's: marked after.
-        let (in_script, after) = if self.keys.clustered() {
-            (None, dedup.clone())
-        } else {
-            (dedup.clone(), None)
-        };
         let (stored, replicated) = self
             .streams
-            .enqueue(&mut conn, event, meta, in_script.clone())
+            .enqueue(&mut conn, event, meta, dedup.clone())
             .await?;
+        let dedup = dedup.map(|(k, _)| k);
         if let Err(e) = replicated {
             let withdrawn = self
                 .streams
-                .withdraw(&mut self.conn.clone(), stored.id, in_script.map(|(k, _)| k))
+                .withdraw(&mut self.conn.clone(), &stored, dedup)
                 .await;
             if let Err(w) = withdrawn {
                 tracing::warn!(id = stored.id, error = %w, "cannot withdraw an event too few replicas confirmed; it will be delivered if the primary keeps it");
             }
             return Err(e);
         }
-        if let Some((k, expires)) = after {
-            // The event is stored and replicated: a mark that fails only lets a resent copy
-            // through (delivery is at least once), which a 503 now would cause too.
-            if let Err(e) = self.mark(&k, expires).await {
-                tracing::warn!(route = %stored.route, error = %e, "cannot mark a queued event's dedup key; a resent copy would be delivered again");
-            }
-        }
-        if let Some((k, _)) = dedup {
+        if let Some(k) = dedup {
             // Marked delivered: the claim's token is no longer needed.
             self.tokens().remove(&k);
         }
         Ok(stored)
     }
-    async fn event(&self, id: u64) -> Result<Option<Event>, StoreError> {
-        self.streams.event(&mut self.conn.clone(), id).await
+    async fn event(&self, route: &str, id: u64) -> Result<Option<Event>, StoreError> {
+        self.streams.event(&mut self.conn.clone(), route, id).await
     }
-    async fn ack(&self, id: u64) -> Result<(), StoreError> {
-        self.streams.ack(&mut self.conn.clone(), id).await
+    async fn ack(&self, route: &str, id: u64) -> Result<(), StoreError> {
+        self.streams.ack(&mut self.conn.clone(), route, id).await
     }
     async fn reschedule(&self, meta: &Meta) -> Result<(), StoreError> {
         self.streams.reschedule(&mut self.conn.clone(), meta).await
@@ -367,10 +357,10 @@ impl Store for RedisStore {
         let chosen = self.chosen(&mut conn, which).await?;
         self.streams.drop_dead(&mut conn, chosen).await
     }
-    async fn renew(&self, owns: &[u64]) -> Result<Leases, StoreError> {
+    async fn renew(&self, owns: &[(String, u64)]) -> Result<Leases, StoreError> {
         self.streams.renew(&mut self.conn.clone(), owns).await
     }
-    async fn hand_back(&self, owns: &[u64]) -> Result<usize, StoreError> {
+    async fn hand_back(&self, owns: &[(String, u64)]) -> Result<usize, StoreError> {
         self.streams.hand_back(&mut self.conn.clone(), owns).await
     }
     async fn paused(&self) -> Result<Vec<String>, StoreError> {

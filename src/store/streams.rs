@@ -1,7 +1,10 @@
 //! The spool on Redis Streams (`store.kind: redis`), shared by every replica.
 //!
-//! Keys, under `p`: the store prefix on one server or Sentinel, `{<prefix>queue}` on a Cluster
-//! (one hash tag, so every script's keys, those it finds as it runs included, share a slot):
+//! Keys of one queue, under `p` ([`Keys::queue`]): the store prefix on one server or
+//! Sentinel, where one queue holds every route's events (the layout of earlier versions); the
+//! route's tag `{<prefix>route:<name>}` on a Cluster, where each route has a queue of its own
+//! in the slot of its dedup keys and limit (every script's keys, those it finds as it runs
+//! included, share that slot):
 //! - `{p}queue`: a stream with one entry (`id <n>`) per pending event, read by the consumer
 //!   group `hookgate` (named in the scripts). Every entry sits in the pending entries list
 //!   (PEL) of the replica that owns it: the one that accepted, replayed or adopted it.
@@ -10,28 +13,35 @@
 //!   dead.
 //! - `{p}dead`: a stream of dead letters; `{p}dead:count`: how many per route (the gauge).
 //! - `{p}alive:<consumer>`: a replica's heartbeat, set for `store.lease` every third of it.
-//! - `{p}seq`: the id counter. It starts from Redis's clock (ms × 1000), so ids issued after a
-//!   Redis that lost its data restarts never repeat ones replicas still remember.
 //!
-//! Every operation is one Lua script, atomic on the server (`lua/*.lua`, built in). Scripts that write the queue create
-//! it and its group when the stream is missing (first use, or a Redis that lost its data).
-//! Accepting an event adds its entry and reads it into this replica's PEL in the same script,
-//! so no other replica ever sees it unowned.
+//! Event ids come from one counter ([`Keys::seq`]), so they are unique across routes and the
+//! store can address an event by its route and id. It starts from Redis's clock (ms × 1000),
+//! so ids issued after a Redis that lost its data restarts never repeat ones replicas still
+//! remember. On one server the enqueue script increments it; on a Cluster it lives in a slot
+//! of its own and is incremented just before (with its own `WAIT`), and the route is added
+//! once per process to [`Keys::routes`], the set the fleet-wide operations (lease rounds,
+//! listings, replays) walk.
+//!
+//! Every operation on a queue is one Lua script, atomic on the server (`lua/*.lua`, built
+//! in). Scripts that write the queue create it and its group when the stream is missing
+//! (first use, or a Redis that lost its data). Accepting an event adds its entry, reads it
+//! into this replica's PEL and marks its dedup key in the same script, so no other replica
+//! ever sees it unowned.
 //!
 //! Liveness is per replica, not per entry: renewing each entry's idle time (so that
 //! `XAUTOCLAIM` by idle time finds only the dead's) would cost Redis work in proportion to the
 //! backlog every round, just when a backend is down and the backlog is large. A replica whose
 //! heartbeat expired is dead: the first replica to notice claims its entries (`XPENDING` by
-//! consumer, then `XCLAIM`), at most [`ADOPT_BUDGET`] per round. A replica also looks through
-//! its own PEL, a slice per round, for entries older than the lease that it does not know
-//! (an accepted event whose answer from Redis was lost), and adopts them too. A replica whose
-//! own heartbeat had lapsed checks which of its events are still its own, and an attempt
-//! starts only after checking ownership (`event`), so an event whose owner changed is not
-//! attempted by both. Delivery is at least once: an owner that lost Redis for longer than the
-//! lease mid-attempt can still deliver an event its adopter delivers too (the `X-Webhook-Id`
-//! header lets the backend tell).
+//! consumer, then `XCLAIM`), at most [`ADOPT_BUDGET`] per round over every queue. A replica
+//! also looks through its own PELs, a slice per round, for entries older than the lease that
+//! it does not know (an accepted event whose answer from Redis was lost), and adopts them too.
+//! A replica whose own heartbeat had lapsed checks which of its events are still its own, and
+//! an attempt starts only after checking ownership (`event`), so an event whose owner changed
+//! is not attempted by both. Delivery is at least once: an owner that lost Redis for longer
+//! than the lease mid-attempt can still deliver an event its adopter delivers too (the
+//! `X-Webhook-Id` header lets the backend tell).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -39,6 +49,7 @@ use std::time::Duration;
 use redis::Script;
 
 use super::connection::Connection;
+use super::keys::Keys;
 use super::replication::{self, Write};
 use super::settings::Replicas;
 use super::{Event, Leases, Meta, StoreError};
@@ -48,32 +59,37 @@ const FIRST: &str = "-";
 /// Entries or ids per script call (ownership checks, listings, replays, drops): bounds the
 /// time Redis spends in one script, and the size of one answer.
 const BATCH: usize = 500;
-/// Entries a replica claims from dead replicas per round, leaving the rest to the next round
-/// or to other replicas.
+/// Entries a replica claims from dead replicas per round, over every queue, leaving the rest
+/// to the next round or to other replicas.
 const ADOPT_BUDGET: usize = 1000;
-/// Entries of its own PEL a replica looks through per round.
+/// Entries of its own PELs a replica looks through per round, over every queue.
 const SCAN_COUNT: usize = 500;
 /// Heartbeat values: set by a lease round, or (re)created by a write that found it missing.
 /// A round that finds anything but its own value checks which events it still owns.
 const BEAT: &str = "1";
 
-/// KEYS: queue, seq, heartbeat, [dedup key]. ARGV: consumer, event key prefix, event, meta,
-/// dedup expiry (unix ms, or empty), lease ms. Returns the new id.
+/// KEYS: queue, heartbeat, [dedup key], [seq]. ARGV: consumer, event key prefix, event, meta,
+/// dedup expiry (unix ms, or empty: no dedup key), lease ms, id (or empty: taken from seq).
+/// Returns the id.
 const ENQUEUE: &str = include_str!("lua/enqueue.lua");
+
+/// KEYS: seq. The next event id, for an enqueue whose queue is in another slot.
+const SEQ: &str = include_str!("lua/seq.lua");
 
 /// KEYS: queue. ARGV: consumer, event key prefix, ids. The ids this consumer does not own
 /// (taken over, delivered, dead or gone).
 const CHECK: &str = include_str!("lua/check.lua");
 
 /// KEYS: queue. ARGV: consumer, heartbeat key prefix, event key prefix, budget. Claims the
-/// entries of consumers whose heartbeat expired (at most `budget`) and returns `{id, meta}` of
-/// each; entries whose event is gone are removed. Dead consumers that own nothing are removed
-/// from the group (a restarted replica is a new consumer).
+/// entries of consumers whose heartbeat expired (at most `budget`) and returns the budget left
+/// and `{id, meta}` of each; entries whose event is gone are removed. Dead consumers that own
+/// nothing are removed from the group (a restarted replica is a new consumer).
 const ADOPT: &str = include_str!("lua/adopt.lua");
 
 /// KEYS: queue. ARGV: consumer, min idle ms, start, count, event key prefix. A slice of this
-/// consumer's PEL: the next start (`-` once the end was reached) and the event ids of entries
-/// idle longer than the lease. Entries whose event is gone are removed.
+/// consumer's PEL: the next start (`-` once the end was reached), the event ids of entries
+/// idle longer than the lease, and how many entries it looked at. Entries whose event is gone
+/// are removed.
 const SCAN: &str = include_str!("lua/scan.lua");
 
 /// KEYS: queue (only to say which node of a Cluster runs it). ARGV: event key prefix, ids.
@@ -110,18 +126,50 @@ const REPLAY: &str = include_str!("lua/replay.lua");
 /// KEYS: dead, dead count. ARGV: event key prefix, then `id, route` per dead letter.
 const DROP: &str = include_str!("lua/drop.lua");
 
-/// The queue's keys, scripts and this process's consumer name.
+/// The keys of one queue, all starting with its prefix ([`Keys::queue`]).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Area(String);
+
+impl Area {
+    fn queue(&self) -> String {
+        format!("{}queue", self.0)
+    }
+    fn dead(&self) -> String {
+        format!("{}dead", self.0)
+    }
+    fn dead_count(&self) -> String {
+        format!("{}dead:count", self.0)
+    }
+    /// What every replica's heartbeat key in this queue starts with.
+    fn alive(&self) -> String {
+        format!("{}alive:", self.0)
+    }
+    fn heartbeat(&self, consumer: &str) -> String {
+        format!("{}alive:{consumer}", self.0)
+    }
+    fn events(&self) -> String {
+        format!("{}event:", self.0)
+    }
+    fn event(&self, id: u64) -> String {
+        format!("{}event:{id}", self.0)
+    }
+}
+
+/// The queues' keys, scripts and this process's consumer name.
 pub struct Streams {
-    prefix: String,
+    keys: Keys,
     consumer: String,
     lease: Duration,
     replicas: Replicas,
-    /// Where the next slice of this replica's own PEL starts.
-    cursor: Mutex<String>,
+    /// Routes this process has added to [`Keys::routes`]: once each is enough.
+    listed: Mutex<HashSet<String>>,
+    /// Which queue, and where in it, the next slice of this replica's own PELs starts.
+    cursor: Mutex<(String, String)>,
     /// Which events are still this replica's must be checked (its heartbeat lapsed, or a check
     /// failed part-way): cleared only once a check has gone through whole.
     recheck: AtomicBool,
     enqueue: Script,
+    seq: Script,
     check: Script,
     adopt: Script,
     scan: Script,
@@ -190,17 +238,30 @@ fn consumer_name() -> String {
     format!("{host}:{}:{:08x}", std::process::id(), fastrand::u32(..))
 }
 
+/// `items` grouped by the queue each belongs to, in a stable order.
+fn by_area<T>(
+    items: impl IntoIterator<Item = T>,
+    area: impl Fn(&T) -> Area,
+) -> BTreeMap<Area, Vec<T>> {
+    let mut groups: BTreeMap<Area, Vec<T>> = BTreeMap::new();
+    for item in items {
+        groups.entry(area(&item)).or_default().push(item);
+    }
+    groups
+}
+
 impl Streams {
-    /// `prefix`: what every queue key's name starts with ([`super::keys::Keys::queue`]).
-    pub fn new(prefix: &str, lease: Duration, replicas: Replicas) -> Self {
+    pub fn new(keys: Keys, lease: Duration, replicas: Replicas) -> Self {
         Self {
-            prefix: prefix.to_string(),
+            keys,
             consumer: consumer_name(),
             lease,
             replicas,
-            cursor: Mutex::new(FIRST.to_string()),
+            listed: Mutex::default(),
+            cursor: Mutex::new((String::new(), FIRST.to_string())),
             recheck: AtomicBool::new(true),
             enqueue: Script::new(ENQUEUE),
+            seq: Script::new(SEQ),
             check: Script::new(CHECK),
             adopt: Script::new(ADOPT),
             scan: Script::new(SCAN),
@@ -224,23 +285,12 @@ impl Streams {
         u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX)
     }
 
-    fn cursor(&self) -> std::sync::MutexGuard<'_, String> {
+    fn cursor(&self) -> std::sync::MutexGuard<'_, (String, String)> {
         self.cursor.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Shutting down: the heartbeat goes, so the other replicas adopt this one's events at
-    /// their next round instead of after the lease. Returns how many events it held.
-    pub async fn hand_back(
-        &self,
-        conn: &mut Connection,
-        owns: &[u64],
-    ) -> Result<usize, StoreError> {
-        redis::cmd("DEL")
-            .arg(self.heartbeat())
-            .query_async::<u8>(conn)
-            .await
-            .map_err(backend)?;
-        Ok(owns.len())
+    fn listed(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.listed.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// This process's name in the consumer group.
@@ -248,23 +298,74 @@ impl Streams {
         &self.consumer
     }
 
-    fn queue(&self) -> String {
-        format!("{}queue", self.prefix)
+    /// The queue holding `route`'s events.
+    fn area(&self, route: &str) -> Area {
+        Area(self.keys.queue(route))
     }
-    fn dead(&self) -> String {
-        format!("{}dead", self.prefix)
+
+    /// Every queue, sorted: the only one on one server; on a Cluster, one per route that ever
+    /// had one (those this process listed included, should the set have lost them).
+    async fn areas(&self, conn: &mut Connection) -> Result<Vec<Area>, StoreError> {
+        let Some(set) = self.keys.routes() else {
+            return Ok(vec![self.area("")]);
+        };
+        let mut routes: HashSet<String> = redis::cmd("SMEMBERS")
+            .arg(set)
+            .query_async(conn)
+            .await
+            .map_err(backend)?;
+        routes.extend(self.listed().iter().cloned());
+        let mut areas: Vec<Area> = routes.iter().map(|r| self.area(r)).collect();
+        areas.sort();
+        areas.dedup();
+        Ok(areas)
     }
-    fn dead_count(&self) -> String {
-        format!("{}dead:count", self.prefix)
+
+    /// Cluster: adds `route` to the set of routes with a queue (once per process), before its
+    /// first event is stored, so that the fleet finds the queue even if this process dies.
+    async fn list_route(
+        &self,
+        conn: &mut Connection,
+        set: String,
+        route: &str,
+    ) -> Result<(), StoreError> {
+        if self.listed().contains(route) {
+            return Ok(());
+        }
+        let mut add = redis::cmd("SADD");
+        add.arg(set).arg(route);
+        let written: replication::Written<u8> =
+            replication::write(conn, &Write::Command(add), self.replicas).await?;
+        written.replicated?;
+        self.listed().insert(route.to_string());
+        Ok(())
     }
-    fn heartbeat(&self) -> String {
-        format!("{}alive:{}", self.prefix, self.consumer)
+
+    /// Cluster: the next event id, from the counter in its own slot. Confirmed by the replicas
+    /// like the event: a counter a failover rolled back would issue an id again.
+    async fn next_id(&self, conn: &mut Connection) -> Result<u64, StoreError> {
+        let mut call = Write::script(&self.seq);
+        call.key(self.keys.seq());
+        let written = replication::write::<u64>(conn, &call, self.replicas).await?;
+        written.replicated?;
+        Ok(written.value)
     }
-    fn events(&self) -> String {
-        format!("{}event:", self.prefix)
-    }
-    fn event_key(&self, id: u64) -> String {
-        format!("{}event:{id}", self.prefix)
+
+    /// Shutting down: the heartbeats go, so the other replicas adopt this one's events at
+    /// their next round instead of after the lease. Returns how many events it held.
+    pub async fn hand_back(
+        &self,
+        conn: &mut Connection,
+        owns: &[(String, u64)],
+    ) -> Result<usize, StoreError> {
+        for area in self.areas(conn).await? {
+            redis::cmd("DEL")
+                .arg(area.heartbeat(&self.consumer))
+                .query_async::<u8>(conn)
+                .await
+                .map_err(backend)?;
+        }
+        Ok(owns.len())
     }
 
     /// Stores the event, owned by this process; `dedup` is the key to mark delivered until
@@ -276,10 +377,9 @@ impl Streams {
         mut meta: Meta,
         dedup: Option<(String, u64)>,
     ) -> Result<(Meta, Result<(), StoreError>), StoreError> {
+        let area = self.area(&meta.route);
         let mut call = Write::script(&self.enqueue);
-        call.key(self.queue())
-            .key(format!("{}seq", self.prefix))
-            .key(self.heartbeat());
+        call.key(area.queue()).key(area.heartbeat(&self.consumer));
         let expiry = match dedup {
             Some((key, expires_ms)) => {
                 call.key(key);
@@ -287,27 +387,39 @@ impl Streams {
             }
             None => String::new(),
         };
+        let id = match self.keys.routes() {
+            Some(set) => {
+                self.list_route(conn, set, &meta.route).await?;
+                self.next_id(conn).await?.to_string()
+            }
+            None => {
+                call.key(self.keys.seq());
+                String::new()
+            }
+        };
         call.arg(&self.consumer)
-            .arg(self.events())
+            .arg(area.events())
             .arg(event.encode())
             .arg(meta.encode())
             .arg(expiry)
-            .arg(self.lease_ms());
+            .arg(self.lease_ms())
+            .arg(id);
         let written = replication::write::<String>(conn, &call, self.replicas).await?;
         meta.id = id_of(&written.value)?;
         Ok((meta, written.replicated))
     }
 
-    /// Takes back an event `enqueue` stored but too few replicas confirmed (and its dedup
-    /// mark, when the same script set it).
+    /// Takes back an event `enqueue` stored but too few replicas confirmed, and its dedup
+    /// mark.
     pub async fn withdraw(
         &self,
         conn: &mut Connection,
-        id: u64,
+        meta: &Meta,
         dedup: Option<String>,
     ) -> Result<(), StoreError> {
-        let mut call = self.withdraw.key(self.queue());
-        call.key(self.event_key(id));
+        let area = self.area(&meta.route);
+        let mut call = self.withdraw.key(area.queue());
+        call.key(area.event(meta.id));
         if let Some(k) = dedup {
             call.key(k);
         }
@@ -317,11 +429,17 @@ impl Streams {
             .map_err(backend)
     }
 
-    pub async fn event(&self, conn: &mut Connection, id: u64) -> Result<Option<Event>, StoreError> {
+    pub async fn event(
+        &self,
+        conn: &mut Connection,
+        route: &str,
+        id: u64,
+    ) -> Result<Option<Event>, StoreError> {
+        let area = self.area(route);
         let bytes: Option<Vec<u8>> = self
             .event
-            .key(self.queue())
-            .key(self.event_key(id))
+            .key(area.queue())
+            .key(area.event(id))
             .arg(&self.consumer)
             .invoke_async(conn)
             .await
@@ -329,10 +447,11 @@ impl Streams {
         Ok(bytes.map(|b| Event::decode(&b)).transpose()?)
     }
 
-    pub async fn ack(&self, conn: &mut Connection, id: u64) -> Result<(), StoreError> {
+    pub async fn ack(&self, conn: &mut Connection, route: &str, id: u64) -> Result<(), StoreError> {
+        let area = self.area(route);
         self.ack
-            .key(self.queue())
-            .key(self.event_key(id))
+            .key(area.queue())
+            .key(area.event(id))
             .invoke_async::<u8>(conn)
             .await
             .map(drop)
@@ -340,9 +459,10 @@ impl Streams {
     }
 
     pub async fn reschedule(&self, conn: &mut Connection, meta: &Meta) -> Result<(), StoreError> {
+        let area = self.area(&meta.route);
         self.reschedule
-            .key(self.queue())
-            .key(self.event_key(meta.id))
+            .key(area.queue())
+            .key(area.event(meta.id))
             .arg(meta.encode())
             .arg(&self.consumer)
             .invoke_async::<u8>(conn)
@@ -354,11 +474,12 @@ impl Streams {
     /// Buries the event, confirmed by the replicas: one they did not confirm stays a dead
     /// letter on the primary, and pending (so retried) on a replica promoted meanwhile.
     pub async fn dead_letter(&self, conn: &mut Connection, meta: &Meta) -> Result<(), StoreError> {
+        let area = self.area(&meta.route);
         let mut call = Write::script(&self.bury);
-        call.key(self.queue())
-            .key(self.event_key(meta.id))
-            .key(self.dead())
-            .key(self.dead_count())
+        call.key(area.queue())
+            .key(area.event(meta.id))
+            .key(area.dead())
+            .key(area.dead_count())
             .arg(meta.encode())
             .arg(meta.id)
             .arg(&meta.route)
@@ -367,60 +488,77 @@ impl Streams {
         written.replicated
     }
 
-    /// Every entry of `stream`, a page per script call.
-    async fn list(&self, conn: &mut Connection, stream: String) -> Result<Vec<Meta>, StoreError> {
-        let mut all = Vec::new();
+    /// Every entry of `stream` (a queue's or its dead letters'), a page per script call.
+    async fn list(
+        &self,
+        conn: &mut Connection,
+        stream: String,
+        events: String,
+        all: &mut Vec<Meta>,
+    ) -> Result<(), StoreError> {
         let mut start = FIRST.to_string();
         loop {
             let (next, rows): (String, Vec<(String, Vec<u8>)>) = self
                 .list
                 .key(&stream)
-                .arg(self.events())
+                .arg(&events)
                 .arg(&start)
                 .arg(BATCH)
                 .invoke_async(conn)
                 .await
                 .map_err(backend)?;
-            read_rows(&rows, &mut all);
+            read_rows(&rows, all);
             if next.is_empty() {
-                return Ok(all);
+                return Ok(());
             }
             start = next;
         }
     }
 
-    /// Every pending event of the fleet.
+    /// Every pending event of the fleet, queue by queue.
     pub async fn pending(&self, conn: &mut Connection) -> Result<Vec<Meta>, StoreError> {
-        self.list(conn, self.queue()).await
+        let mut all = Vec::new();
+        for area in self.areas(conn).await? {
+            self.list(conn, area.queue(), area.events(), &mut all)
+                .await?;
+        }
+        Ok(all)
     }
 
-    /// Every dead letter of the fleet, oldest first.
+    /// Every dead letter of the fleet, queue by queue, oldest first in each.
     pub async fn dead_letters(&self, conn: &mut Connection) -> Result<Vec<Meta>, StoreError> {
-        self.list(conn, self.dead()).await
+        let mut all = Vec::new();
+        for area in self.areas(conn).await? {
+            self.list(conn, area.dead(), area.events(), &mut all)
+                .await?;
+        }
+        Ok(all)
     }
 
-    /// Moves these dead letters (as read, with the state they resume with) back into the
-    /// queue, owned by this process; returns those that were still dead.
+    /// Moves these dead letters (as read, with the state they resume with) back into their
+    /// queues, owned by this process; returns those that were still dead.
     pub async fn replay(
         &self,
         conn: &mut Connection,
         chosen: Vec<Meta>,
     ) -> Result<Vec<Meta>, StoreError> {
         let mut moved = HashSet::new();
-        for batch in chosen.chunks(BATCH) {
-            let mut call = self.replay.key(self.queue());
-            call.key(self.dead())
-                .key(self.dead_count())
-                .key(self.heartbeat())
-                .arg(&self.consumer)
-                .arg(self.events())
-                .arg(self.lease_ms());
-            for m in batch {
-                call.arg(m.id).arg(&m.route).arg(m.encode());
-            }
-            let ids: Vec<String> = call.invoke_async(conn).await.map_err(backend)?;
-            for s in &ids {
-                moved.insert(id_of(s)?);
+        for (area, metas) in by_area(&chosen, |m| self.area(&m.route)) {
+            for batch in metas.chunks(BATCH) {
+                let mut call = self.replay.key(area.queue());
+                call.key(area.dead())
+                    .key(area.dead_count())
+                    .key(area.heartbeat(&self.consumer))
+                    .arg(&self.consumer)
+                    .arg(area.events())
+                    .arg(self.lease_ms());
+                for m in batch {
+                    call.arg(m.id).arg(&m.route).arg(m.encode());
+                }
+                let ids: Vec<String> = call.invoke_async(conn).await.map_err(backend)?;
+                for s in &ids {
+                    moved.insert(id_of(s)?);
+                }
             }
         }
         Ok(kept(chosen, &moved))
@@ -433,114 +571,168 @@ impl Streams {
         chosen: Vec<Meta>,
     ) -> Result<Vec<Meta>, StoreError> {
         let mut gone = HashSet::new();
-        for batch in chosen.chunks(BATCH) {
-            let mut call = self.drop.key(self.dead());
-            call.key(self.dead_count()).arg(self.events());
-            for m in batch {
-                call.arg(m.id).arg(&m.route);
-            }
-            let ids: Vec<String> = call.invoke_async(conn).await.map_err(backend)?;
-            for s in &ids {
-                gone.insert(id_of(s)?);
+        for (area, metas) in by_area(&chosen, |m| self.area(&m.route)) {
+            for batch in metas.chunks(BATCH) {
+                let mut call = self.drop.key(area.dead());
+                call.key(area.dead_count()).arg(area.events());
+                for m in batch {
+                    call.arg(m.id).arg(&m.route);
+                }
+                let ids: Vec<String> = call.invoke_async(conn).await.map_err(backend)?;
+                for s in &ids {
+                    gone.insert(id_of(s)?);
+                }
             }
         }
         Ok(kept(chosen, &gone))
     }
 
-    /// One lease round: beat the heartbeat (and, if it had lapsed, find which of the events
-    /// this process `owns` are no longer its own), adopt the events of dead replicas and the
-    /// unknown ones in this replica's own PEL, and read the fleet's dead-letter counts.
-    pub async fn renew(&self, conn: &mut Connection, owns: &[u64]) -> Result<Leases, StoreError> {
+    /// One lease round: beat the heartbeats (and, if one had lapsed, find which of the events
+    /// this process `owns`, as `(route, id)`, are no longer its own), adopt the events of dead
+    /// replicas and the unknown ones in this replica's own PELs, and read the fleet's
+    /// dead-letter counts.
+    pub async fn renew(
+        &self,
+        conn: &mut Connection,
+        owns: &[(String, u64)],
+    ) -> Result<Leases, StoreError> {
         let mut leases = Leases::default();
-        let before: Option<String> = redis::cmd("SET")
-            .arg(self.heartbeat())
-            .arg(BEAT)
-            .arg("PX")
-            .arg(self.lease_ms())
-            .arg("GET")
-            .query_async(conn)
-            .await
-            .map_err(backend)?;
-        if before.as_deref() != Some(BEAT) {
-            // First round, or the heartbeat lapsed (Redis was out of reach for a lease, or lost
-            // its data): others may have adopted some of these.
-            self.recheck.store(true, Ordering::SeqCst);
+        let areas = self.areas(conn).await?;
+        for area in &areas {
+            let before: Option<String> = redis::cmd("SET")
+                .arg(area.heartbeat(&self.consumer))
+                .arg(BEAT)
+                .arg("PX")
+                .arg(self.lease_ms())
+                .arg("GET")
+                .query_async(conn)
+                .await
+                .map_err(backend)?;
+            if before.as_deref() != Some(BEAT) {
+                // First round, or the heartbeat lapsed (Redis was out of reach for a lease, or
+                // lost its data): others may have adopted some of these.
+                self.recheck.store(true, Ordering::SeqCst);
+            }
         }
         if self.recheck.load(Ordering::SeqCst) {
-            for batch in owns.chunks(BATCH) {
-                let mut call = self.check.key(self.queue());
-                call.arg(&self.consumer).arg(self.events());
-                for id in batch {
-                    call.arg(id);
-                }
-                let lost: Vec<String> = call.invoke_async(conn).await.map_err(backend)?;
-                for s in &lost {
-                    leases.lost.push(id_of(s)?);
+            for (area, held) in by_area(owns, |(route, _)| self.area(route)) {
+                for batch in held.chunks(BATCH) {
+                    let mut call = self.check.key(area.queue());
+                    call.arg(&self.consumer).arg(area.events());
+                    for (_, id) in batch {
+                        call.arg(id);
+                    }
+                    let lost: Vec<String> = call.invoke_async(conn).await.map_err(backend)?;
+                    for s in &lost {
+                        leases.lost.push(id_of(s)?);
+                    }
                 }
             }
             self.recheck.store(false, Ordering::SeqCst);
         }
-        let rows: Vec<(String, Vec<u8>)> = self
-            .adopt
-            .key(self.queue())
-            .arg(&self.consumer)
-            .arg(format!("{}alive:", self.prefix))
-            .arg(self.events())
-            .arg(ADOPT_BUDGET)
-            .invoke_async(conn)
-            .await
-            .map_err(backend)?;
-        read_rows(&rows, &mut leases.adopted);
-        self.scan_own(conn, owns, &mut leases).await?;
-        let counts: HashMap<String, i64> = redis::cmd("HGETALL")
-            .arg(self.dead_count())
-            .query_async(conn)
-            .await
-            .map_err(backend)?;
-        leases.dead = counts.into_iter().filter(|(_, n)| *n > 0).collect();
+        let mut budget = ADOPT_BUDGET;
+        for area in &areas {
+            if budget == 0 {
+                break;
+            }
+            let (left, rows): (usize, Vec<(String, Vec<u8>)>) = self
+                .adopt
+                .key(area.queue())
+                .arg(&self.consumer)
+                .arg(area.alive())
+                .arg(area.events())
+                .arg(budget)
+                .invoke_async(conn)
+                .await
+                .map_err(backend)?;
+            budget = left.min(budget);
+            read_rows(&rows, &mut leases.adopted);
+        }
+        self.scan_own(conn, &areas, owns, &mut leases).await?;
+        for area in &areas {
+            let counts: HashMap<String, i64> = redis::cmd("HGETALL")
+                .arg(area.dead_count())
+                .query_async(conn)
+                .await
+                .map_err(backend)?;
+            for (route, n) in counts {
+                if n > 0 {
+                    *leases.dead.entry(route).or_default() += n;
+                }
+            }
+        }
         Ok(leases)
     }
 
-    /// Looks through the next slice of this replica's own PEL for entries idle longer than the
-    /// lease that it does not know: an event whose enqueue ran in Redis but whose answer was
-    /// lost (the sender got 503, and its retry is a duplicate) must still be delivered.
+    /// Looks through the next slice of this replica's own PELs for entries idle longer than
+    /// the lease that it does not know: an event whose enqueue ran in Redis but whose answer
+    /// was lost (the sender got 503, and its retry is a duplicate) must still be delivered.
+    /// The slice goes on into the next queue when one ends, [`SCAN_COUNT`] entries in all.
     async fn scan_own(
         &self,
         conn: &mut Connection,
-        owns: &[u64],
+        areas: &[Area],
+        owns: &[(String, u64)],
         leases: &mut Leases,
     ) -> Result<(), StoreError> {
-        let start = self.cursor().clone();
-        let (next, ids): (String, Vec<String>) = self
-            .scan
-            .key(self.queue())
-            .arg(&self.consumer)
-            .arg(self.lease_ms())
-            .arg(&start)
-            .arg(SCAN_COUNT)
-            .arg(self.events())
-            .invoke_async(conn)
-            .await
-            .map_err(backend)?;
-        *self.cursor() = next;
-        let known: HashSet<u64> = owns.iter().chain(&leases.lost).copied().collect();
-        let mut unknown = Vec::new();
-        for s in &ids {
-            let id = id_of(s)?;
-            if !known.contains(&id) {
-                unknown.push(id);
-            }
-        }
-        if unknown.is_empty() {
+        if areas.is_empty() {
             return Ok(());
         }
-        let mut call = self.metas.key(self.queue());
-        call.arg(self.events());
-        for id in &unknown {
-            call.arg(id);
+        let (mut at, mut start) = {
+            let cursor = self.cursor();
+            match areas.iter().position(|a| a.0 == cursor.0) {
+                Some(i) => (i, cursor.1.clone()),
+                None => (0, FIRST.to_string()),
+            }
+        };
+        let known: HashSet<u64> = owns
+            .iter()
+            .map(|(_, id)| *id)
+            .chain(leases.lost.iter().copied())
+            .collect();
+        let mut budget = SCAN_COUNT;
+        for _ in 0..areas.len() {
+            let area = &areas[at];
+            let (next, ids, seen): (String, Vec<String>, usize) = self
+                .scan
+                .key(area.queue())
+                .arg(&self.consumer)
+                .arg(self.lease_ms())
+                .arg(&start)
+                .arg(budget)
+                .arg(area.events())
+                .invoke_async(conn)
+                .await
+                .map_err(backend)?;
+            let mut unknown = Vec::new();
+            for s in &ids {
+                let id = id_of(s)?;
+                if !known.contains(&id) {
+                    unknown.push(id);
+                }
+            }
+            if !unknown.is_empty() {
+                let mut call = self.metas.key(area.queue());
+                call.arg(area.events());
+                for id in &unknown {
+                    call.arg(id);
+                }
+                let rows: Vec<(String, Vec<u8>)> =
+                    call.invoke_async(conn).await.map_err(backend)?;
+                read_rows(&rows, &mut leases.adopted);
+            }
+            budget = budget.saturating_sub(seen);
+            if next != FIRST {
+                start = next;
+                break;
+            }
+            at = (at + 1) % areas.len();
+            start = FIRST.to_string();
+            if budget == 0 {
+                break;
+            }
         }
-        let rows: Vec<(String, Vec<u8>)> = call.invoke_async(conn).await.map_err(backend)?;
-        read_rows(&rows, &mut leases.adopted);
+        *self.cursor() = (areas[at].0.clone(), start);
         Ok(())
     }
 }

@@ -238,7 +238,7 @@ async fn queue_lifecycle_on_streams() {
     );
     // Enqueued with a dedup expiry: the key is delivered for the fleet.
     assert_eq!(s.claim("r", "ka", t, 1).await.unwrap(), Claim::Duplicate);
-    assert_eq!(s.event(b.id).await.unwrap(), Some(event(2)));
+    assert_eq!(s.event(&b.route, b.id).await.unwrap(), Some(event(2)));
     assert_eq!(
         s.pending().await.unwrap(),
         vec![a.clone(), b.clone(), c.clone()]
@@ -257,8 +257,8 @@ async fn queue_lifecycle_on_streams() {
     s.reschedule(&retry).await.unwrap();
     assert!(s.pending().await.unwrap().contains(&retry));
 
-    s.ack(b.id).await.unwrap();
-    assert_eq!(s.event(b.id).await.unwrap(), None);
+    s.ack(&b.route, b.id).await.unwrap();
+    assert_eq!(s.event(&b.route, b.id).await.unwrap(), None);
     assert_eq!(int(&redis, "XLEN test:queue"), 2);
     assert_eq!(int(&redis, &format!("EXISTS test:event:{}", b.id)), 0);
 
@@ -270,7 +270,7 @@ async fn queue_lifecycle_on_streams() {
         vec![retry.clone(), c.clone()]
     );
     // A dead letter is not attempted.
-    assert_eq!(s.event(a.id).await.unwrap(), None);
+    assert_eq!(s.event(&a.route, a.id).await.unwrap(), None);
     let leases = s.renew(&[]).await.unwrap();
     assert_eq!(leases.dead.get("r"), Some(&1));
     assert_eq!(leases.dead.get("other"), Some(&1));
@@ -287,7 +287,7 @@ async fn queue_lifecycle_on_streams() {
     assert_eq!(replayed[0].key.as_deref(), Some("ka"));
     assert_eq!(s.pending().await.unwrap(), replayed);
     assert_eq!(
-        s.event(a.id).await.unwrap(),
+        s.event(&a.route, a.id).await.unwrap(),
         Some(event(1)),
         "owned by the replayer"
     );
@@ -303,7 +303,7 @@ async fn queue_lifecycle_on_streams() {
     assert!(s.renew(&[]).await.unwrap().dead.is_empty());
 
     for m in s.pending().await.unwrap() {
-        s.ack(m.id).await.unwrap();
+        s.ack(&m.route, m.id).await.unwrap();
     }
     assert_eq!(int(&redis, "XLEN test:queue"), 0);
     assert_eq!(int(&redis, "XLEN test:dead"), 0);
@@ -377,13 +377,13 @@ async fn ownership_renewal_and_adoption() {
         .unwrap();
     // Enqueueing started a's heartbeat: b cannot take the event before a's first lease round.
     assert!(b.renew(&[]).await.unwrap().adopted.is_empty());
-    assert_eq!(b.event(m.id).await.unwrap(), None, "not b's");
-    assert_eq!(a.event(m.id).await.unwrap(), Some(event(1)));
+    assert_eq!(b.event(&m.route, m.id).await.unwrap(), None, "not b's");
+    assert_eq!(a.event(&m.route, m.id).await.unwrap(), Some(event(1)));
 
     // a renews well within the lease for a while: b adopts nothing.
     let until = Instant::now() + lease * 3;
     while Instant::now() < until {
-        let l = a.renew(&[m.id]).await.unwrap();
+        let l = a.renew(&[(m.route.clone(), m.id)]).await.unwrap();
         assert!(l.lost.is_empty() && l.adopted.is_empty(), "{l:?}");
         assert!(
             b.renew(&[]).await.unwrap().adopted.is_empty(),
@@ -403,9 +403,9 @@ async fn ownership_renewal_and_adoption() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(adopted, vec![m.clone()]);
-    assert_eq!(b.event(m.id).await.unwrap(), Some(event(1)));
-    assert_eq!(a.event(m.id).await.unwrap(), None, "a lost it");
-    let l = a.renew(&[m.id]).await.unwrap();
+    assert_eq!(b.event(&m.route, m.id).await.unwrap(), Some(event(1)));
+    assert_eq!(a.event(&m.route, m.id).await.unwrap(), None, "a lost it");
+    let l = a.renew(&[(m.route.clone(), m.id)]).await.unwrap();
     assert_eq!(l.lost, vec![m.id]);
     // Nor can a change it any more: its retry state and its dead letter are refused.
     let mut stale = m.clone();
@@ -422,11 +422,24 @@ async fn ownership_renewal_and_adoption() {
         vec![m.clone()],
         "b's state kept"
     );
-    assert_eq!(b.event(m.id).await.unwrap(), Some(event(1)), "still b's");
+    assert_eq!(
+        b.event(&m.route, m.id).await.unwrap(),
+        Some(event(1)),
+        "still b's"
+    );
     // b renews it as its own; nobody adopts it again.
-    assert!(b.renew(&[m.id]).await.unwrap().lost.is_empty());
-    b.ack(m.id).await.unwrap();
-    assert_eq!(b.event(m.id).await.unwrap(), None, "delivered: gone");
+    assert!(b
+        .renew(&[(m.route.clone(), m.id)])
+        .await
+        .unwrap()
+        .lost
+        .is_empty());
+    b.ack(&m.route, m.id).await.unwrap();
+    assert_eq!(
+        b.event(&m.route, m.id).await.unwrap(),
+        None,
+        "delivered: gone"
+    );
     // a, which owns nothing and whose heartbeat lapsed, is removed from the group.
     let deadline = Instant::now() + WAIT;
     while redis
@@ -448,11 +461,14 @@ async fn lost_redis_data_recreates_the_queue() {
     let m = s.enqueue(&event(1), meta("r", None), None).await.unwrap();
     redis.restart();
     eventually(|| async { s.ping().await.is_ok() }).await;
-    assert_eq!(s.renew(&[m.id]).await.unwrap().lost, vec![m.id]);
-    assert_eq!(s.event(m.id).await.unwrap(), None);
+    assert_eq!(
+        s.renew(&[(m.route.clone(), m.id)]).await.unwrap().lost,
+        vec![m.id]
+    );
+    assert_eq!(s.event(&m.route, m.id).await.unwrap(), None);
     let n = s.enqueue(&event(2), meta("r", None), None).await.unwrap();
     assert!(n.id > m.id, "ids keep growing: {} then {}", m.id, n.id);
-    assert_eq!(s.event(n.id).await.unwrap(), Some(event(2)));
+    assert_eq!(s.event(&n.route, n.id).await.unwrap(), Some(event(2)));
 }
 
 /// An event stored in a replica's name that the replica does not know (its enqueue ran in
@@ -469,10 +485,15 @@ async fn unknown_entries_in_own_pending_list_are_adopted() {
     let orphan = a.enqueue(&event(3), meta("r", None), None).await.unwrap();
     assert_eq!(int(&redis, &format!("DEL test:event:{}", orphan.id)), 1);
     // Younger than the lease: not looked at (it may be an enqueue still on its way back).
-    assert!(a.renew(&[known.id]).await.unwrap().adopted.is_empty());
+    assert!(a
+        .renew(&[(known.route.clone(), known.id)])
+        .await
+        .unwrap()
+        .adopted
+        .is_empty());
     let deadline = Instant::now() + WAIT;
     let adopted = loop {
-        let l = a.renew(&[known.id]).await.unwrap();
+        let l = a.renew(&[(known.route.clone(), known.id)]).await.unwrap();
         if !l.adopted.is_empty() {
             break l.adopted;
         }
@@ -480,7 +501,10 @@ async fn unknown_entries_in_own_pending_list_are_adopted() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(adopted, vec![stranded.clone()]);
-    assert_eq!(a.event(stranded.id).await.unwrap(), Some(event(2)));
+    assert_eq!(
+        a.event(&stranded.route, stranded.id).await.unwrap(),
+        Some(event(2))
+    );
     assert_eq!(
         int(&redis, "XLEN test:queue"),
         2,
@@ -488,7 +512,13 @@ async fn unknown_entries_in_own_pending_list_are_adopted() {
     );
     // Known now: not adopted again.
     for _ in 0..3 {
-        let l = a.renew(&[known.id, stranded.id]).await.unwrap();
+        let l = a
+            .renew(&[
+                (known.route.clone(), known.id),
+                (stranded.route.clone(), stranded.id),
+            ])
+            .await
+            .unwrap();
         assert!(l.adopted.is_empty() && l.lost.is_empty(), "{l:?}");
     }
 }

@@ -125,11 +125,15 @@ async fn fixture_is_upgraded_with_everything_in_it() {
     c.id = 3;
     c.attempts = 8;
     c.last_error = "backend unreachable".into();
+    for (n, m) in [(1, &a), (2, &b), (3, &c)] {
+        assert_eq!(
+            s.event(&m.route, m.id).await.unwrap(),
+            Some(event(n)),
+            "{n}"
+        );
+    }
     assert_eq!(s.pending().await.unwrap(), vec![a, b]);
     assert_eq!(s.dead_letters().await.unwrap(), vec![c]);
-    for n in 1..=3 {
-        assert_eq!(s.event(u64::from(n)).await.unwrap(), Some(event(n)), "{n}");
-    }
 
     // Both dedup marks hold: the one set with the event and the plain one; others are new.
     let now = 1_800_000_000_000;

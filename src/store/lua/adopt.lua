@@ -1,12 +1,12 @@
 -- KEYS: queue. ARGV: consumer, heartbeat key prefix, event key prefix, budget. Claims the
--- entries of consumers whose heartbeat expired (at most `budget`) and returns `{id, meta}` of
--- each; entries whose event is gone are removed. Dead consumers that own nothing are removed
--- from the group (a restarted replica is a new consumer).
+-- entries of consumers whose heartbeat expired (at most `budget`) and returns the budget left
+-- and `{id, meta}` of each; entries whose event is gone are removed. Dead consumers that own
+-- nothing are removed from the group (a restarted replica is a new consumer).
 local q, g, me = KEYS[1], 'hookgate', ARGV[1]
 local out, budget = {}, tonumber(ARGV[4])
-if redis.call('EXISTS', q) == 0 then return out end
+if redis.call('EXISTS', q) == 0 then return {budget, out} end
 local consumers = redis.pcall('XINFO', 'CONSUMERS', q, g)
-if type(consumers) ~= 'table' or consumers.err then return out end
+if type(consumers) ~= 'table' or consumers.err then return {budget, out} end
 for _, c in ipairs(consumers) do
   local name, pending
   for j = 1, #c, 2 do
@@ -34,4 +34,4 @@ for _, c in ipairs(consumers) do
     end
   end
 end
-return out
+return {budget, out}

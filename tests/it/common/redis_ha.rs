@@ -143,6 +143,9 @@ impl Cluster {
         let nodes: Vec<RedisServer> = (0..n)
             .map(|i| {
                 let file = dir.path().join(format!("nodes-{i}.conf"));
+                // The bus port would otherwise be the port + 10000: a port another test's
+                // server may have taken, or one in the ephemeral range.
+                let bus = dead_port().to_string();
                 RedisServer::start_with(&[
                     "--cluster-enabled",
                     "yes",
@@ -150,6 +153,8 @@ impl Cluster {
                     file.to_str().expect("utf-8 path"),
                     "--cluster-node-timeout",
                     "5000",
+                    "--cluster-port",
+                    &bus,
                 ])
             })
             .collect();
