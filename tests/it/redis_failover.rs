@@ -295,7 +295,9 @@ async fn unconfirmed_write_is_refused_and_withdrawn() {
             "kind": "redis",
             "url": redis.url(),
             "min_replicas": 1,
-            "replica_timeout": "100ms",
+            // Long enough for a replica on a loaded machine to answer once attached: the
+            // first request waits it out for nothing, the second must not.
+            "replica_timeout": "2s",
         })),
         ..Opts::default()
     };
