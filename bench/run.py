@@ -61,6 +61,36 @@ def ensure_tools():
         subprocess.run(["pkill", "-x", "nginx"], check=False)
 
 
+def ensure_oha():
+    """oha (crates.io) for the fixed-rate latency; installed with cargo when missing."""
+    found = shutil.which("oha") or (Path.home() / ".cargo/bin/oha")
+    if not Path(found).exists():
+        log("installing oha from crates.io (cargo install, a few minutes)")
+        subprocess.run(["cargo", "install", "--locked", "--quiet", "oha"], check=True)
+    return str(found)
+
+
+def oha(binary, url, rate, duration, body_file, header, value, conns=64, cpu=LOAD_CPU):
+    """Latency at a fixed rate, corrected for coordinated omission: each request is timed from
+    when the schedule says it should have started, so a stalled proxy is not flattered by the
+    requests the stall kept from being sent."""
+    cmd = ["taskset", "-c", cpu, binary, "-z", f"{duration}s", "-q", str(rate), "-c", str(conns),
+           "--latency-correction", "--no-tui", "--output-format", "json", "-m", "POST",
+           "-D", str(body_file), "-T", "application/json", "-H", f"{header}: {value}", url]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
+    if out.returncode != 0:
+        raise RuntimeError(f"oha failed: {out.stderr.strip()}")
+    r = json.loads(out.stdout)
+    codes = r.get("statusCodeDistribution", {})
+    ok = codes.get("200", 0)
+    # Requests still in flight when the duration ends are cut by oha itself, not failed.
+    failed = {e: n for e, n in r.get("errorDistribution", {}).items() if "deadline" not in e}
+    return {"requests": sum(codes.values()), "ok": ok,
+            "errors": sum(codes.values()) - ok + sum(failed.values()), "failed": failed,
+            "p50": r["latencyPercentiles"]["p50"] * 1e3, "p99": r["latencyPercentiles"]["p99"] * 1e3,
+            "p999": r["latencyPercentiles"]["p99.9"] * 1e3}
+
+
 def stop(procs, work):
     """Ends every started process (bounded wait, then kill) and removes the work directory."""
     for p in procs:
@@ -398,6 +428,8 @@ def main():
                     help="seconds of load per contestant before the rounds (at the largest --conns):"
                          " long enough to fill a journal's ring measures its steady state")
     ap.add_argument("--no-memory", action="store_true")
+    ap.add_argument("--rate", type=int, default=5000,
+                    help="requests per second of the fixed-rate latency run (oha); 0: none")
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--flood", type=int, default=1_000_000, help="distinct addresses in the flood")
     ap.add_argument("--out", default=str(BENCH / "results"))
@@ -419,6 +451,7 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
 
     ensure_tools()
+    oha_bin = ensure_oha() if args.rate else None
     if not args.no_build:
         log("cargo build --release")
         subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
@@ -565,6 +598,19 @@ def main():
         if noisy:
             lines.append(f"\n{noisy} run(s) saw more than 5% CPU steal: the machine was shared; "
                          "compare ratios, not absolute figures.")
+        fixed = {}
+        if args.rate:
+            log(f"fixed rate: {args.rate} req/s for {args.duration} s each (oha, latency-corrected)")
+            for name in ("nginx", "nginx+lua", "floor", "verify-only", "hookgate"):
+                fixed[name] = oha(oha_bin, urls[name], args.rate, args.duration, body_file, header,
+                                  value)
+            lines += ["", f"| at {args.rate} req/s (oha, latency-corrected, 64 connections) "
+                          "| p50 ms | p99 ms | p99.9 ms | errors |", "|---|---|---|---|---|"]
+            for name, r in fixed.items():
+                lines.append(f"| {name} | {r['p50']:.2f} | {r['p99']:.2f} | {r['p999']:.2f} | "
+                             f"{r['errors']} |")
+            lines.append(f"\nhookgate / nginx+lua p99 at {args.rate} req/s: "
+                         f"{fixed['hookgate']['p99'] / max(1e-9, fixed['nginx+lua']['p99']):.2f}")
         mem = None
         if not args.no_memory:
             body = body_file.read_bytes()
@@ -591,7 +637,8 @@ def main():
         print(table)
         (out / "results.md").write_text(table + "\n")
         (out / "results.json").write_text(json.dumps({"runs": runs, "median": med, "memory": mem,
-                                                      "body_bytes": size}, indent=2))
+                                                      "fixed_rate": fixed, "body_bytes": size},
+                                                     indent=2))
         chart(med, conns_list, out / "results.png")
         log(f"wrote {out}/results.md, results.json, results.png")
     finally:
