@@ -56,7 +56,10 @@ async fn proxy(
     let body = body.collect().await?.to_bytes();
     let sig = parts.headers.get("x-mediaconvert-signature");
     if !verified(&secret, sig.map(|v| v.as_bytes()), &body) {
-        return Ok(answer(StatusCode::UNAUTHORIZED, "{\"error\":\"invalid signature\"}"));
+        return Ok(answer(
+            StatusCode::UNAUTHORIZED,
+            "{\"error\":\"invalid signature\"}",
+        ));
     }
     let mut slot = upstream.lock().await;
     if slot.as_ref().is_none_or(|s| s.is_closed()) {
@@ -94,10 +97,14 @@ fn main() -> std::io::Result<()> {
         eprintln!("usage: floor LISTEN_PORT UPSTREAM_ADDR SECRET");
         std::process::exit(2);
     };
-    let listen: SocketAddr = format!("127.0.0.1:{port}").parse().map_err(std::io::Error::other)?;
+    let listen: SocketAddr = format!("127.0.0.1:{port}")
+        .parse()
+        .map_err(std::io::Error::other)?;
     let upstream: SocketAddr = upstream.parse().map_err(std::io::Error::other)?;
     let secret = Rc::new(secret.clone().into_bytes());
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async move {
         let listener = tokio::net::TcpListener::bind(listen).await?;
