@@ -1,10 +1,10 @@
-//! The memory ring's form of an event: one allocation, made and freed by the journal's writer.
+//! The memory ring's form of an event: its fields packed into bytes by the journal's writer.
 //!
 //! An [`Entry`] is a dozen allocations made on the request's thread. Held for 100,000 events
 //! and freed when the oldest leave, they were freed cold and from another thread, which cost
-//! more than the rest of a request. Packed into one buffer on the writer, an event costs one
-//! allocation and one free, both on the writer's own heap. Packing is copying, no formatting;
-//! an event is unpacked only when the API reads it.
+//! more than the rest of a request. Packed, an event is one run of bytes in the ring's arena
+//! and the entry is freed at once, warm, by the writer. Packing is copying, no formatting; an
+//! event is unpacked only when the API reads it.
 
 use std::borrow::Cow;
 use std::net::IpAddr;

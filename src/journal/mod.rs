@@ -12,10 +12,11 @@
 //!
 //! - `entry.rs`: the event, redaction, ids and times.
 //! - `query.rs`: the API's filters.
-//! - `ring.rs`: the bounded memory ring.
+//! - `ring.rs`: the bounded memory ring; `arena.rs`, where it keeps its events' bytes.
 //! - `stored.rs`: the event as redb and Redis keep it, and its later updates.
 //! - `redb.rs`, `redis.rs`: the journal in those stores.
 
+mod arena;
 mod compact;
 mod entry;
 mod headers;
@@ -407,7 +408,9 @@ async fn write(
                 let mut r = lock(ring);
                 let mut evicted = Evicted::default();
                 for e in records {
-                    evicted.full += r.push(e).full;
+                    let out = r.push(e);
+                    evicted.full += out.full;
+                    evicted.failed += out.failed;
                 }
                 for (queue_id, route, attempt, state) in updates {
                     r.update(queue_id, &route, attempt, state);
@@ -488,5 +491,11 @@ fn account(metrics: &Metrics, count: u64, evicted: Evicted) {
             .journal_dropped
             .with_label_values(&["max_age"])
             .inc_by(evicted.expired);
+    }
+    if evicted.failed > 0 {
+        metrics
+            .journal_dropped
+            .with_label_values(&["store"])
+            .inc_by(evicted.failed);
     }
 }

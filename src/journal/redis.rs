@@ -103,7 +103,14 @@ impl RedisJournal {
             .invoke_async(&mut conn)
             .await
             .map_err(backend)?;
-        Ok((Evicted { full, expired }, count))
+        Ok((
+            Evicted {
+                full,
+                expired,
+                ..Evicted::default()
+            },
+            count,
+        ))
     }
 
     pub async fn get(&self, id: &str) -> Result<Option<Entry>, JournalError> {

@@ -1,19 +1,19 @@
-//! The memory journal: a bounded ring, oldest dropped first. Each event is held packed in one
-//! buffer ([`super::compact`]) beside the few fields the ring itself reads. Once the ring is
-//! full, the oldest event's buffer takes the newest: freeing a long-idle buffer and allocating
-//! another cost more than the rest of the journal's work per event.
+//! The memory journal: a bounded ring, oldest dropped first. Each event is held packed
+//! ([`super::compact`]), back to back with the others ([`super::arena`]), beside the few fields
+//! the ring itself reads.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
+use super::arena::{Arena, Place};
 use super::compact::{pack_into, unpack};
 use super::entry::{AttemptRecord, Entry};
 use super::query::Query;
 
 /// One event: packed, with what pushing, updating, paging and counting need unpacked.
 struct Slot {
-    packed: Vec<u8>,
+    place: Place,
     received_ms: u64,
     route: Option<Arc<str>>,
     outcome: Cow<'static, str>,
@@ -21,34 +21,34 @@ struct Slot {
 }
 
 impl Slot {
-    /// `e` in `buf`, an evicted slot's buffer (or a new one).
-    fn new(e: &Entry, mut buf: Vec<u8>) -> Self {
-        pack_into(e, &mut buf);
-        Self {
-            packed: buf,
+    /// `e`, packed into `arena` through `scratch`; `None` when the arena has no memory.
+    fn new(e: &Entry, arena: &mut Arena, scratch: &mut Vec<u8>) -> Option<Self> {
+        pack_into(e, scratch);
+        Some(Self {
+            place: arena.put(scratch)?,
             received_ms: e.received_ms,
             route: e.route.clone(),
             outcome: e.outcome.clone(),
             queue_id: e.queue_id,
-        }
+        })
     }
 
     /// The event's id, read in place: it is packed first.
-    fn id(&self) -> &str {
-        let len = self
-            .packed
+    fn id<'a>(&self, arena: &'a Arena) -> &'a str {
+        let packed = arena.get(self.place);
+        let len = packed
             .get(..8)
             .and_then(|b| b.try_into().ok())
             .map_or(0, u64::from_le_bytes);
         let end = usize::try_from(len).map_or(0, |n| n.saturating_add(8));
-        self.packed
+        packed
             .get(8..end)
             .and_then(|b| std::str::from_utf8(b).ok())
             .unwrap_or_default()
     }
 
     /// What cheap fields rule out, before unpacking.
-    fn may_match(&self, q: &Query) -> bool {
+    fn may_match(&self, q: &Query, arena: &Arena) -> bool {
         let eq = |want: &Option<String>, got: Option<&str>| {
             want.as_deref().is_none_or(|w| Some(w) == got)
         };
@@ -56,12 +56,15 @@ impl Slot {
             && eq(&q.outcome, Some(&self.outcome))
             && q.since_ms.is_none_or(|t| self.received_ms >= t)
             && q.until_ms.is_none_or(|t| self.received_ms < t)
-            && q.before.as_deref().is_none_or(|b| self.id() < b)
+            && q.before.as_deref().is_none_or(|b| self.id(arena) < b)
     }
 }
 
 pub struct Ring {
     slots: VecDeque<Slot>,
+    arena: Arena,
+    /// Where an event is packed before it is copied into the arena.
+    scratch: Vec<u8>,
     max_events: usize,
     max_age_ms: u64,
     /// Attempts that arrived before their event (the engine can be faster than the request's
@@ -82,12 +85,16 @@ pub struct Evicted {
     pub full: u64,
     /// Older than `max_age`.
     pub expired: u64,
+    /// Not kept: no memory could be mapped for it.
+    pub failed: u64,
 }
 
 impl Ring {
     pub fn new(max_events: usize, max_age_ms: u64) -> Self {
         Self {
             slots: VecDeque::new(),
+            arena: Arena::default(),
+            scratch: Vec::new(),
             max_events: max_events.max(1),
             max_age_ms,
             early: HashMap::new(),
@@ -108,19 +115,16 @@ impl Ring {
             }
         }
         let mut out = Evicted::default();
-        let mut buf = Vec::new();
         while self.slots.len() >= self.max_events {
             if let Some(old) = self.slots.pop_front() {
-                buf = old.packed;
+                self.arena.release(old.place);
             }
             out.full += 1;
         }
-        // A buffer much larger than needed (an old large body) is not kept on for a small one.
-        let needed = 256 + e.body.as_ref().map_or(0, |b| b.len());
-        if buf.capacity() > 2 * needed + 4096 {
-            buf = Vec::new();
+        match Slot::new(&e, &mut self.arena, &mut self.scratch) {
+            Some(slot) => self.slots.push_back(slot),
+            None => out.failed += 1,
         }
-        self.slots.push_back(Slot::new(&e, buf));
         out
     }
 
@@ -128,10 +132,17 @@ impl Ring {
     pub fn expire(&mut self, now_ms: u64) -> Evicted {
         let cutoff = now_ms.saturating_sub(self.max_age_ms);
         let before = self.slots.len();
-        self.slots.retain(|s| s.received_ms >= cutoff);
+        let arena = &mut self.arena;
+        self.slots.retain(|s| {
+            let keep = s.received_ms >= cutoff;
+            if !keep {
+                arena.release(s.place);
+            }
+            keep
+        });
         Evicted {
-            full: 0,
             expired: (before - self.slots.len()) as u64,
+            ..Evicted::default()
         }
     }
 
@@ -148,11 +159,17 @@ impl Ring {
             .iter_mut()
             .rev()
             .find(|s| s.queue_id == Some(queue_id) && s.route.as_deref() == Some(route));
-        match found.and_then(|s| Some((unpack(&s.packed)?, s))) {
+        let arena = &mut self.arena;
+        match found.and_then(|s| Some((unpack(arena.get(s.place))?, s))) {
             Some((mut e, slot)) => {
                 e.attempts.extend(attempt);
                 e.state = Some(state.into());
-                pack_into(&e, &mut slot.packed);
+                // Written anew after the last event, as it may have grown; where no memory
+                // is left for that, the event stays as it was.
+                pack_into(&e, &mut self.scratch);
+                if let Some(new) = arena.put(&self.scratch) {
+                    arena.release(std::mem::replace(&mut slot.place, new));
+                }
             }
             None if self.early.len() < MAX_EARLY => self
                 .early
@@ -164,17 +181,22 @@ impl Ring {
     }
 
     pub fn get(&self, id: &str) -> Option<Entry> {
-        let slot = self.slots.iter().rev().find(|s| s.id() == id)?;
-        unpack(&slot.packed)
+        let slot = self.slots.iter().rev().find(|s| s.id(&self.arena) == id)?;
+        unpack(self.arena.get(slot.place))
     }
 
     /// Newest first, at most `limit`.
     pub fn list(&self, q: &Query, limit: usize) -> Vec<Entry> {
-        let mut candidates: Vec<&Slot> = self.slots.iter().filter(|s| s.may_match(q)).collect();
-        candidates.sort_unstable_by(|a, b| b.id().cmp(a.id()));
+        let arena = &self.arena;
+        let mut candidates: Vec<&Slot> = self
+            .slots
+            .iter()
+            .filter(|s| s.may_match(q, arena))
+            .collect();
+        candidates.sort_unstable_by(|a, b| b.id(arena).cmp(a.id(arena)));
         candidates
             .into_iter()
-            .filter_map(|s| unpack(&s.packed))
+            .filter_map(|s| unpack(arena.get(s.place)))
             .filter(|e| q.matches(e))
             .take(limit)
             .collect()
