@@ -4,9 +4,9 @@
 //!
 //! Why: a full ring writes each new event over memory last written 100,000 events earlier,
 //! seconds ago. On the virtual machines this was measured on, the first write to such a 4 KiB
-//! page costs microseconds (`bench/stale_memory.rs`: 2-16 us per 2.2 KB event as the ring
-//! turns over more slowly), which made a full journal cost more than the rest of a request. On
-//! 2 MiB pages the same writes cost about 0.3 us. Huge pages need an aligned mapping of their
+//! page costs microseconds (`bench/stale_memory.rs`: up to 16 us per 2.2 KB event as the ring
+//! turns over more slowly), which made a full journal cost a third of the gateway's throughput.
+//! On 2 MiB pages the same writes cost 0.1-0.3 us. Huge pages need an aligned mapping of their
 //! own, hence mapped segments rather than the allocator's memory; where the kernel gives no
 //! huge pages the segments work the same, on small pages.
 
