@@ -3,8 +3,9 @@
 //! route (dedup, limit and its own queue) share one slot, and routes live on different nodes.
 
 use crate::common::redis_ha::Cluster;
+use crate::common::store::{event, meta};
 use crate::common::*;
-use hookgate::store::{Claim, Event, Meta, RedisStore, Replicas, Selection, Store};
+use hookgate::store::{Claim, Meta, RedisStore, Replicas, Selection, Store};
 
 const SECRET: &str = "cluster-secret";
 
@@ -272,30 +273,6 @@ async fn cluster_runs_dedup_limits_queue_and_dead_letters() {
             gw.metric("hookgate_journal_dropped_total", &[("reason", "store")]),
             0.0
         );
-    }
-}
-
-fn event(n: u8) -> Event {
-    Event {
-        path_and_query: "/up".into(),
-        headers: vec![("x-n".into(), vec![n])],
-        body: bytes::Bytes::from(vec![n; 10]),
-        provider: "github".into(),
-        key_id: "k".into(),
-        trace: None,
-    }
-}
-
-fn meta(route: &str, key: Option<&str>) -> Meta {
-    Meta {
-        id: 0,
-        route: route.into(),
-        key: key.map(str::to_string),
-        received_ms: 1_000,
-        attempts: 0,
-        next_ms: 1_000,
-        deferred: false,
-        last_error: String::new(),
     }
 }
 

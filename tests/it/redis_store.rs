@@ -6,10 +6,10 @@ use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
 use crate::common::redis::RedisServer;
+use crate::common::store::{event, meta};
 use crate::common::WAIT;
-use bytes::Bytes;
 use hookgate::limit::{Limit, Rate};
-use hookgate::store::{Claim, Event, Meta, RedisStore, Replicas, Selection, Store, StoreError};
+use hookgate::store::{Claim, RedisStore, Replicas, Selection, Store, StoreError};
 
 fn open(redis: &RedisServer) -> RedisStore {
     open_leased(redis, Duration::from_secs(1))
@@ -17,30 +17,6 @@ fn open(redis: &RedisServer) -> RedisStore {
 
 fn open_leased(redis: &RedisServer, lease: Duration) -> RedisStore {
     RedisStore::open(&redis.url(), "test:", lease, Replicas::default()).expect("open")
-}
-
-fn event(n: u8) -> Event {
-    Event {
-        path_and_query: "/up".into(),
-        headers: vec![("x-n".into(), vec![n, 0xff])],
-        body: Bytes::from(vec![n; 10]),
-        provider: "github".into(),
-        key_id: "k".into(),
-        trace: None,
-    }
-}
-
-fn meta(route: &str, key: Option<&str>) -> Meta {
-    Meta {
-        id: 0,
-        route: route.into(),
-        key: key.map(str::to_string),
-        received_ms: 1_000,
-        attempts: 0,
-        next_ms: 1_000,
-        deferred: false,
-        last_error: String::new(),
-    }
 }
 
 /// An integer reply (`:N`) of a raw command.

@@ -31,6 +31,7 @@ pub mod redis;
 pub mod redis_ha;
 pub mod sdk;
 pub mod sign;
+pub mod store;
 pub mod tls;
 pub mod vectors;
 
