@@ -197,6 +197,11 @@ mod tests {
     }
 
     #[test]
+    fn memory_that_cannot_be_mapped_is_no_segment() {
+        assert!(map(usize::MAX / 4).is_none());
+    }
+
+    #[test]
     fn an_event_larger_than_a_segment_gets_its_own() {
         let mut a = Arena::default();
         let small = a.put(b"small").unwrap();
