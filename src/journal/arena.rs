@@ -17,11 +17,34 @@ use memmap2::{MmapMut, MmapOptions};
 pub const SEGMENT: usize = 4 << 20;
 
 /// Where one event's bytes are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Place {
     segment: usize,
     start: usize,
     len: usize,
+}
+
+impl Place {
+    /// As 12 bytes for the ring's index; `None` past 4 GiB.
+    pub fn encode(&self) -> Option<[u8; 12]> {
+        let mut b = [0u8; 12];
+        for (i, v) in [self.segment, self.start, self.len].into_iter().enumerate() {
+            b[i * 4..i * 4 + 4].copy_from_slice(&u32::try_from(v).ok()?.to_le_bytes());
+        }
+        Some(b)
+    }
+
+    pub fn decode(b: [u8; 12]) -> Self {
+        let at = |i: usize| {
+            let word = [b[i], b[i + 1], b[i + 2], b[i + 3]];
+            u32::from_le_bytes(word) as usize
+        };
+        Self {
+            segment: at(0),
+            start: at(4),
+            len: at(8),
+        }
+    }
 }
 
 struct Segment {
@@ -153,7 +176,7 @@ impl Arena {
 }
 
 /// `len` bytes of zeroed memory, on huge pages where the kernel has them.
-fn map(len: usize) -> Option<MmapMut> {
+pub fn map(len: usize) -> Option<MmapMut> {
     let map = MmapOptions::new().len(len).map_anon().ok()?;
     #[cfg(target_os = "linux")]
     {

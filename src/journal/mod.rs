@@ -12,7 +12,8 @@
 //!
 //! - `entry.rs`: the event, redaction, ids and times.
 //! - `query.rs`: the API's filters.
-//! - `ring.rs`: the bounded memory ring; `arena.rs`, where it keeps its events' bytes.
+//! - `ring.rs`: the bounded memory ring; `arena.rs`, where it keeps its events' bytes;
+//!   `slots.rs`, its index.
 //! - `stored.rs`: the event as redb and Redis keep it, and its later updates.
 //! - `redb.rs`, `redis.rs`: the journal in those stores.
 
@@ -24,6 +25,7 @@ mod query;
 mod redb;
 mod redis;
 mod ring;
+mod slots;
 mod stored;
 
 use std::collections::HashMap;

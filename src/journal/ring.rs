@@ -1,71 +1,37 @@
 //! The memory journal: a bounded ring, oldest dropped first. Each event is held packed
 //! ([`super::compact`]), back to back with the others ([`super::arena`]), beside the few fields
-//! the ring itself reads.
+//! the ring itself reads ([`super::slots`]).
 
-use std::borrow::Cow;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::arena::{Arena, Place};
 use super::compact::{pack_into, unpack};
 use super::entry::{AttemptRecord, Entry};
 use super::query::Query;
+use super::slots::{Slot, Slots};
 
-/// One event: packed, with what pushing, updating, paging and counting need unpacked.
-struct Slot {
-    place: Place,
-    received_ms: u64,
-    route: Option<Arc<str>>,
-    outcome: Cow<'static, str>,
-    queue_id: Option<u64>,
-}
-
-impl Slot {
-    /// `e`, packed into `arena` through `scratch`; `None` when the arena has no memory.
-    fn new(e: &Entry, arena: &mut Arena, scratch: &mut Vec<u8>) -> Option<Self> {
-        pack_into(e, scratch);
-        Some(Self {
-            place: arena.put(scratch)?,
-            received_ms: e.received_ms,
-            route: e.route.clone(),
-            outcome: e.outcome.clone(),
-            queue_id: e.queue_id,
-        })
-    }
-
-    /// The event's id, read in place: it is packed first.
-    fn id<'a>(&self, arena: &'a Arena) -> &'a str {
-        let packed = arena.get(self.place);
-        let len = packed
-            .get(..8)
-            .and_then(|b| b.try_into().ok())
-            .map_or(0, u64::from_le_bytes);
-        let end = usize::try_from(len).map_or(0, |n| n.saturating_add(8));
-        packed
-            .get(8..end)
-            .and_then(|b| std::str::from_utf8(b).ok())
-            .unwrap_or_default()
-    }
-
-    /// What cheap fields rule out, before unpacking.
-    fn may_match(&self, q: &Query, arena: &Arena) -> bool {
-        let eq = |want: &Option<String>, got: Option<&str>| {
-            want.as_deref().is_none_or(|w| Some(w) == got)
-        };
-        eq(&q.route, self.route.as_deref())
-            && eq(&q.outcome, Some(&self.outcome))
-            && q.since_ms.is_none_or(|t| self.received_ms >= t)
-            && q.until_ms.is_none_or(|t| self.received_ms < t)
-            && q.before.as_deref().is_none_or(|b| self.id(arena) < b)
-    }
+/// The event's id, read in place: it is packed first.
+fn packed_id(packed: &[u8]) -> &str {
+    let len = packed
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u64::from_le_bytes);
+    let end = usize::try_from(len).map_or(0, |n| n.saturating_add(8));
+    packed
+        .get(8..end)
+        .and_then(|b| std::str::from_utf8(b).ok())
+        .unwrap_or_default()
 }
 
 pub struct Ring {
-    slots: VecDeque<Slot>,
+    slots: Slots,
     arena: Arena,
+    /// Route and outcome names, which the slots hold as indexes into `names`.
+    names: Vec<Arc<str>>,
+    name_ids: HashMap<Arc<str>, u32>,
     /// Where an event is packed before it is copied into the arena.
     scratch: Vec<u8>,
-    max_events: usize,
     max_age_ms: u64,
     /// Attempts that arrived before their event (the engine can be faster than the request's
     /// own end), applied when it comes.
@@ -92,10 +58,11 @@ pub struct Evicted {
 impl Ring {
     pub fn new(max_events: usize, max_age_ms: u64) -> Self {
         Self {
-            slots: VecDeque::new(),
+            slots: Slots::new(max_events),
             arena: Arena::default(),
+            names: Vec::new(),
+            name_ids: HashMap::new(),
             scratch: Vec::new(),
-            max_events: max_events.max(1),
             max_age_ms,
             early: HashMap::new(),
         }
@@ -115,17 +82,63 @@ impl Ring {
             }
         }
         let mut out = Evicted::default();
-        while self.slots.len() >= self.max_events {
+        if self.slots.is_full() {
             if let Some(old) = self.slots.pop_front() {
                 self.arena.release(old.place);
             }
             out.full += 1;
         }
-        match Slot::new(&e, &mut self.arena, &mut self.scratch) {
-            Some(slot) => self.slots.push_back(slot),
-            None => out.failed += 1,
+        pack_into(&e, &mut self.scratch);
+        let route = e.route.as_deref().map(|r| self.name_id(r));
+        let outcome = self.name_id(&e.outcome);
+        let kept = self.arena.put(&self.scratch).is_some_and(|place| {
+            let slot = Slot {
+                place,
+                received_ms: e.received_ms,
+                route,
+                outcome,
+                queue_id: e.queue_id,
+            };
+            let pushed = self.slots.push_back(&slot);
+            if !pushed {
+                self.arena.release(place);
+            }
+            pushed
+        });
+        if !kept {
+            out.failed += 1;
         }
         out
+    }
+
+    /// The index of `name` in `names`, added when new (routes and outcomes: a few dozen).
+    fn name_id(&mut self, name: &str) -> u32 {
+        if let Some(&id) = self.name_ids.get(name) {
+            return id;
+        }
+        let id = u32::try_from(self.names.len()).unwrap_or(u32::MAX - 1);
+        let name: Arc<str> = name.into();
+        self.names.push(name.clone());
+        self.name_ids.insert(name, id);
+        id
+    }
+
+    fn name(&self, id: u32) -> &str {
+        self.names.get(id as usize).map_or("", |n| n)
+    }
+
+    /// What cheap fields rule out, before unpacking.
+    fn may_match(&self, s: &Slot, q: &Query) -> bool {
+        let eq = |want: &Option<String>, got: Option<&str>| {
+            want.as_deref().is_none_or(|w| Some(w) == got)
+        };
+        eq(&q.route, s.route.map(|r| self.name(r)))
+            && eq(&q.outcome, Some(self.name(s.outcome)))
+            && q.since_ms.is_none_or(|t| s.received_ms >= t)
+            && q.until_ms.is_none_or(|t| s.received_ms < t)
+            && q.before
+                .as_deref()
+                .is_none_or(|b| packed_id(self.arena.get(s.place)) < b)
     }
 
     /// Drops entries received before `now_ms - max_age`.
@@ -154,21 +167,20 @@ impl Ring {
         attempt: Option<AttemptRecord>,
         state: &'static str,
     ) {
-        let found = self
-            .slots
-            .iter_mut()
-            .rev()
-            .find(|s| s.queue_id == Some(queue_id) && s.route.as_deref() == Some(route));
-        let arena = &mut self.arena;
-        match found.and_then(|s| Some((unpack(arena.get(s.place))?, s))) {
-            Some((mut e, slot)) => {
+        let route_id = self.name_ids.get(route).copied();
+        let found = self.slots.iter().rev().find(|(_, s)| {
+            s.queue_id == Some(queue_id) && s.route.is_some() && s.route == route_id
+        });
+        match found.and_then(|(i, s)| Some((i, s, unpack(self.arena.get(s.place))?))) {
+            Some((i, slot, mut e)) => {
                 e.attempts.extend(attempt);
                 e.state = Some(state.into());
                 // Written anew after the last event, as it may have grown; where no memory
                 // is left for that, the event stays as it was.
                 pack_into(&e, &mut self.scratch);
-                if let Some(new) = arena.put(&self.scratch) {
-                    arena.release(std::mem::replace(&mut slot.place, new));
+                if let Some(new) = self.arena.put(&self.scratch) {
+                    self.slots.set_place(i, new);
+                    self.arena.release(slot.place);
                 }
             }
             None if self.early.len() < MAX_EARLY => self
@@ -181,22 +193,27 @@ impl Ring {
     }
 
     pub fn get(&self, id: &str) -> Option<Entry> {
-        let slot = self.slots.iter().rev().find(|s| s.id(&self.arena) == id)?;
+        let (_, slot) = self
+            .slots
+            .iter()
+            .rev()
+            .find(|(_, s)| packed_id(self.arena.get(s.place)) == id)?;
         unpack(self.arena.get(slot.place))
     }
 
     /// Newest first, at most `limit`.
     pub fn list(&self, q: &Query, limit: usize) -> Vec<Entry> {
         let arena = &self.arena;
-        let mut candidates: Vec<&Slot> = self
+        let mut candidates: Vec<(&str, Place)> = self
             .slots
             .iter()
-            .filter(|s| s.may_match(q, arena))
+            .filter(|(_, s)| self.may_match(s, q))
+            .map(|(_, s)| (packed_id(arena.get(s.place)), s.place))
             .collect();
-        candidates.sort_unstable_by(|a, b| b.id(arena).cmp(a.id(arena)));
+        candidates.sort_unstable_by(|a, b| b.0.cmp(a.0));
         candidates
             .into_iter()
-            .filter_map(|s| unpack(arena.get(s.place)))
+            .filter_map(|(_, place)| unpack(arena.get(place)))
             .filter(|e| q.matches(e))
             .take(limit)
             .collect()
@@ -205,15 +222,16 @@ impl Ring {
     /// Outcome counts per route since `since_ms`.
     pub fn counts_since(&self, since_ms: u64) -> Vec<(String, String, u64)> {
         let mut counts: std::collections::BTreeMap<(String, String), u64> = Default::default();
-        for s in self
+        for (_, s) in self
             .slots
             .iter()
             .rev()
-            .take_while(|s| s.received_ms >= since_ms)
+            .take_while(|(_, s)| s.received_ms >= since_ms)
         {
-            if let Some(r) = &s.route {
+            if let Some(r) = s.route {
+                let (route, outcome) = (self.name(r), self.name(s.outcome));
                 *counts
-                    .entry((r.to_string(), s.outcome.to_string()))
+                    .entry((route.to_string(), outcome.to_string()))
                     .or_default() += 1;
             }
         }
@@ -224,11 +242,12 @@ impl Ring {
     pub fn per_minute(&self, now_ms: u64, minutes: u64) -> Vec<(String, String, u64, u64)> {
         let since = now_ms.saturating_sub(minutes * 60_000);
         let mut counts: std::collections::BTreeMap<(String, String, u64), u64> = Default::default();
-        for s in self.slots.iter().filter(|s| s.received_ms >= since) {
-            if let Some(r) = &s.route {
+        for (_, s) in self.slots.iter().filter(|(_, s)| s.received_ms >= since) {
+            if let Some(r) = s.route {
                 let minute = (s.received_ms - since) / 60_000;
+                let (route, outcome) = (self.name(r), self.name(s.outcome));
                 *counts
-                    .entry((r.to_string(), s.outcome.to_string(), minute))
+                    .entry((route.to_string(), outcome.to_string(), minute))
                     .or_default() += 1;
             }
         }
