@@ -12,9 +12,12 @@
 
 use memmap2::{MmapMut, MmapOptions};
 
-/// A segment's size: a multiple of 2 MiB (the kernel aligns such anonymous mappings to huge
+/// A transparent huge page on x86-64 and most arm64 kernels.
+pub const HUGE_PAGE: usize = 2 << 20;
+
+/// A segment's size: a multiple of [`HUGE_PAGE`] (the kernel aligns such anonymous mappings to huge
 /// pages), and small enough that a small journal holds little more than its events.
-pub const SEGMENT: usize = 4 << 20;
+pub const SEGMENT: usize = 2 * HUGE_PAGE;
 
 /// Where one event's bytes are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -101,8 +101,13 @@ impl Slots {
         let capacity = capacity.max(1);
         let bytes = capacity.saturating_mul(RECORD);
         // Mapped memory is only touched as records are written: a large, mostly empty ring
-        // costs its address space, not its size.
-        let memory = arena::map(bytes).map_or_else(|| Memory::Heap(vec![0; bytes]), Memory::Mapped);
+        // costs its address space, not its size. The kernel puts only whole, aligned 2 MiB
+        // ranges on huge pages, and aligns only mappings of whole huge pages.
+        let mapped = match bytes.checked_next_multiple_of(arena::HUGE_PAGE) {
+            Some(whole) if bytes >= arena::HUGE_PAGE => arena::map(whole),
+            _ => arena::map(bytes),
+        };
+        let memory = mapped.map_or_else(|| Memory::Heap(vec![0; bytes]), Memory::Mapped);
         Self {
             memory,
             capacity,
