@@ -135,6 +135,11 @@ pub fn pack(e: &Entry) -> Vec<u8> {
 }
 
 /// A packed event unpacked; `None` only if `b` was not made by [`pack`].
+/// A packed event's id, read in place (it is packed first); empty when `b` is not an event.
+pub fn packed_id(b: &[u8]) -> &str {
+    In(b).str().unwrap_or_default()
+}
+
 pub fn unpack(b: &[u8]) -> Option<Entry> {
     let mut i = In(b);
     let id = i.string()?;

@@ -6,23 +6,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::arena::{Arena, Place};
-use super::compact::{pack_into, unpack};
+use super::compact::{pack_into, packed_id, unpack};
 use super::entry::{AttemptRecord, Entry};
 use super::query::Query;
 use super::slots::{Slot, Slots};
-
-/// The event's id, read in place: it is packed first.
-fn packed_id(packed: &[u8]) -> &str {
-    let len = packed
-        .get(..8)
-        .and_then(|b| b.try_into().ok())
-        .map_or(0, u64::from_le_bytes);
-    let end = usize::try_from(len).map_or(0, |n| n.saturating_add(8));
-    packed
-        .get(8..end)
-        .and_then(|b| std::str::from_utf8(b).ok())
-        .unwrap_or_default()
-}
 
 pub struct Ring {
     slots: Slots,
@@ -51,7 +38,7 @@ pub struct Evicted {
     pub full: u64,
     /// Older than `max_age`.
     pub expired: u64,
-    /// Not kept: no memory could be mapped for it.
+    /// Not kept: no memory could be mapped for it (or it is 4 GiB or larger).
     pub failed: u64,
 }
 

@@ -168,9 +168,11 @@ impl Slots {
             let Some(s) = self.get(i) else { break };
             if keep(&s) {
                 if kept != i {
-                    let (from, to) = (self.position(i), self.position(kept));
-                    let record: [u8; RECORD] = self.record(from).try_into().unwrap_or([0; RECORD]);
-                    self.record_mut(to).copy_from_slice(&record);
+                    let (from, to) = (self.position(i) * RECORD, self.position(kept) * RECORD);
+                    let bytes = self.memory.bytes_mut();
+                    if from.max(to) + RECORD <= bytes.len() {
+                        bytes.copy_within(from..from + RECORD, to);
+                    }
                 }
                 kept += 1;
             }
