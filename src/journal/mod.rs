@@ -56,9 +56,15 @@ pub enum JournalError {
 
 /// Entries waiting for the writer; beyond this they are dropped (and counted).
 const QUEUE: usize = 10_000;
-/// How often the writer takes what has queued up. It is never woken per entry: a wake-up per
-/// request (a cross-thread notification) would cost the request path more than the entry.
-const TICK: Duration = Duration::from_millis(20);
+/// How long the writer lets a batch gather after its first entry wakes it. It is never woken
+/// per entry: a wake-up per request (a cross-thread notification) would cost the request path
+/// more than the entry. The memory ring takes short batches: an entry applied within a
+/// millisecond is still in the CPU's caches, one applied 20 ms later (half a megabyte of
+/// entries further on) is not, and re-reading it cost more than the rest of the journal
+/// (docs/performance.md). redb and Redis pay per batch (a commit, a round trip), so theirs
+/// are longer.
+const GATHER_MEMORY: Duration = Duration::from_millis(1);
+const GATHER_STORE: Duration = Duration::from_millis(20);
 /// How often entries past `max_age` are dropped.
 const EXPIRE_EVERY: Duration = Duration::from_secs(60);
 /// redb: how often the journal's commits are made durable (the others skip the fsync).
@@ -364,7 +370,8 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| JournalError::Backend(e.to_string()))?
 }
 
-/// The writer: applies what the request path and the engine hand over, in batches.
+/// The writer: applies what the request path and the engine hand over, in batches. Idle, it
+/// sleeps until an entry arrives or timed work is due (expiry, redb's durable commit).
 async fn write(
     mut rx: mpsc::Receiver<Op>,
     backend: Backend,
@@ -372,50 +379,66 @@ async fn write(
     clock: Arc<dyn Clock>,
     applied: Arc<AtomicU64>,
 ) {
-    let mut tick = tokio::time::interval(TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_expiry = tokio::time::Instant::now();
-    let mut last_durable = tokio::time::Instant::now();
+    use tokio::time::{sleep, sleep_until, Instant};
+    let gather = match backend {
+        Backend::Memory(_) => GATHER_MEMORY,
+        _ => GATHER_STORE,
+    };
+    let mut next_expiry = Instant::now() + EXPIRE_EVERY;
+    let mut last_durable = Instant::now();
     let mut unsynced = false;
-    let mut last_warning: Option<tokio::time::Instant> = None;
-    loop {
-        tick.tick().await;
-        let mut records: Vec<Box<Entry>> = Vec::new();
-        let mut updates = Vec::new();
-        loop {
+    let mut last_warning: Option<Instant> = None;
+    let mut ops: Vec<Op> = Vec::new();
+    let mut open = true;
+    while open {
+        let due = if unsynced {
+            next_expiry.min(last_durable + DURABLE_EVERY)
+        } else {
+            next_expiry
+        };
+        let first = tokio::select! {
+            op = rx.recv() => op,
+            () = sleep_until(due) => None,
+        };
+        if let Some(op) = first {
+            ops.push(op);
+            sleep(gather).await;
+        }
+        while ops.len() < QUEUE {
             match rx.try_recv() {
-                Ok(Op::Record(e)) => records.push(e),
-                Ok(Op::Update {
-                    queue_id,
-                    route,
-                    attempt,
-                    state,
-                }) => updates.push((queue_id, route, attempt, state)),
+                Ok(op) => ops.push(op),
                 Err(mpsc::error::TryRecvError::Empty) => break,
-                Err(mpsc::error::TryRecvError::Disconnected) => return,
-            }
-            if records.len() + updates.len() >= QUEUE {
-                break;
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    open = false;
+                    break;
+                }
             }
         }
         let now = clock.now_ms();
-        let expire = last_expiry.elapsed() >= EXPIRE_EVERY;
+        let expire = Instant::now() >= next_expiry;
         if expire {
-            last_expiry = tokio::time::Instant::now();
+            next_expiry = Instant::now() + EXPIRE_EVERY;
         }
-        let taken = (records.len() + updates.len()) as u64;
+        let taken = ops.len() as u64;
         let idle = taken == 0;
         let result = match &backend {
             Backend::Memory(ring) => {
                 let mut r = lock(ring);
                 let mut evicted = Evicted::default();
-                for e in records {
-                    let out = r.push(e);
-                    evicted.full += out.full;
-                    evicted.failed += out.failed;
-                }
-                for (queue_id, route, attempt, state) in updates {
-                    r.update(queue_id, &route, attempt, state);
+                for op in ops.drain(..) {
+                    match op {
+                        Op::Record(e) => {
+                            let out = r.push(e);
+                            evicted.full += out.full;
+                            evicted.failed += out.failed;
+                        }
+                        Op::Update {
+                            queue_id,
+                            route,
+                            attempt,
+                            state,
+                        } => r.update(queue_id, &route, attempt, state),
+                    }
                 }
                 if expire {
                     evicted.expired = r.expire(now).expired;
@@ -428,20 +451,21 @@ async fn write(
             Backend::Redb(j) => {
                 let durable = last_durable.elapsed() >= DURABLE_EVERY;
                 if durable {
-                    last_durable = tokio::time::Instant::now();
+                    last_durable = Instant::now();
                 }
                 unsynced = !durable;
                 let j = j.clone();
-                let updates = links(updates);
+                let (records, updates) = split(std::mem::take(&mut ops));
                 blocking(move || j.write(&records, &updates, now, expire, durable))
                     .await
                     .map(Some)
             }
             Backend::Redis(j) => {
+                let (records, updates) = split(std::mem::take(&mut ops));
                 if idle && !expire {
                     Ok(None)
                 } else {
-                    j.write(&records, &links(updates), now).await.map(Some)
+                    j.write(&records, &updates, now).await.map(Some)
                 }
             }
         };
@@ -452,7 +476,7 @@ async fn write(
             Err(e) => {
                 metrics.journal_dropped.with_label_values(&["store"]).inc();
                 if last_warning.is_none_or(|t| t.elapsed() >= WARN_EVERY) {
-                    last_warning = Some(tokio::time::Instant::now());
+                    last_warning = Some(Instant::now());
                     tracing::warn!(error = %e, "journal write failed; those events are not recorded (counted in hookgate_journal_dropped_total{{reason=\"store\"}})");
                 }
             }
@@ -460,22 +484,29 @@ async fn write(
     }
 }
 
-/// Updates keyed by their event's queue link, as redb and Redis keep them.
-fn links(
-    updates: Vec<(u64, String, Option<AttemptRecord>, &'static str)>,
-) -> Vec<(String, Update)> {
-    updates
-        .into_iter()
-        .map(|(q, route, attempt, state)| {
-            (
-                stored::link(&route, q),
+/// A batch as redb and Redis take it: the new events, and the updates keyed by their event's
+/// queue link.
+fn split(ops: Vec<Op>) -> (Vec<Entry>, Vec<(String, Update)>) {
+    let mut records = Vec::new();
+    let mut updates = Vec::new();
+    for op in ops {
+        match op {
+            Op::Record(e) => records.push(*e),
+            Op::Update {
+                queue_id,
+                route,
+                attempt,
+                state,
+            } => updates.push((
+                stored::link(&route, queue_id),
                 Update {
                     state: state.to_string(),
                     attempt,
                 },
-            )
-        })
-        .collect()
+            )),
+        }
+    }
+    (records, updates)
 }
 
 fn account(metrics: &Metrics, count: u64, evicted: Evicted) {

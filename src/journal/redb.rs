@@ -54,7 +54,7 @@ impl RedbJournal {
     /// Returns what left the journal and how many events it holds.
     pub fn write(
         &self,
-        records: &[Box<Entry>],
+        records: &[Entry],
         updates: &[(String, Update)],
         now_ms: u64,
         expire: bool,

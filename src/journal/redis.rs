@@ -69,7 +69,7 @@ impl RedisJournal {
     /// Writes one batch, then trims. Returns what left the journal and how many it holds.
     pub async fn write(
         &self,
-        records: &[Box<Entry>],
+        records: &[Entry],
         updates: &[(String, Update)],
         now_ms: u64,
     ) -> Result<(Evicted, u64), JournalError> {
