@@ -72,22 +72,27 @@ pub struct Arena {
 
 impl Arena {
     /// Copies `bytes` in after the last event; `None` when no memory could be mapped.
+    #[cfg(test)]
     pub fn put(&mut self, bytes: &[u8]) -> Option<Place> {
+        self.put_with(bytes.len(), |dst| dst.copy_from_slice(bytes))
+    }
+
+    /// `len` bytes after the last event, written by `fill`; `None` when no memory could be
+    /// mapped.
+    pub fn put_with(&mut self, len: usize, fill: impl FnOnce(&mut [u8])) -> Option<Place> {
         let segment = match self.head {
-            Some(h) if self.room(h) >= bytes.len() => h,
-            _ => self.open(bytes.len())?,
+            Some(h) if self.room(h) >= len => h,
+            _ => self.open(len)?,
         };
         let s = self.segments.get_mut(segment)?.as_mut()?;
         let start = s.used;
-        s.map
-            .get_mut(start..start + bytes.len())?
-            .copy_from_slice(bytes);
-        s.used += bytes.len();
+        fill(s.map.get_mut(start..start + len)?);
+        s.used += len;
         s.live += 1;
         Some(Place {
             segment,
             start,
-            len: bytes.len(),
+            len,
         })
     }
 

@@ -14,27 +14,71 @@ use bytes::Bytes;
 use super::entry::{AttemptRecord, Entry};
 use super::headers::Headers;
 
-struct Out(Vec<u8>);
+/// Where packed bytes go: counted first, then written straight into the arena, so an event's
+/// bytes are copied once.
+trait Sink {
+    fn put(&mut self, b: &[u8]);
+}
 
-impl Out {
+/// Only counts.
+struct Count(usize);
+
+impl Sink for Count {
+    fn put(&mut self, b: &[u8]) {
+        self.0 += b.len();
+    }
+}
+
+/// Fills a slice of exactly the counted length.
+struct Fill<'a> {
+    buf: &'a mut [u8],
+    at: usize,
+}
+
+impl Sink for Fill<'_> {
+    fn put(&mut self, b: &[u8]) {
+        let end = self.at + b.len();
+        if let Some(dst) = self.buf.get_mut(self.at..end) {
+            dst.copy_from_slice(b);
+        }
+        self.at = end;
+    }
+}
+
+#[cfg(test)]
+impl Sink for Vec<u8> {
+    fn put(&mut self, b: &[u8]) {
+        self.extend_from_slice(b);
+    }
+}
+
+struct Out<'s, S>(&'s mut S);
+
+impl<S: Sink> Out<'_, S> {
+    fn u8(&mut self, n: u8) {
+        self.0.put(&[n]);
+    }
     fn u64(&mut self, n: u64) {
-        self.0.extend_from_slice(&n.to_le_bytes());
+        self.0.put(&n.to_le_bytes());
     }
     fn bytes(&mut self, b: &[u8]) {
         self.u64(b.len() as u64);
-        self.0.extend_from_slice(b);
+        self.0.put(b);
     }
     fn str(&mut self, s: &str) {
         self.bytes(s.as_bytes());
     }
-    fn opt(&mut self, s: Option<&str>) {
-        match s {
-            Some(s) => {
-                self.0.push(1);
-                self.str(s);
+    fn opt_bytes(&mut self, b: Option<&[u8]>) {
+        match b {
+            Some(b) => {
+                self.u8(1);
+                self.bytes(b);
             }
-            None => self.0.push(0),
+            None => self.u8(0),
         }
+    }
+    fn opt(&mut self, s: Option<&str>) {
+        self.opt_bytes(s.map(str::as_bytes));
     }
 }
 
@@ -76,19 +120,31 @@ impl<'a> In<'a> {
     }
 }
 
-/// `e` packed into `buf` (emptied first; its allocation is reused when it has room).
-pub fn pack_into(e: &Entry, buf: &mut Vec<u8>) {
-    buf.clear();
-    let body = e.body.as_ref().map_or(0, Bytes::len);
-    buf.reserve(256 + body + e.headers.len() * 48);
-    let mut o = Out(std::mem::take(buf));
+/// How many bytes `e` packs into.
+pub fn packed_len(e: &Entry) -> usize {
+    let mut n = Count(0);
+    pack_to(e, &mut n);
+    n.0
+}
+
+/// `e` packed into `buf`, which is [`packed_len`] bytes long.
+pub fn pack_into(e: &Entry, buf: &mut [u8]) {
+    pack_to(e, &mut Fill { buf, at: 0 });
+}
+
+fn pack_to<S: Sink>(e: &Entry, sink: &mut S) {
+    let mut o = Out(sink);
     o.str(&e.id);
     o.u64(e.received_ms);
     o.opt(e.route.as_deref());
     o.str(e.method.as_str());
     o.str(&e.path);
     o.opt(e.query.as_deref());
-    o.opt(e.client_ip.map(|ip| ip.to_string()).as_deref());
+    match e.client_ip {
+        Some(IpAddr::V4(ip)) => o.opt_bytes(Some(&ip.octets())),
+        Some(IpAddr::V6(ip)) => o.opt_bytes(Some(&ip.octets())),
+        None => o.opt_bytes(None),
+    }
     o.opt(e.provider.as_deref());
     o.str(&e.outcome);
     o.opt(e.reason.as_deref());
@@ -103,14 +159,8 @@ pub fn pack_into(e: &Entry, buf: &mut Vec<u8>) {
         o.str(k);
         o.bytes(v);
     }
-    match &e.body {
-        Some(b) => {
-            o.0.push(1);
-            o.bytes(b);
-        }
-        None => o.0.push(0),
-    }
-    o.0.push(u8::from(e.body_truncated));
+    o.opt_bytes(e.body.as_deref());
+    o.u8(u8::from(e.body_truncated));
     o.opt(e.state.as_deref());
     o.u64(e.attempts.len() as u64);
     for a in &e.attempts {
@@ -122,24 +172,23 @@ pub fn pack_into(e: &Entry, buf: &mut Vec<u8>) {
     o.opt(e.replay_of.as_deref());
     o.u64(e.queue_id.map_or(u64::MAX, |q| q));
     o.opt(e.trace_id.as_deref());
-    o.0.push(u8::from(e.authz));
-    *buf = o.0;
+    o.u8(u8::from(e.authz));
 }
 
 /// `e` packed into a new buffer.
 #[cfg(test)]
 pub fn pack(e: &Entry) -> Vec<u8> {
     let mut buf = Vec::new();
-    pack_into(e, &mut buf);
+    pack_to(e, &mut buf);
     buf
 }
 
-/// A packed event unpacked; `None` only if `b` was not made by [`pack`].
 /// A packed event's id, read in place (it is packed first); empty when `b` is not an event.
 pub fn packed_id(b: &[u8]) -> &str {
     In(b).str().unwrap_or_default()
 }
 
+/// A packed event unpacked; `None` only if `b` was not made by [`pack_into`].
 pub fn unpack(b: &[u8]) -> Option<Entry> {
     let mut i = In(b);
     let id = i.string()?;
@@ -148,9 +197,9 @@ pub fn unpack(b: &[u8]) -> Option<Entry> {
     let method = i.str()?.parse().ok()?;
     let path = i.string()?;
     let query = i.opt_string()?;
-    let client_ip = match i.opt()? {
-        Some(s) => Some(s.parse::<IpAddr>().ok()?),
-        None => None,
+    let client_ip = match i.u8()? {
+        0 => None,
+        _ => Some(ip(i.bytes()?)?),
     };
     let provider = i.opt_string()?.map(Cow::Owned);
     let outcome = Cow::Owned(i.string()?);
@@ -218,6 +267,13 @@ pub fn unpack(b: &[u8]) -> Option<Entry> {
     })
 }
 
+fn ip(octets: &[u8]) -> Option<IpAddr> {
+    Some(match octets.len() {
+        4 => IpAddr::from(<[u8; 4]>::try_from(octets).ok()?),
+        _ => IpAddr::from(<[u8; 16]>::try_from(octets).ok()?),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,5 +320,14 @@ mod tests {
         assert_eq!(back.to_json(), e.to_json());
         assert_eq!(back.headers, e.headers);
         assert!(unpack(&packed[..packed.len() - 1]).is_none());
+        // What the arena gets: counted, then filled in place, byte for byte the same.
+        let mut filled = vec![0u8; packed_len(&e)];
+        pack_into(&e, &mut filled);
+        assert_eq!(filled, packed);
+        let v4 = Entry {
+            client_ip: Some("192.0.2.7".parse().unwrap()),
+            ..e
+        };
+        assert_eq!(unpack(&pack(&v4)).unwrap().client_ip, v4.client_ip);
     }
 }

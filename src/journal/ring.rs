@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::arena::{Arena, Place};
-use super::compact::{pack_into, packed_id, unpack};
+use super::compact::{pack_into, packed_id, packed_len, unpack};
 use super::entry::{AttemptRecord, Entry};
 use super::query::Query;
 use super::slots::{Slot, Slots};
@@ -17,8 +17,6 @@ pub struct Ring {
     /// Route and outcome names, which the slots hold as indexes into `names`.
     names: Vec<Arc<str>>,
     name_ids: HashMap<Arc<str>, u32>,
-    /// Where an event is packed before it is copied into the arena.
-    scratch: Vec<u8>,
     max_age_ms: u64,
     /// Attempts that arrived before their event (the engine can be faster than the request's
     /// own end), applied when it comes.
@@ -49,7 +47,6 @@ impl Ring {
             arena: Arena::default(),
             names: Vec::new(),
             name_ids: HashMap::new(),
-            scratch: Vec::new(),
             max_age_ms,
             early: HashMap::new(),
         }
@@ -75,10 +72,10 @@ impl Ring {
             }
             out.full += 1;
         }
-        pack_into(&e, &mut self.scratch);
         let route = e.route.as_deref().map(|r| self.name_id(r));
         let outcome = self.name_id(&e.outcome);
-        let kept = self.arena.put(&self.scratch).is_some_and(|place| {
+        let placed = self.put(&e);
+        let kept = placed.is_some_and(|place| {
             let slot = Slot {
                 place,
                 received_ms: e.received_ms,
@@ -96,6 +93,11 @@ impl Ring {
             out.failed += 1;
         }
         out
+    }
+
+    /// `e` packed into the arena.
+    fn put(&mut self, e: &Entry) -> Option<Place> {
+        self.arena.put_with(packed_len(e), |dst| pack_into(e, dst))
     }
 
     /// The index of `name` in `names`, added when new (routes and outcomes: a few dozen).
@@ -164,8 +166,7 @@ impl Ring {
                 e.state = Some(state.into());
                 // Written anew after the last event, as it may have grown; where no memory
                 // is left for that, the event stays as it was.
-                pack_into(&e, &mut self.scratch);
-                if let Some(new) = self.arena.put(&self.scratch) {
+                if let Some(new) = self.put(&e) {
                     self.slots.set_place(i, new);
                     self.arena.release(slot.place);
                 }
