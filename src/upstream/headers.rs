@@ -4,8 +4,8 @@ use http::header::{self, HeaderName};
 use http::{HeaderMap, HeaderValue};
 
 /// Headers that describe one hop, never the message (RFC 9110 §7.6.1), plus the framing headers
-/// hookgate recomputes from the body it verified.
-const HOP_BY_HOP: &[HeaderName] = &[
+/// hookgate recomputes from the body it verified. Parsed once: this runs twice per request.
+static HOP_BY_HOP: [HeaderName; 10] = [
     header::CONNECTION,
     header::TE,
     header::TRAILER,
@@ -14,22 +14,32 @@ const HOP_BY_HOP: &[HeaderName] = &[
     header::PROXY_AUTHENTICATE,
     header::PROXY_AUTHORIZATION,
     header::CONTENT_LENGTH,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
 ];
 
 /// Removes hop-by-hop headers, including every header the `Connection` header names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
-    for name in named.iter().chain(HOP_BY_HOP) {
+    // Names beyond the fixed ones are rare (a backend's `Connection: keep-alive` names none),
+    // so this usually allocates nothing.
+    let mut named: Vec<HeaderName> = Vec::new();
+    for value in headers.get_all(header::CONNECTION) {
+        for token in value.to_str().unwrap_or_default().split(',') {
+            let token = token.trim();
+            let fixed = HOP_BY_HOP
+                .iter()
+                .any(|h| h.as_str().eq_ignore_ascii_case(token));
+            if token.is_empty() || fixed || token.eq_ignore_ascii_case("close") {
+                continue;
+            }
+            if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
+                named.push(name);
+            }
+        }
+    }
+    for name in named.iter().chain(&HOP_BY_HOP) {
         headers.remove(name);
     }
-    headers.remove("keep-alive");
-    headers.remove("proxy-connection");
 }
 
 /// The trusted header names for one prefix, built once per config.
@@ -173,6 +183,18 @@ mod tests {
         h.insert("content-type", "application/json".parse().unwrap());
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
+
+        // Several `Connection` values, any case, fixed names among them, and empty tokens.
+        let mut h = HeaderMap::new();
+        h.append("connection", "Keep-Alive, , X-Hop-A".parse().unwrap());
+        h.append("connection", "x-hop-b".parse().unwrap());
+        h.insert("x-hop-a", "1".parse().unwrap());
+        h.insert("x-hop-b", "1".parse().unwrap());
+        h.insert("proxy-connection", "keep-alive".parse().unwrap());
+        h.insert("content-length", "2".parse().unwrap());
+        h.insert("x-kept", "1".parse().unwrap());
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.keys().collect::<Vec<_>>(), ["x-kept"]);
     }
 
     #[test]
