@@ -415,9 +415,10 @@ async fn write(
             }
         }
         let now = clock.now_ms();
-        let expire = Instant::now() >= next_expiry;
+        let woke = Instant::now();
+        let expire = woke >= next_expiry;
         if expire {
-            next_expiry = Instant::now() + EXPIRE_EVERY;
+            next_expiry = woke + EXPIRE_EVERY;
         }
         let taken = ops.len() as u64;
         let idle = taken == 0;
@@ -443,8 +444,9 @@ async fn write(
                 if expire {
                     evicted.expired = r.expire(now).expired;
                 }
-                Ok(Some((evicted, r.count() as u64)))
+                Ok((evicted, r.count() as u64))
             }
+            // Redis has nothing timed but expiry; redb also its durable commit.
             _ if idle && !expire && !(unsynced && last_durable.elapsed() >= DURABLE_EVERY) => {
                 continue;
             }
@@ -456,23 +458,16 @@ async fn write(
                 unsynced = !durable;
                 let j = j.clone();
                 let (records, updates) = split(std::mem::take(&mut ops));
-                blocking(move || j.write(&records, &updates, now, expire, durable))
-                    .await
-                    .map(Some)
+                blocking(move || j.write(&records, &updates, now, expire, durable)).await
             }
             Backend::Redis(j) => {
                 let (records, updates) = split(std::mem::take(&mut ops));
-                if idle && !expire {
-                    Ok(None)
-                } else {
-                    j.write(&records, &updates, now).await.map(Some)
-                }
+                j.write(&records, &updates, now).await
             }
         };
         applied.fetch_add(taken, Ordering::Relaxed);
         match result {
-            Ok(Some((evicted, count))) => account(&metrics, count, evicted),
-            Ok(None) => {}
+            Ok((evicted, count)) => account(&metrics, count, evicted),
             Err(e) => {
                 metrics.journal_dropped.with_label_values(&["store"]).inc();
                 if last_warning.is_none_or(|t| t.elapsed() >= WARN_EVERY) {
@@ -530,5 +525,42 @@ fn account(metrics: &Metrics, count: u64, evicted: Evicted) {
             .journal_dropped
             .with_label_values(&["store"])
             .inc_by(evicted.failed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryStore;
+
+    /// A wall clock the test sets.
+    struct Manual(AtomicU64);
+
+    impl Clock for Manual {
+        fn now_ms(&self) -> u64 {
+            self.0.load(Ordering::Relaxed)
+        }
+    }
+
+    /// The writer sleeps between batches; expiry must still come due while nothing arrives.
+    /// Tokio's paused clock jumps to each timer, so no test time passes.
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_writer_still_expires_old_events() {
+        let start = 1_700_000_000_000;
+        let clock = Arc::new(Manual(AtomicU64::new(start)));
+        let settings = Settings {
+            max_age: Duration::from_secs(10),
+            ..Settings::default()
+        };
+        let store = AnyStore::Memory(Arc::new(MemoryStore::new()));
+        let journal = Journal::start(settings, &store, Metrics::new(), clock.clone());
+        journal.record(ring::tests::entry("a", start));
+        journal.flush().await;
+        let all = Query::default();
+        assert_eq!(journal.list(&all, 10).await.unwrap().len(), 1);
+
+        clock.0.store(start + 20_000, Ordering::Relaxed);
+        tokio::time::sleep(EXPIRE_EVERY + Duration::from_secs(1)).await;
+        assert!(journal.list(&all, 10).await.unwrap().is_empty());
     }
 }

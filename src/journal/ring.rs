@@ -247,10 +247,10 @@ impl Ring {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn entry(id: &str, ms: u64) -> Entry {
+    pub(in crate::journal) fn entry(id: &str, ms: u64) -> Entry {
         Entry {
             id: id.into(),
             received_ms: ms,
