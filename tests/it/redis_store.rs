@@ -536,6 +536,13 @@ async fn writes_wait_for_their_replicas() {
     assert!(matches!(err, StoreError::Unreplicated { .. }), "{err}");
 
     let _replica = RedisServer::start_replica_of(&redis);
+    // Confirmed writes return as soon as the replica acknowledges: a generous timeout costs
+    // nothing, where 100 ms failed when the machine was busy.
+    let patient = Replicas {
+        min: 1,
+        timeout: Duration::from_secs(5),
+    };
+    let s = RedisStore::open(&redis.url(), "test:", Duration::from_secs(1), patient).unwrap();
     let m = s
         .enqueue(&event(2), meta("r", Some("k2")), Some(t + 60_000))
         .await
