@@ -106,14 +106,16 @@ impl Gateway {
         out: Outbound,
         rec: &mut Record,
     ) -> Result<Reply, Rejection> {
+        // Queue and hybrid are boxed: they would otherwise size this future, and every request
+        // carries (and copies) it, whatever its route's mode.
         match out.route.delivery.mode {
             DeliveryMode::Sync => self.sync(state, out).await,
-            DeliveryMode::Queue => self.queue(out, rec).await,
+            DeliveryMode::Queue => Box::pin(self.queue(out, rec)).await,
             // Paused: accepted and spooled at once; nothing is sent until it is resumed.
             DeliveryMode::Hybrid if self.engine.is_paused(&out.route.name) => {
-                self.queue(out, rec).await
+                Box::pin(self.queue(out, rec)).await
             }
-            DeliveryMode::Hybrid => self.hybrid(state, out, rec).await,
+            DeliveryMode::Hybrid => Box::pin(self.hybrid(state, out, rec)).await,
         }
     }
 

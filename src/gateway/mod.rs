@@ -324,8 +324,15 @@ impl Gateway {
     }
 
     /// Runs one request through every stage and accounts for it: one log line, its metrics.
-    pub async fn handle<B: RequestBody>(&self, req: Request<B>, conn: Conn) -> Response<Body> {
-        self.run(req, conn, None, Mode::Inline).await
+    ///
+    /// Not an `async fn` of its own: that would be one more level that copies the whole request
+    /// future (several KiB) when it starts.
+    pub fn handle<'a, B: RequestBody + 'a>(
+        &'a self,
+        req: Request<B>,
+        conn: Conn,
+    ) -> impl std::future::Future<Output = Response<Body>> + 'a {
+        self.run(req, conn, None, Mode::Inline)
     }
 
     /// [`Gateway::handle`] in either mode. `client`: the sender's address when the caller knows
@@ -620,7 +627,10 @@ impl Gateway {
             Gate::Challenge(json) => return Ok(Reply::Answered(json)),
         };
         match mode {
-            Mode::Inline => self.forward(state, *admitted, conn, client, rec).await,
+            Mode::Inline => {
+                let out = outbound(state, *admitted, conn, client, rec)?;
+                self.deliver(state, out, rec).await
+            }
             Mode::Authz(check) => Ok(Reply::Allowed(
                 self.allow(state, *admitted, check, rec).await,
             )),
@@ -738,53 +748,53 @@ impl Gateway {
             host,
         })))
     }
+}
 
-    /// Stage 8 and the header hygiene before it.
-    async fn forward(
-        &self,
-        state: &State,
-        admitted: Admitted,
-        conn: Conn,
-        client: IpAddr,
-        rec: &mut Record,
-    ) -> Result<Reply, Rejection> {
-        let Admitted {
-            route,
-            mut parts,
-            payload,
-            verified,
-            hold,
-            received_ms,
-            now,
-            host,
-        } = admitted;
+/// The header hygiene before stage 8: a request that passed stages 1 to 7, cleaned and
+/// addressed. A plain function, not a stage of the request's future, so that future stays
+/// smaller, and so do its copies.
+fn outbound(
+    state: &State,
+    admitted: Admitted,
+    conn: Conn,
+    client: IpAddr,
+    rec: &mut Record,
+) -> Result<deliver::Outbound, Rejection> {
+    let Admitted {
+        route,
+        mut parts,
+        payload,
+        verified,
+        hold,
+        received_ms,
+        now,
+        host,
+    } = admitted;
 
-        // Header hygiene, then the trusted headers.
-        rec.spoofed = state.trusted.strip_spoofed(&mut parts.headers);
-        if rec.span.is_some() {
-            // Each attempt carries its own client span's context instead of the sender's.
-            telemetry::strip_context(&mut parts.headers);
-        }
-        set_forwarded(&mut parts.headers, client, conn, host);
-        set_trusted(&mut parts.headers, &state.trusted, &route, &verified, rec);
-
-        // 8. deliver
-        let path = route::upstream_path(&route, parts.uri.path());
-        let body = payload.raw().clone();
-        let request = upstream::upstream_request(&route.upstream, path, parts, body.clone())
-            .map_err(|_| Rejection::BadBody)?;
-        let outbound = deliver::Outbound {
-            route,
-            request,
-            body,
-            key_id: verified.key_id.clone(),
-            hold,
-            received_ms,
-            now,
-            trace: rec.span.as_ref().map(|s| s.context().clone()),
-        };
-        self.deliver(state, outbound, rec).await
+    // Header hygiene, then the trusted headers.
+    rec.spoofed = state.trusted.strip_spoofed(&mut parts.headers);
+    if rec.span.is_some() {
+        // Each attempt carries its own client span's context instead of the sender's.
+        telemetry::strip_context(&mut parts.headers);
     }
+    set_forwarded(&mut parts.headers, client, conn, host);
+    set_trusted(&mut parts.headers, &state.trusted, &route, &verified, rec);
+
+    // 8. deliver
+    let path = route::upstream_path(&route, parts.uri.path());
+    let body = payload.raw().clone();
+    let request = upstream::upstream_request(&route.upstream, path, parts, body.clone())
+        .map_err(|_| Rejection::BadBody)?;
+    Ok(deliver::Outbound {
+        route,
+        request,
+        body,
+        key_id: verified.key_id.clone(),
+        hold,
+        received_ms,
+        now,
+        trace: rec.span.as_ref().map(|s| s.context().clone()),
+    })
 }
 
 /// A request under way. Its future is dropped before it ends when the client resets its
