@@ -100,26 +100,22 @@ impl Outbound {
 }
 
 impl Gateway {
-    pub(super) async fn deliver(
+    /// Queue, and hybrid (spooled at once while its route is paused: nothing is sent until it
+    /// is resumed).
+    pub(super) async fn spool(
         &self,
         state: &State,
         out: Outbound,
         rec: &mut Record,
     ) -> Result<Reply, Rejection> {
-        // Queue and hybrid are boxed: they would otherwise size this future, and every request
-        // carries (and copies) it, whatever its route's mode.
+        let paused = self.engine.is_paused(&out.route.name);
         match out.route.delivery.mode {
-            DeliveryMode::Sync => self.sync(state, out).await,
-            DeliveryMode::Queue => Box::pin(self.queue(out, rec)).await,
-            // Paused: accepted and spooled at once; nothing is sent until it is resumed.
-            DeliveryMode::Hybrid if self.engine.is_paused(&out.route.name) => {
-                Box::pin(self.queue(out, rec)).await
-            }
-            DeliveryMode::Hybrid => Box::pin(self.hybrid(state, out, rec)).await,
+            DeliveryMode::Hybrid if !paused => self.hybrid(state, out, rec).await,
+            _ => self.queue(out, rec).await,
         }
     }
 
-    async fn sync(&self, state: &State, mut out: Outbound) -> Result<Reply, Rejection> {
+    pub(super) async fn sync(&self, state: &State, mut out: Outbound) -> Result<Reply, Rejection> {
         out.attest(state);
         let (route, timeout) = (&out.route.name, out.route.timeout);
         let client = upstream::client();

@@ -628,8 +628,14 @@ impl Gateway {
         };
         match mode {
             Mode::Inline => {
+                // 8. deliver. `sync` is awaited in place; queue and hybrid are boxed: they
+                // would otherwise size every request's future (and its copies).
                 let out = outbound(state, *admitted, conn, client, rec)?;
-                self.deliver(state, out, rec).await
+                if out.route.delivery.mode == DeliveryMode::Sync {
+                    self.sync(state, out).await
+                } else {
+                    Box::pin(self.spool(state, out, rec)).await
+                }
             }
             Mode::Authz(check) => Ok(Reply::Allowed(
                 self.allow(state, *admitted, check, rec).await,
@@ -780,7 +786,7 @@ fn outbound(
     set_forwarded(&mut parts.headers, client, conn, host);
     set_trusted(&mut parts.headers, &state.trusted, &route, &verified, rec);
 
-    // 8. deliver
+    // Aimed at the route's upstream.
     let path = route::upstream_path(&route, parts.uri.path());
     let body = payload.raw().clone();
     let request = upstream::upstream_request(&route.upstream, path, parts, body.clone())

@@ -15,7 +15,7 @@ pub use self::attest::attest;
 pub use self::headers::{set_forwarded, strip_hop_by_hop, Trusted};
 pub use self::pool::{evict_idle, PoolError, UpstreamBody, UpstreamBodyError, UpstreamClient};
 pub use self::request::{from_event, to_event, upstream_request};
-pub use self::send::{send, send_observed, status_class, Sent, Traced, UpstreamError};
+pub use self::send::{send_observed, status_class, Sent, Traced, UpstreamError};
 use crate::secret::Secret;
 
 /// Where a route's verified requests go (`routes[].upstream`).

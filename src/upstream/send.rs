@@ -24,16 +24,32 @@ pub enum UpstreamError {
     Unreachable(#[from] super::PoolError),
 }
 
-/// Sends the request within `timeout`, which covers the whole answer: its headers here, and
-/// its body as it streams back to the caller (it ends in an error if not complete by then).
-pub async fn send(
+/// Where an attempt belongs in a trace.
+#[derive(Clone, Copy, Default)]
+pub struct Traced<'a> {
+    /// The server span of the request that brought the event (`None`: a new trace).
+    pub parent: Option<&'a opentelemetry::Context>,
+    /// Attempts made before this one.
+    pub resend_count: u32,
+}
+
+/// Sends the request within `timeout`, timed under the route's name, as a client span when
+/// tracing is on (its `traceparent` goes to the backend).
+pub async fn send_observed(
     client: &UpstreamClient,
-    req: Request<Full<Bytes>>,
+    metrics: &Metrics,
+    route: &str,
     timeout: Duration,
+    mut req: Request<Full<Bytes>>,
+    traced: Traced<'_>,
 ) -> Result<Sent, UpstreamError> {
+    let span = telemetry::client_span(traced.parent, &mut req, traced.resend_count);
+    // The deadline covers the whole answer: its headers here, and its body as it streams back
+    // to the caller (it ends in an error if not complete by then). One function, not two
+    // nested ones: each level would copy the whole future once more per request.
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + timeout;
-    match tokio::time::timeout_at(deadline, client.request(req)).await {
+    let result = match tokio::time::timeout_at(deadline, client.request(req)).await {
         Err(_) => Err(UpstreamError::Timeout),
         Ok(Err(e)) => {
             tracing::debug!(error = %e, "upstream request failed");
@@ -44,30 +60,7 @@ pub async fn send(
             strip_hop_by_hop(res.headers_mut());
             Ok((res, started.elapsed()))
         }
-    }
-}
-
-/// Where an attempt belongs in a trace.
-#[derive(Clone, Copy, Default)]
-pub struct Traced<'a> {
-    /// The server span of the request that brought the event (`None`: a new trace).
-    pub parent: Option<&'a opentelemetry::Context>,
-    /// Attempts made before this one.
-    pub resend_count: u32,
-}
-
-/// [`send`], timed under the route's name, as a client span when tracing is on (its
-/// `traceparent` goes to the backend).
-pub async fn send_observed(
-    client: &UpstreamClient,
-    metrics: &Metrics,
-    route: &str,
-    timeout: Duration,
-    mut req: Request<Full<Bytes>>,
-    traced: Traced<'_>,
-) -> Result<Sent, UpstreamError> {
-    let span = telemetry::client_span(traced.parent, &mut req, traced.resend_count);
-    let result = send(client, req, timeout).await;
+    };
     if let Some(span) = span {
         match &result {
             Ok((res, _)) => span.finish(Some(res.status().as_u16()), ""),
