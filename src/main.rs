@@ -1,5 +1,6 @@
 //! The `hookgate` binary: parse the command line, set up logging, hand over to the library.
 
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -20,7 +21,7 @@ fn main() -> ExitCode {
         Some(Command::Check(args)) => check(&args),
         Some(Command::Sign(args)) => match hookgate::cli::sign::sign(&args) {
             Ok(printed) => {
-                print!("{}", printed.out);
+                out(&printed.out);
                 if let Some(note) = printed.note {
                     eprintln!("hookgate: {note}");
                 }
@@ -31,7 +32,7 @@ fn main() -> ExitCode {
         Some(Command::Send(args)) => {
             match runtime().map(|rt| rt.block_on(hookgate::cli::sign::send(&args))) {
                 Ok(Ok((status, body))) => {
-                    println!("{status}\n{body}");
+                    out(&format!("{status}\n{body}\n"));
                     if (200..300).contains(&status) {
                         ExitCode::SUCCESS
                     } else {
@@ -43,8 +44,8 @@ fn main() -> ExitCode {
             }
         }
         Some(Command::Doctor(args)) => match doctor(&args) {
-            Ok((out, verified)) => {
-                print!("{out}");
+            Ok((text, verified)) => {
+                out(&text);
                 if verified {
                     ExitCode::SUCCESS
                 } else {
@@ -55,13 +56,13 @@ fn main() -> ExitCode {
         },
         Some(Command::Dlq(cmd)) => match runtime() {
             Ok(rt) => match rt.block_on(hookgate::cli::dlq::run(&cmd)) {
-                Ok(out) => {
-                    print!("{out}");
+                Ok(text) => {
+                    out(&text);
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    if let Some(out) = e.output() {
-                        print!("{out}");
+                    if let Some(text) = e.output() {
+                        out(&text);
                     }
                     fail(&e.to_string(), e.exit_code())
                 }
@@ -93,6 +94,20 @@ fn doctor(
     }
 }
 
+/// Writes a command's output. A reader that stops early (`hookgate events | head -1`) ends it
+/// quietly, as with other command-line tools, instead of a panic on the closed pipe.
+fn out(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("hookgate: cannot write the output: {e}");
+        }
+    }
+}
+
 fn fail(msg: &str, code: u8) -> ExitCode {
     eprintln!("hookgate: {msg}");
     ExitCode::from(code)
@@ -114,7 +129,7 @@ fn check(args: &RunArgs) -> ExitCode {
     match load(args, Config::check) {
         Ok(c) => {
             let routes = hookgate::config::counted(c.routes.len(), "route");
-            println!("{}: ok ({routes})", args.config.display());
+            out(&format!("{}: ok ({routes})\n", args.config.display()));
             ExitCode::SUCCESS
         }
         Err(code) => code,
@@ -159,8 +174,8 @@ fn admin_call(
 ) -> ExitCode {
     match runtime() {
         Ok(rt) => match rt.block_on(fut) {
-            Ok(out) => {
-                print!("{out}");
+            Ok(text) => {
+                out(&text);
                 ExitCode::SUCCESS
             }
             Err(e) => fail(&e.to_string(), e.exit_code()),

@@ -619,3 +619,25 @@ fn help_of_every_command() {
         }
     }
 }
+
+/// A reader that stops early (`hookgate sign ... | head -1`) ends the output quietly: the
+/// pipe's reading end is closed before the command starts, so every write meets a closed pipe.
+#[test]
+fn a_closed_pipe_ends_the_output_quietly() {
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let body = file(dir.path(), "b", BODY);
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_hookgate"))
+        .args(["sign", "--scheme", "github", "--secret", SECRET, &body])
+        .stdin(Stdio::null())
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!err.contains("Broken pipe"), "{err}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
+}
