@@ -62,7 +62,7 @@ fn main() -> ExitCode {
                 }
                 Err(e) => {
                     if let Some(text) = e.output() {
-                        out(&text);
+                        out(text);
                     }
                     fail(&e.to_string(), e.exit_code())
                 }
