@@ -11,7 +11,7 @@ pub fn validate(route: &Route, payload: &Payload) -> Result<Option<Rejection>, R
     let Some(schema) = &route.schema else {
         return Ok(None);
     };
-    match schema.check(payload.json()) {
+    match schema.check(payload.raw()) {
         Ok(()) => Ok(None),
         Err(failure) if schema.mode == Mode::Shadow => Ok(Some(failure.into())),
         Err(failure) => Err(failure.into()),

@@ -6,15 +6,20 @@
 //! is not one fails), which JSON Schema leaves optional by default.
 
 mod builtin;
+mod document;
 mod violation;
 
 use std::collections::HashMap;
 
-use jsonschema::Validator;
 use serde_json::Value;
+
+use self::document::{Document, InPlace};
 
 pub use self::builtin::{builtin, BUILTIN_NAMES};
 pub use self::violation::{Violation, MAX_VIOLATIONS};
+
+/// A compiled schema, checking payloads read in place ([`document`]).
+pub type Validator = jsonschema::Validator<InPlace>;
 
 /// `schema.mode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,7 +72,7 @@ pub enum Failure {
 /// Compiles one schema document, offline, with `format` asserted. The draft comes from
 /// `$schema` (2020-12 when absent).
 pub fn compile(schema: &Value) -> Result<Validator, String> {
-    jsonschema::options()
+    jsonschema::options_for::<InPlace>()
         .offline()
         .should_validate_formats(true)
         .build(schema)
@@ -79,9 +84,9 @@ pub fn compile(schema: &Value) -> Result<Validator, String> {
 }
 
 impl Schema {
-    /// Checks a payload (`None`: the body did not parse as JSON).
-    pub fn check(&self, json: Option<&Value>) -> Result<(), Failure> {
-        let json = json.ok_or(Failure::NotJson)?;
+    /// Checks a payload's bytes: not JSON, or the violations of the schema that applies.
+    pub fn check(&self, body: &[u8]) -> Result<(), Failure> {
+        let json = Document::parse(body).map_err(|_| Failure::NotJson)?;
         let validator = match &self.select {
             Select::One(v) => v,
             Select::ByField {
@@ -91,7 +96,7 @@ impl Schema {
             } => {
                 let chosen = json
                     .pointer(pointer)
-                    .and_then(Value::as_str)
+                    .and_then(Document::as_str)
                     .and_then(|k| schemas.get(k))
                     .or(default.as_ref());
                 match chosen {
@@ -105,6 +110,7 @@ impl Schema {
                 }
             }
         };
+        let json = &json;
         let violations: Box<[Violation]> = validator
             .iter_errors(json)
             .take(MAX_VIOLATIONS)
@@ -132,7 +138,7 @@ mod tests {
     }
 
     fn violations(s: &Schema, v: Value) -> Vec<Violation> {
-        match s.check(Some(&v)) {
+        match s.check(&serde_json::to_vec(&v).unwrap()) {
             Ok(()) => vec![],
             Err(Failure::Invalid(v)) => v.into_vec(),
             Err(e) => panic!("{e}"),
@@ -142,7 +148,9 @@ mod tests {
     #[test]
     fn not_json_is_its_own_failure() {
         let s = schema(json!({}));
-        assert_eq!(s.check(None), Err(Failure::NotJson));
+        for body in [&b"a=1"[..], b"", b"\xff\xfe", b"{\"a\": 1} trailing"] {
+            assert_eq!(s.check(body), Err(Failure::NotJson));
+        }
     }
 
     #[test]
