@@ -11,7 +11,7 @@
 //! - `diagnose.rs`: after a 401, the signature doctor within the route's budget, once the
 //!   sender has its answer.
 //! - `client_ip.rs`: the sender's address behind trusted proxies.
-//! - `payload.rs`: the body's bytes and its JSON tree, parsed once.
+//! - `payload.rs`: the body's bytes, and its JSON tree for a dedup key, parsed at most once.
 
 pub mod authz;
 mod body;
@@ -718,7 +718,7 @@ impl Gateway {
             limit::check_route(store, &state.limits, &route.name, limit, &self.metrics).await?;
         }
 
-        // 6. validate: the JSON tree is built here, once, and kept in `payload`.
+        // 6. validate: the schema reads the body in place (`schema/document.rs`).
         let stage = telemetry::stage(rec.span.as_ref(), "validate");
         let validated = validate::validate(&route, &payload);
         if let Err(r) = &validated {

@@ -1,8 +1,9 @@
-//! The request body kept for the stages after it is read: the raw bytes (verified and forwarded
-//! exactly as received) and their JSON tree, parsed at most once and only when a stage asks.
+//! The request body kept for the stages after it is read: the raw bytes (verified, validated and
+//! forwarded exactly as received) and their JSON tree, parsed at most once and only when a stage
+//! asks (a dedup key that reads the body).
 //!
 //! Building the tree costs more than verifying the signature, so no stage before verification
-//! asks for it, and the schema check and any later reader share one parse.
+//! asks for it, and the schema check reads the bytes in place instead ([`crate::schema`]).
 
 use std::sync::OnceLock;
 
