@@ -86,7 +86,7 @@ pub fn compile(schema: &Value) -> Result<Validator, String> {
 impl Schema {
     /// Checks a payload's bytes: not JSON, or the violations of the schema that applies.
     pub fn check(&self, body: &[u8]) -> Result<(), Failure> {
-        let json = Document::parse(body).map_err(|_| Failure::NotJson)?;
+        let doc = Document::parse(body).map_err(|_| Failure::NotJson)?;
         let validator = match &self.select {
             Select::One(v) => v,
             Select::ByField {
@@ -94,7 +94,7 @@ impl Schema {
                 schemas,
                 default,
             } => {
-                let chosen = json
+                let chosen = doc
                     .pointer(pointer)
                     .and_then(Document::as_str)
                     .and_then(|k| schemas.get(k))
@@ -110,9 +110,8 @@ impl Schema {
                 }
             }
         };
-        let json = &json;
         let violations: Box<[Violation]> = validator
-            .iter_errors(json)
+            .iter_errors(&doc)
             .take(MAX_VIOLATIONS)
             .map(|e| Violation::from_error(&e))
             .collect();
