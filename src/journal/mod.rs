@@ -41,7 +41,7 @@ pub use self::headers::{Headers, REDACTED};
 pub use self::query::{parse_time, Query};
 use self::redb::RedbJournal;
 use self::redis::RedisJournal;
-use self::ring::{Evicted, Packed, Ring};
+use self::ring::{Evicted, Ring};
 use self::stored::Update;
 use crate::clock::{millis, Clock};
 use crate::metrics::Metrics;
@@ -102,8 +102,6 @@ impl Default for Settings {
 
 enum Op {
     Record(Box<Entry>),
-    /// The memory ring's events but queued ones: packed by the caller ([`ring::Packed`]).
-    Packed(ring::Packed),
     Update {
         queue_id: u64,
         route: String,
@@ -210,31 +208,19 @@ impl Journal {
         true
     }
 
-    /// The body as the journal keeps it: cut at `max_body_bytes` (then marked). Not copied:
-    /// the request's bytes may share the connection's whole read buffer, so [`Journal::record`]
-    /// copies them unless it packs the entry at once.
+    /// The body as the journal keeps it: cut at `max_body_bytes` (then marked), and copied,
+    /// since the request's own bytes may share the connection's whole read buffer.
     pub fn keep_body(&self, body: &Bytes) -> (Option<Bytes>, bool) {
         if !self.settings.capture_body {
             return (None, false);
         }
         let cut = body.len().min(self.settings.max_body_bytes);
-        (Some(body.slice(..cut)), cut < body.len())
+        (Some(Bytes::copy_from_slice(&body[..cut])), cut < body.len())
     }
 
     /// Hands `e` to the writer; never waits.
-    pub fn record(&self, mut e: Entry) {
-        match &self.backend {
-            // Packed here: the writer only copies the bytes, and the body may still share the
-            // connection's read buffer (see `keep_body`) since nothing holds it afterwards.
-            Backend::Memory(_) if e.queue_id.is_none() => self.send(Op::Packed(Packed::new(&e))),
-            _ => {
-                // Held until the writer takes it: a copy, so as not to pin the read buffer.
-                if let Some(body) = &mut e.body {
-                    *body = Bytes::copy_from_slice(body);
-                }
-                self.send(Op::Record(Box::new(e)));
-            }
-        }
+    pub fn record(&self, e: Entry) {
+        self.send(Op::Record(Box::new(e)));
     }
 
     /// A queued event's attempt, and the state it left the event in.
@@ -441,21 +427,19 @@ async fn write(
                 let mut r = lock(ring);
                 let mut evicted = Evicted::default();
                 for op in ops.drain(..) {
-                    let out = match op {
-                        Op::Record(e) => r.push(e),
-                        Op::Packed(p) => r.push_packed(&p),
+                    match op {
+                        Op::Record(e) => {
+                            let out = r.push(e);
+                            evicted.full += out.full;
+                            evicted.failed += out.failed;
+                        }
                         Op::Update {
                             queue_id,
                             route,
                             attempt,
                             state,
-                        } => {
-                            r.update(queue_id, &route, attempt, state);
-                            Evicted::default()
-                        }
-                    };
-                    evicted.full += out.full;
-                    evicted.failed += out.failed;
+                        } => r.update(queue_id, &route, attempt, state),
+                    }
                 }
                 if expire {
                     evicted.expired = r.expire(now).expired;
@@ -503,9 +487,6 @@ fn split(ops: Vec<Op>) -> (Vec<Entry>, Vec<(String, Update)>) {
     for op in ops {
         match op {
             Op::Record(e) => records.push(*e),
-            // Only the memory ring is sent packed entries; were one sent here, it is kept all
-            // the same.
-            Op::Packed(p) => records.extend(p.unpack()),
             Op::Update {
                 queue_id,
                 route,

@@ -2,7 +2,6 @@
 //! ([`super::compact`]), back to back with the others ([`super::arena`]), beside the few fields
 //! the ring itself reads ([`super::slots`]).
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -26,33 +25,6 @@ pub struct Ring {
 
 /// An attempt (if any) and the state it left its event in.
 type Update = (Option<AttemptRecord>, &'static str);
-
-/// An event packed where it was recorded, with the fields the ring indexes: the writer then only
-/// copies its bytes, and the entry's parts are freed on the thread that made them.
-pub struct Packed {
-    bytes: Box<[u8]>,
-    received_ms: u64,
-    route: Option<Arc<str>>,
-    outcome: Cow<'static, str>,
-}
-
-impl Packed {
-    pub fn new(e: &Entry) -> Self {
-        let mut bytes = vec![0; packed_len(e)].into_boxed_slice();
-        pack_into(e, &mut bytes);
-        Self {
-            bytes,
-            received_ms: e.received_ms,
-            route: e.route.clone(),
-            outcome: e.outcome.clone(),
-        }
-    }
-
-    /// The entry again, for a store that keeps entries whole.
-    pub fn unpack(&self) -> Option<Entry> {
-        unpack(&self.bytes)
-    }
-}
 
 /// Early attempts kept at most: bounded whatever happens.
 const MAX_EARLY: usize = 10_000;
@@ -93,35 +65,6 @@ impl Ring {
                 e.state = Some(state.into());
             }
         }
-        let (route, len) = (e.route.as_deref(), packed_len(&e));
-        self.place(e.received_ms, route, &e.outcome, e.queue_id, len, |dst| {
-            pack_into(&e, dst);
-        })
-    }
-
-    /// Adds an event packed already (never a queued one: those may have early attempts).
-    pub fn push_packed(&mut self, p: &Packed) -> Evicted {
-        let (route, outcome) = (p.route.as_deref(), &p.outcome);
-        self.place(p.received_ms, route, outcome, None, p.bytes.len(), |dst| {
-            dst.copy_from_slice(&p.bytes);
-        })
-    }
-
-    /// `e` packed into the arena.
-    fn put(&mut self, e: &Entry) -> Option<Place> {
-        self.arena.put_with(packed_len(e), |dst| pack_into(e, dst))
-    }
-
-    /// `len` bytes written by `fill` into the arena, and their slot.
-    fn place(
-        &mut self,
-        received_ms: u64,
-        route: Option<&str>,
-        outcome: &str,
-        queue_id: Option<u64>,
-        len: usize,
-        fill: impl FnOnce(&mut [u8]),
-    ) -> Evicted {
         let mut out = Evicted::default();
         if self.slots.is_full() {
             if let Some(old) = self.slots.pop_front() {
@@ -129,16 +72,16 @@ impl Ring {
             }
             out.full += 1;
         }
-        let route = route.map(|r| self.name_id(r));
-        let outcome = self.name_id(outcome);
-        let placed = self.arena.put_with(len, fill);
+        let route = e.route.as_deref().map(|r| self.name_id(r));
+        let outcome = self.name_id(&e.outcome);
+        let placed = self.put(&e);
         let kept = placed.is_some_and(|place| {
             let slot = Slot {
                 place,
-                received_ms,
+                received_ms: e.received_ms,
                 route,
                 outcome,
-                queue_id,
+                queue_id: e.queue_id,
             };
             let pushed = self.slots.push_back(&slot);
             if !pushed {
@@ -150,6 +93,11 @@ impl Ring {
             out.failed += 1;
         }
         out
+    }
+
+    /// `e` packed into the arena.
+    fn put(&mut self, e: &Entry) -> Option<Place> {
+        self.arena.put_with(packed_len(e), |dst| pack_into(e, dst))
     }
 
     /// The index of `name` in `names`, added when new (routes and outcomes: a few dozen).
@@ -365,46 +313,5 @@ pub(super) mod tests {
         );
         assert_eq!(page.len(), 1);
         assert_eq!(page[0].id, "03");
-    }
-
-    /// An entry packed where it was recorded reads back as one the ring packed itself, and the
-    /// ring indexes it the same (route and outcome filters, eviction).
-    #[test]
-    fn packed_entries_are_kept_as_pushed_ones() {
-        let mut whole = entry("a1", 10);
-        whole.body = Some(bytes::Bytes::from_static(b"{\"job\":1}"));
-        whole.client_ip = Some("192.0.2.7".parse().unwrap());
-        let mut refused = entry("a2", 20);
-        refused.outcome = "rejected".into();
-        refused.route = Some("other".into());
-
-        let mut pushed = Ring::new(2, u64::MAX);
-        let mut packed = Ring::new(2, u64::MAX);
-        for e in [&whole, &refused] {
-            pushed.push(Box::new(e.clone()));
-            packed.push_packed(&Packed::new(e));
-        }
-        let json = |e: Option<Entry>| e.map(|e| e.to_json());
-        assert_eq!(
-            json(Packed::new(&whole).unpack()),
-            json(Some(whole.clone()))
-        );
-        assert_eq!(json(packed.get("a1")), json(pushed.get("a1")));
-        assert_eq!(json(packed.get("a1")), json(Some(whole)));
-        let q = Query {
-            outcome: Some("rejected".into()),
-            ..Query::default()
-        };
-        let ids = |r: &Ring, q: &Query| -> Vec<String> {
-            r.list(q, 10).into_iter().map(|e| e.id).collect()
-        };
-        assert_eq!(ids(&packed, &q), ["a2"]);
-        let q = Query {
-            route: Some("r".into()),
-            ..Query::default()
-        };
-        assert_eq!(ids(&packed, &q), ["a1"]);
-        assert_eq!(packed.push_packed(&Packed::new(&entry("a3", 30))).full, 1);
-        assert_eq!(ids(&packed, &Query::default()), ["a3", "a2"]);
     }
 }
