@@ -82,7 +82,7 @@ impl KeyTemplate {
     }
 
     /// The key for a request, or `None` when a part is missing from it. `json` gives the body's
-    /// JSON tree (shared with the schema stage); it is asked for only by `{body./pointer}`.
+    /// JSON tree, parsed only when a `{body./pointer}` asks for it.
     fn render<'a>(
         &self,
         headers: &HeaderMap,

@@ -42,7 +42,11 @@ impl<'a> Document<'a> {
         }
         let rest = pointer.strip_prefix('/')?;
         rest.split('/').try_fold(self, |node, token| {
-            let token = token.replace("~1", "/").replace("~0", "~");
+            let token: Cow<str> = if token.contains('~') {
+                token.replace("~1", "/").replace("~0", "~").into()
+            } else {
+                token.into()
+            };
             match node {
                 Self::Object(members) => members
                     .iter()
@@ -167,11 +171,13 @@ fn keep_last<T>(members: &mut Vec<(Cow<'_, str>, T)>) {
     if !repeated {
         return;
     }
-    let mut seen = std::collections::HashSet::new();
-    let mut keep = vec![false; members.len()];
-    for (i, (k, _)) in members.iter().enumerate().rev() {
-        keep[i] = seen.insert(k.to_string());
-    }
+    let mut seen = std::collections::HashSet::with_capacity(members.len());
+    let mut keep: Vec<bool> = members
+        .iter()
+        .rev()
+        .map(|(k, _)| seen.insert(k.as_ref()))
+        .collect();
+    keep.reverse();
     let mut flags = keep.into_iter();
     members.retain(|_| flags.next().unwrap_or(false));
 }
