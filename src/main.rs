@@ -95,7 +95,8 @@ fn doctor(
 }
 
 /// Writes a command's output. A reader that stops early (`hookgate events | head -1`) ends it
-/// quietly, as with other command-line tools, instead of a panic on the closed pipe.
+/// quietly, as with other command-line tools, instead of a panic on the closed pipe; any other
+/// failure (a full disk) is said, and the command exits 1.
 fn out(text: &str) {
     let mut stdout = std::io::stdout().lock();
     if let Err(e) = stdout
@@ -104,6 +105,7 @@ fn out(text: &str) {
     {
         if e.kind() != std::io::ErrorKind::BrokenPipe {
             eprintln!("hookgate: cannot write the output: {e}");
+            std::process::exit(1);
         }
     }
 }

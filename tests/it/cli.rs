@@ -641,3 +641,27 @@ fn a_closed_pipe_ends_the_output_quietly() {
     assert!(!err.contains("Broken pipe"), "{err}");
     assert_eq!(out.status.code(), Some(0), "{err}");
 }
+
+/// Output that cannot be written for another reason (a full disk: `/dev/full`) is said, and the
+/// command fails instead of claiming success.
+#[test]
+fn output_that_cannot_be_written_fails_the_command() {
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let body = file(dir.path(), "b", BODY);
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_hookgate"))
+        .args(["sign", "--scheme", "github", "--secret", SECRET, &body])
+        .stdin(Stdio::null())
+        .stdout(full)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("cannot write the output"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
